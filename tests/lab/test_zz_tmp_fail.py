@@ -1,0 +1,2 @@
+def test_fails(lab):
+    assert False

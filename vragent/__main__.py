@@ -1,0 +1,5 @@
+import sys
+
+from vragent.cli import main
+
+sys.exit(main())

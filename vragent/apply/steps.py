@@ -1,0 +1,235 @@
+"""The steps a plan is made of. Each can describe itself (for --dry-run), check its
+candidate, commit, and roll back what it committed."""
+
+from __future__ import annotations
+
+import difflib
+import errno
+import os
+import tempfile
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+
+from vragent import files, netlink, runner
+from vragent.render.sysctl import proc_path
+
+
+class Step:
+    kind = "step"
+    reversible = True
+
+    def summary(self) -> str:
+        raise NotImplementedError
+
+    def diff(self) -> str:
+        return self.summary() + "\n"
+
+    def check(self) -> None:
+        """Validate the candidate without changing anything."""
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def rollback(self) -> None:
+        """Undo commit(); only called after commit() returned."""
+
+
+@dataclass
+class SysctlStep(Step):
+    key: str
+    old: str | None
+    new: str
+    kind = "sysctl"
+
+    def summary(self) -> str:
+        return f"sysctl {self.key}: {self.old} -> {self.new}"
+
+    def commit(self) -> None:
+        _write_sysctl(self.key, self.new)
+
+    def rollback(self) -> None:
+        if self.old is not None:
+            _write_sysctl(self.key, self.old)
+
+
+def _write_sysctl(key: str, value: str) -> None:
+    with open(proc_path(key), "w") as handle:
+        handle.write(value)
+    with open(proc_path(key)) as handle:
+        actual = " ".join(handle.read().split())
+    if actual != " ".join(value.split()):
+        raise OSError(errno.EINVAL, f"{key} reads back {actual!r} after writing {value!r}")
+
+
+@dataclass
+class MtuStep(Step):
+    device: str
+    old: int
+    new: int
+    kind = "link"
+
+    def summary(self) -> str:
+        return f"link {self.device} mtu {self.old} -> {self.new}"
+
+    def commit(self) -> None:
+        netlink.set_mtu(self.device, self.new)
+
+    def rollback(self) -> None:
+        netlink.set_mtu(self.device, self.old)
+
+
+@dataclass
+class AddressStep(Step):
+    device: str
+    interface: IPv4Interface
+    add: bool
+    kind = "address"
+
+    def summary(self) -> str:
+        return f"address {'+' if self.add else '-'} {self.interface} dev {self.device}"
+
+    def commit(self) -> None:
+        (netlink.add_address if self.add else netlink.delete_address)(self.device, self.interface)
+
+    def rollback(self) -> None:
+        (netlink.delete_address if self.add else netlink.add_address)(self.device, self.interface)
+
+
+def _route_text(route) -> str:
+    return "none" if route is None else f"default via {route[0]} dev {route[1]}"
+
+
+@dataclass
+class RouteStep(Step):
+    old: tuple[IPv4Address, str] | None
+    new: tuple[IPv4Address, str] | None
+    kind = "route"
+
+    def summary(self) -> str:
+        return f"route {_route_text(self.old)} -> {_route_text(self.new)}"
+
+    def commit(self) -> None:
+        netlink.set_default_route(self.new)
+
+    def rollback(self) -> None:
+        netlink.set_default_route(self.old)
+
+
+@dataclass
+class IptablesStep(Step):
+    """One table, one iptables-restore transaction: the kernel swaps it atomically."""
+
+    table: str
+    script: str  # iptables-restore --noflush input
+    rollback_text: str  # the whole table as it was (iptables-save), restored with -T
+    running_view: str
+    desired_view: str
+    kind = "iptables"
+
+    def summary(self) -> str:
+        ops = sum(1 for line in self.script.splitlines() if line[:2] in ("-A", "-I", "-D", "-F", "-X", "-P", ":v"))
+        return f"iptables {self.table}: {ops} change(s) in one transaction"
+
+    def diff(self) -> str:
+        return "".join(difflib.unified_diff(
+            self.running_view.splitlines(keepends=True), self.desired_view.splitlines(keepends=True),
+            fromfile=f"iptables/{self.table} (running)", tofile=f"iptables/{self.table} (desired)"))
+
+    def check(self) -> None:
+        _restore(["iptables-restore", "--test", "-w", "--noflush"], self.script, self.table)
+
+    def commit(self) -> None:
+        _restore(["iptables-restore", "-w", "--noflush"], self.script, self.table)
+
+    def rollback(self) -> None:
+        _restore(["iptables-restore", "-w", "-T", self.table], self.rollback_text, self.table)
+
+
+def _restore(argv: list[str], script: str, table: str) -> None:
+    # Handing iptables-restore a complete file (not a pipe) means a killed agent can
+    # never feed it half a transaction.
+    with tempfile.NamedTemporaryFile("w", prefix=f"vragent-{table}-", suffix=".rules") as handle:
+        handle.write(script)
+        handle.flush()
+        try:
+            runner.run(argv + [handle.name])
+        except runner.CommandFailed as exc:
+            raise runner.CommandFailed(exc.argv, exc.returncode,
+                                       exc.output + "\n" + numbered_context(script, exc.output)) from None
+
+
+def numbered_context(script: str, error: str, radius: int = 3) -> str:
+    """The restore input around the line iptables-restore complained about, numbered."""
+    import re
+
+    found = re.search(r"line:? (\d+)", error)
+    lines = script.splitlines()
+    if not found:
+        return ""
+    failing = int(found.group(1))
+    start, end = max(1, failing - radius), min(len(lines), failing + radius)
+    return "\n".join(f"{'>' if n == failing else ' '}{n:5d} {lines[n - 1]}" for n in range(start, end + 1))
+
+
+@dataclass
+class FileStep(Step):
+    path: Path
+    old: str | None
+    new: str | None  # None: remove
+    mode: int = 0o644
+    kind = "file"
+
+    def summary(self) -> str:
+        verb = "write" if self.old is None else ("remove" if self.new is None else "update")
+        return f"file {verb} {self.path}"
+
+    def diff(self) -> str:
+        return "".join(difflib.unified_diff(
+            (self.old or "").splitlines(keepends=True), (self.new or "").splitlines(keepends=True),
+            fromfile=f"{self.path} (running)", tofile=f"{self.path} (desired)"))
+
+    def commit(self) -> None:
+        if self.new is None:
+            files.remove(self.path)
+        else:
+            files.atomic_write(self.path, self.new, self.mode)
+
+    def rollback(self) -> None:
+        if self.old is None:
+            files.remove(self.path)
+        else:
+            files.atomic_write(self.path, self.old, self.mode)
+
+
+@dataclass
+class ConntrackDeleteStep(Step):
+    """Forget the flows of a revoked NAT rule, and only those (never a full flush)."""
+
+    filters: list[list[str]]
+    reason: str
+    kind = "conntrack"
+    reversible = False
+
+    def summary(self) -> str:
+        return f"conntrack delete flows of {self.reason}"
+
+    def commit(self) -> None:
+        for args in self.filters:
+            # conntrack exits 1 when nothing matched; that is success here.
+            runner.run(["conntrack", "-D", *args], ok_codes=(0, 1))
+
+
+@dataclass
+class GratuitousArpStep(Step):
+    device: str
+    ip: IPv4Address
+    kind = "arp"
+    reversible = False
+
+    def summary(self) -> str:
+        return f"gratuitous ARP for {self.ip} on {self.device}"
+
+    def commit(self) -> None:
+        # -U: unsolicited ARP so neighbours replace a stale MAC for this IP at once.
+        runner.spawn(["arping", "-q", "-U", "-c", "2", "-I", self.device, str(self.ip)])

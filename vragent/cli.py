@@ -1,0 +1,128 @@
+"""Command line: argument parsing and exit codes only.
+
+Exit codes: 0 applied or nothing to do, 2 invalid input (nothing changed),
+1 apply failed (and was rolled back).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from vragent import engine, log
+from vragent import state as state_doc
+from vragent.errors import ApplyFailed, InvalidInput
+from vragent.paths import Paths
+from vragent.wire import load_push
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vragent", description="Configure a CloudStack virtual router atomically.")
+    parser.add_argument("--root", help="relocate every path the agent uses under DIR (or set VRAGENT_ROOT)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    apply = commands.add_parser("apply", help="apply CloudStack config files, a VR-*.cfg batch or a native document")
+    apply.add_argument("files", nargs="+", metavar="FILE", help="push file(s); - reads standard input")
+    apply.add_argument("--dry-run", action="store_true", help="print the plan as a diff and change nothing")
+    apply.add_argument("--json", action="store_true", help="print one JSON result object")
+    apply.add_argument("--lock-timeout", type=float, default=engine.lock.DEFAULT_WAIT,
+                       help="seconds to wait for a concurrent apply (default %(default)s)")
+
+    commands.add_parser("show", help="print the persisted desired state (the native document)")
+    render = commands.add_parser("render", help="print the full rendered ruleset as iptables-restore input")
+    render.add_argument("files", nargs="*", metavar="FILE", help="render the state after these pushes (no apply)")
+
+    lab = commands.add_parser("lab", help="a router replica in network namespaces")
+    lab.add_argument("action", choices=("up", "down", "check"))
+    lab.add_argument("--prefix", default="vrlab", help="namespace name prefix (default %(default)s)")
+    return parser
+
+
+def read_documents(names: list[str]):
+    documents, labels = [], []
+    for name in names:
+        if name == "-":
+            text, label = sys.stdin.read(), "stdin"
+        else:
+            with open(name, encoding="utf-8") as handle:
+                text = handle.read()
+            label = os.path.basename(name)
+        documents.extend(load_push(label, text))
+        labels.append(label)
+    return documents, labels
+
+
+def _print_errors(errors: list[dict]) -> None:
+    for error in errors:
+        print(f"error: {error['path']}: {error['message']}" if error["path"] else f"error: {error['message']}",
+              file=sys.stderr)
+
+
+def cmd_apply(args, paths: Paths) -> int:
+    try:
+        documents, labels = read_documents(args.files)
+    except InvalidInput as exc:
+        result = engine.Result(status="invalid", push=args.files,
+                               errors=[{"path": e.path, "message": e.message} for e in exc.errors])
+        log.get().error("push %s: invalid: %s", ",".join(args.files), exc)
+    except OSError as exc:
+        result = engine.Result(status="invalid", push=args.files, errors=[{"path": "", "message": str(exc)}])
+    else:
+        result = engine.apply(paths, documents, dry_run=args.dry_run, lock_wait=args.lock_timeout, names=labels)
+    if args.json:
+        print(json.dumps(result.as_json(), indent=None))
+    else:
+        if args.dry_run and result.status == "dry-run":
+            sys.stdout.write(result.diff or "nothing to do: the router already matches\n")
+        elif result.status in ("applied", "unchanged"):
+            print(f"{result.status}: {sum(1 for s in result.steps if s['status'] == 'ok')} step(s) "
+                  f"in {result.duration_ms:.0f} ms")
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+        _print_errors(result.errors)
+    return result.exit_code
+
+
+def cmd_show(paths: Paths) -> int:
+    try:
+        sys.stdout.write(state_doc.dumps(engine.load_state(paths)))
+    except ApplyFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_render(args, paths: Paths) -> int:
+    from vragent.render.netfilter import render_restore
+    from vragent.wire import merge_documents
+
+    state = engine.load_state(paths)
+    if args.files:
+        documents, _ = read_documents(args.files)
+        try:
+            state = merge_documents(state, documents)
+        except InvalidInput as exc:
+            _print_errors([{"path": e.path, "message": e.message} for e in exc.errors])
+            return 2
+    sys.stdout.write(render_restore(engine.render(state, paths).tables))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    paths = Paths.from_root(args.root)
+    log.setup(paths.log, args.verbose)
+    if args.command == "apply":
+        return cmd_apply(args, paths)
+    if args.command == "show":
+        return cmd_show(paths)
+    if args.command == "render":
+        return cmd_render(args, paths)
+    if args.command == "lab":
+        from vragent.lab import cli as lab_cli
+
+        return lab_cli.main(args.action, args.prefix)
+    return 2

@@ -1,0 +1,141 @@
+"""The pipeline: parse -> validate -> merge -> render -> observe -> plan -> check ->
+commit -> verify -> record. Only this module strings the phases together."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vragent import files, lock, log, observe, runner
+from vragent import state as state_doc
+from vragent.apply.transaction import Transaction
+from vragent.errors import ApplyFailed, InvalidInput, ValidationError
+from vragent.model import RouterState
+from vragent.paths import Paths
+from vragent.plan import Desired, Plan, build
+from vragent.render import addresses, netfilter, sysctl
+from vragent.wire import Document, merge_documents
+from vragent.wire.context import Context
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+@dataclass
+class Result:
+    status: str  # applied | unchanged | dry-run | invalid | failed
+    push: list[str]
+    changed: bool = False
+    steps: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    duration_ms: float = 0.0
+    diff: str = ""
+    forks: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return {"invalid": EXIT_INVALID, "failed": EXIT_FAILED}.get(self.status, EXIT_OK)
+
+    def as_json(self) -> dict:
+        return {"status": self.status, "exit_code": self.exit_code, "changed": self.changed,
+                "push": self.push, "steps": self.steps, "errors": self.errors, "notes": self.notes,
+                "duration_ms": round(self.duration_ms, 1), "forks": self.forks}
+
+
+def load_state(paths: Paths) -> RouterState:
+    text = files.read_text(paths.state)
+    if text is None:
+        return RouterState()
+    try:
+        return state_doc.loads(text, str(paths.state))
+    except InvalidInput as exc:
+        raise ApplyFailed(f"the persisted state {paths.state} is unreadable: {exc}") from None
+
+
+def render(state: RouterState, paths: Paths) -> Desired:
+    sysctls = sysctl.render(state)
+    return Desired(
+        tables=netfilter.render(state),
+        sysctls=sysctls,
+        links=addresses.render(state),
+        files={paths.under(sysctl.SYSCTL_FILE): (sysctl.file_content(sysctls), 0o644)},
+    )
+
+
+def observe_for(desired: Desired) -> observe.Observed:
+    return observe.observe(desired.sysctls.keys(), desired.files.keys())
+
+
+def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
+          lock_wait: float = lock.DEFAULT_WAIT, names: list[str] | None = None) -> Result:
+    started = time.monotonic()
+    forks_before = runner.forks
+    logger = log.get()
+    result = Result(status="failed", push=names or sorted({d.name.split(":")[0] for d in documents}))
+    try:
+        if dry_run:
+            _run(paths, documents, result, dry_run=True)
+        else:
+            with lock.apply_lock(paths.lock, lock_wait):
+                _run(paths, documents, result, dry_run=False)
+    except InvalidInput as exc:
+        result.status = "invalid"
+        result.errors = [{"path": e.path, "message": e.message} for e in exc.errors]
+    except ApplyFailed as exc:
+        result.status = "failed"
+        result.errors.append({"path": "", "message": str(exc)})
+    result.duration_ms = (time.monotonic() - started) * 1000
+    result.forks = runner.forks - forks_before
+    for error in result.errors:
+        logger.error("%s: %s", error["path"] or "apply", error["message"])
+    logger.info("push %s: %s, %d step(s), %.0f ms", ",".join(result.push), result.status,
+                len(result.steps), result.duration_ms)
+    return result
+
+
+def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bool) -> None:
+    logger = log.get()
+    old_state = load_state(paths)
+    context = Context(links={name: link.mac for name, link in observe.netlink.links().items()
+                             if name.startswith("eth")})
+    new_state = merge_documents(old_state, documents, context)
+    desired = render(new_state, paths)
+    observed = observe_for(desired)
+    plan = build(desired, observed, old_state, new_state)
+    result.notes = plan.notes
+    state_text = state_doc.dumps(new_state)
+    state_changed = files.read_text(paths.state) != state_text
+
+    if dry_run:
+        result.status = "dry-run"
+        result.changed = not plan.empty or state_changed
+        result.steps = [{"kind": s.kind, "summary": s.summary(), "status": "planned"} for s in plan.steps]
+        result.diff = plan.diff()
+        if state_changed:
+            result.diff += "".join(_state_diff(paths, state_text))
+        return
+
+    transaction = Transaction(plan.steps, logger)
+    transaction.check()
+    transaction.commit()
+    result.steps = transaction.report()
+    verification = build(desired, observe_for(desired)) if plan.steps else Plan()
+    if not verification.empty:
+        transaction.rollback(reason="verification found the router still differs")
+        result.steps = transaction.report()
+        raise ApplyFailed("after commit the router still differs from the desired state "
+                          f"({'; '.join(s.summary() for s in verification.steps)}); rolled back")
+    if state_changed:
+        files.atomic_write(paths.state, state_text, 0o600)
+        logger.info("state saved to %s", paths.state)
+    result.changed = bool(plan.steps) or state_changed
+    result.status = "applied" if result.changed else "unchanged"
+
+
+def _state_diff(paths: Paths, new_text: str):
+    import difflib
+
+    old = files.read_text(paths.state) or ""
+    return difflib.unified_diff(old.splitlines(keepends=True), new_text.splitlines(keepends=True),
+                                fromfile=f"{paths.state} (saved)", tofile=f"{paths.state} (after apply)")

@@ -1,0 +1,270 @@
+"""Sample CloudStack pushes for the lab network, in the management server's wire format.
+
+Field names and value types follow what CloudStack really sends (Gson with
+LOWER_CASE_WITH_UNDERSCORES, nulls omitted), as the reference notes on CloudStack's VR
+(cloudstack-vr.md §2.3 and §4.5) describe them.
+Each builder returns a plain dict, exactly what json.loads() gives for the pushed file.
+Quirks kept on purpose: cmdline values are all strings, `first_i_p`, guestnetwork `cidr`
+is a prefix length, port ranges are "a:b" strings for forwarding rules but [a, b] lists
+for firewall rules.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Iterable
+
+from vragent.lab.topology import (
+    CONTROL_NETMASK,
+    CONTROL_ROUTER2_IP,
+    CONTROL_ROUTER_IP,
+    EXTRA_PUBLIC_IPS,
+    GUEST_CIDR,
+    GUEST_NETMASK,
+    PUBLIC_GATEWAY,
+    PUBLIC_NETMASK,
+    ROUTER_GUEST_IP,
+    ROUTER_MACS,
+    SOURCE_NAT_IP,
+)
+
+Payload = dict[str, Any]
+PortRange = int | tuple[int, int] | str
+
+DOMAIN = "lab.internal"
+DNS = PUBLIC_GATEWAY
+# On a redundant pair ROUTER_GUEST_IP is the VRRP gateway and each router has its own.
+REDUNDANT_GUEST_IPS = {1: "192.0.2.2", 2: "192.0.2.3"}
+
+# Push file names by payload type (VRScripts); configure.py dispatches on the part
+# before ".json", so the names must be the real ones.
+FILE_NAMES = {
+    "cmdline": "cmd_line.json",
+    "ips": "ip_associations.json",
+    "guestnetwork": "guest_network.json",
+    "firewallrules": "firewall_rules.json",
+    "forwardrules": "forwarding_rules.json",
+    "staticnatrules": "staticnat_rules.json",
+    "dhcpentry": "vm_dhcp_entry.json",
+    "loadbalancer": "load_balancer.json",
+    "networkacl": "network_acl.json",
+    "vmdata": "vm_metadata.json",
+    "vmpassword": "vm_password.json",
+    "monitorservice": "monitor_service.json",
+}
+
+CACHE_DIR = "/var/cache/cloud/"
+UPDATE_CONFIG = "/opt/cloud/bin/update_config.py"
+BATCH_HEADER = "#Apache CloudStack Virtual Router Config File\n<version>\n1.0\n</version>\n"
+
+
+def _router_role(router: int) -> str:
+    if router not in (1, 2):
+        raise ValueError(f"router must be 1 or 2, not {router}")
+    return "vr" if router == 1 else "vr2"
+
+
+def _pushed(type_: str, **fields: Any) -> Payload:
+    # Every management-server payload carries ConfigBase's fields, the boolean included.
+    return {"type": type_, **fields, "delete_from_processed_cache": False}
+
+
+# --- router bootstrap and addresses ---
+
+def cmdline(router: int = 1, redundant: bool = False) -> Payload:
+    """cmd_line.json as the VR's boot script writes it from the hypervisor's cmdline."""
+    _router_role(router)
+    control_ip = CONTROL_ROUTER_IP if router == 1 else CONTROL_ROUTER2_IP
+    guest_ip = REDUNDANT_GUEST_IPS[router] if redundant else ROUTER_GUEST_IP
+    config = {
+        "type": "router",
+        "template": "domP",
+        "name": f"r-{100 + router}-VM",
+        "eth0ip": guest_ip,
+        "eth0mask": GUEST_NETMASK,
+        "eth1ip": control_ip,
+        "eth1mask": CONTROL_NETMASK,
+        "eth2ip": SOURCE_NAT_IP,
+        "eth2mask": PUBLIC_NETMASK,
+        "gateway": PUBLIC_GATEWAY,
+        "dns1": DNS,
+        "domain": DOMAIN,
+        "guestgw": ROUTER_GUEST_IP,
+        "guestbrd": "192.0.2.255",
+        "guestcidrsize": "24",
+        "cidrsize": "24",
+        "dhcprange": ROUTER_GUEST_IP,
+        "useextdns": "false",
+        "disable_rp_filter": "true",
+        "redundant_router": "true" if redundant else "false",
+    }
+    if redundant:
+        config |= {"router_id": "101", "router_pr": str(100 - router), "advert_int": "1"}
+    return {"type": "cmdline", "cmd_line": config}
+
+
+def ip_entry(public_ip: str, source_nat: bool = False, add: bool = True, one_to_one_nat: bool = False,
+             router: int = 1) -> Payload:
+    """One element of an `ips` push's ip_address list, on the router's public NIC (eth2)."""
+    return {
+        "public_ip": public_ip,
+        "source_nat": source_nat,
+        "add": add,
+        "one_to_one_nat": one_to_one_nat,
+        "first_i_p": source_nat,
+        "gateway": PUBLIC_GATEWAY,
+        "netmask": PUBLIC_NETMASK,
+        "vif_mac_address": ROUTER_MACS[_router_role(router)]["eth2"],
+        "nic_dev_id": 2,
+        "new_nic": False,
+        "nw_type": "Public",
+        "is_private_gateway": False,
+    }
+
+
+def ips(*entries: Payload) -> Payload:
+    """ip_associations.json. With no entries: the source NAT IP plus two extra public IPs."""
+    if not entries:
+        entries = (ip_entry(SOURCE_NAT_IP, source_nat=True), ip_entry(EXTRA_PUBLIC_IPS[0]),
+                   ip_entry(EXTRA_PUBLIC_IPS[1]))
+    return _pushed("ips", ip_address=list(entries))
+
+
+def guestnetwork(router: int = 1, redundant: bool = False, add: bool = True) -> Payload:
+    """guest_network.json for the lab's guest network on eth0."""
+    _router_role(router)
+    return _pushed(
+        "guestnetwork",
+        add=add,
+        mac_address=ROUTER_MACS[_router_role(router)]["eth0"],
+        device="eth0",
+        router_guest_ip=REDUNDANT_GUEST_IPS[router] if redundant else ROUTER_GUEST_IP,
+        router_guest_netmask=GUEST_NETMASK,
+        router_guest_gateway=ROUTER_GUEST_IP,
+        cidr="24",  # a prefix length, despite the name
+        dns=ROUTER_GUEST_IP,
+        domain_name=DOMAIN,
+        mtu=1500,
+    )
+
+
+# --- rules ---
+
+def _port_pair(ports: PortRange) -> tuple[int, int]:
+    if isinstance(ports, int):
+        return ports, ports
+    if isinstance(ports, str):
+        first, _, last = ports.partition(":")
+        return int(first), int(last or first)
+    return ports
+
+
+def firewall_rule(rule_id: int, protocol: str = "tcp", ports: PortRange | None = None,
+                  public_ip: str | None = SOURCE_NAT_IP, source_cidrs: Iterable[str] = ("0.0.0.0/0",),
+                  traffic_type: str = "Ingress", revoked: bool = False, icmp_type: int | None = None,
+                  icmp_code: int | None = None, dest_cidrs: Iterable[str] | None = None,
+                  default_egress_policy: bool = False) -> Payload:
+    """One firewall rule. Ingress rules name a public IP; egress rules (public_ip=None,
+    traffic_type="Egress") carry default_egress_policy."""
+    rule: Payload = {
+        "id": rule_id,
+        "protocol": protocol,
+        "revoked": revoked,
+        "already_added": False,
+        "source_cidr_list": list(source_cidrs),
+        "purpose": "Firewall",
+        "traffic_type": traffic_type,
+        "guest_cidr": GUEST_CIDR,
+        "default_egress_policy": default_egress_policy,
+    }
+    # Gson drops nulls, so absent values are absent keys.
+    if public_ip is not None:
+        rule["src_ip"] = public_ip
+    if ports is not None:
+        rule["src_port_range"] = list(_port_pair(ports))
+    if icmp_type is not None:
+        rule["icmp_type"] = icmp_type
+    if icmp_code is not None:
+        rule["icmp_code"] = icmp_code
+    if dest_cidrs is not None:
+        rule["dest_cidr_list"] = list(dest_cidrs)
+    return rule
+
+
+def firewall_rules(*rules: Payload) -> Payload:
+    """firewall_rules.json."""
+    return _pushed("firewallrules", rules=list(rules))
+
+
+def _port_range(ports: PortRange) -> str:
+    first, last = _port_pair(ports)
+    return f"{first}:{last}"
+
+
+def forward_rule(public_ip: str, public_ports: PortRange, internal_ip: str, internal_ports: PortRange,
+                 protocol: str = "tcp", revoke: bool = False) -> Payload:
+    """One port-forwarding rule: public_ip:public_ports -> internal_ip:internal_ports."""
+    return {
+        "revoke": revoke,
+        "protocol": protocol,
+        "source_ip_address": public_ip,
+        "source_port_range": _port_range(public_ports),
+        "destination_ip_address": internal_ip,
+        "destination_port_range": _port_range(internal_ports),
+    }
+
+
+def forward_rules(*rules: Payload) -> Payload:
+    """forwarding_rules.json."""
+    return _pushed("forwardrules", rules=list(rules))
+
+
+def staticnat_rule(public_ip: str, internal_ip: str, revoke: bool = False) -> Payload:
+    """One static (1:1) NAT rule; CloudStack sends the port range "0:0" and no protocol."""
+    return {
+        "revoke": revoke,
+        "source_ip_address": public_ip,
+        "source_port_range": "0:0",
+        "destination_ip_address": internal_ip,
+    }
+
+
+def staticnat_rules(*rules: Payload) -> Payload:
+    """staticnat_rules.json."""
+    return _pushed("staticnatrules", rules=list(rules))
+
+
+# --- files and batches ---
+
+def push_file_name(payload: Payload) -> str:
+    """The name the management server gives the pushed file, e.g. ip_associations.json.<uuid>.
+
+    cmd_line.json is written on the VR itself and never gets a uuid.
+    """
+    base = FILE_NAMES[payload["type"]]
+    return base if payload["type"] == "cmdline" else f"{base}.{uuid.uuid4()}"
+
+
+def named(*payloads: Payload) -> list[tuple[str, Payload]]:
+    """Pair each payload with a fresh push file name, ready for batch_cfg()."""
+    return [(push_file_name(payload), payload) for payload in payloads]
+
+
+def wire_json(payload: Payload) -> str:
+    """Single-line JSON as Gson writes it: no spaces, no HTML or non-ASCII escaping."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def batch_file_name() -> str:
+    """The name of an aggregated batch in /var/cache/cloud: VR-<uuid>.cfg."""
+    return f"VR-{uuid.uuid4()}.cfg"
+
+
+def batch_cfg(items: Iterable[tuple[str, Payload]]) -> str:
+    """An aggregated VR-<uuid>.cfg: a <file> block and an update_config.py <script> per item."""
+    blocks = [BATCH_HEADER]
+    for name, payload in items:
+        blocks.append(f"<file>\n{CACHE_DIR}{name}\n{wire_json(payload)}\n</file>\n")
+        blocks.append(f"<script>\n{UPDATE_CONFIG} {name}\n</script>\n")
+    return "".join(blocks)

@@ -1,0 +1,437 @@
+"""A CloudStack isolated-network router rebuilt from Linux network namespaces.
+
+Every machine is a namespace named ``{prefix}-{role}``::
+
+    vm1, vm2 ── brguest ── eth0 ┐
+                                ├ vr (and vr2)       roles: "vr", "vr2"
+    up ─────── brpub ──── eth2 ┤
+    ctl ────── brctl ──── eth1 ┘
+
+The three bridges live in their own ``{prefix}-sw`` namespace, and every veth pair is
+created with both ends already inside lab namespaces, so the host's root namespace never
+holds a lab interface, not even for a moment.
+
+The routers get links only: no IPv4 address, no route. Configuring them is the job of the
+agent under test.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Sequence
+
+# --- Addresses (documentation ranges only: RFC 5737, plus link-local for control) ---
+
+GUEST_CIDR = "192.0.2.0/24"
+GUEST_NETMASK = "255.255.255.0"
+ROUTER_GUEST_IP = "192.0.2.1"
+VM1_IP = "192.0.2.11"
+VM2_IP = "192.0.2.12"
+VM1_MAC = "02:00:00:00:00:11"
+VM2_MAC = "02:00:00:00:00:12"
+
+PUBLIC_CIDR = "198.51.100.0/24"
+PUBLIC_NETMASK = "255.255.255.0"
+PUBLIC_GATEWAY = "198.51.100.1"
+SOURCE_NAT_IP = "198.51.100.10"
+EXTRA_PUBLIC_IPS = ("198.51.100.20", "198.51.100.21", "198.51.100.22")
+UPSTREAM_MAC = "02:00:00:00:00:fe"
+# Extra "internet" hosts on the upstream's lo, so tests can originate from two sources.
+UPSTREAM_SOURCES = ("203.0.113.10", "203.0.113.20")
+
+CONTROL_CIDR = "169.254.0.0/16"
+CONTROL_NETMASK = "255.255.0.0"
+CONTROL_HOST_IP = "169.254.0.1"
+CONTROL_HOST_MAC = "02:00:00:00:00:fd"
+CONTROL_ROUTER_IP = "169.254.1.10"
+CONTROL_ROUTER2_IP = "169.254.1.11"
+
+# Router NICs follow CloudStack's `router` type: eth0 guest, eth1 control, eth2 public.
+# MACs are 02:00:00:00:0R:0N (R = router number, N = NIC number), except that vr2's
+# public NIC shares vr's MAC: on a redundant pair CloudStack gives both routers the same
+# public MAC and fails over by link state (the backup keeps eth2 down).
+ROUTER_MACS: dict[str, dict[str, str]] = {
+    "vr": {"eth0": "02:00:00:00:01:00", "eth1": "02:00:00:00:01:01", "eth2": "02:00:00:00:01:02"},
+    "vr2": {"eth0": "02:00:00:00:02:00", "eth1": "02:00:00:00:02:01", "eth2": "02:00:00:00:01:02"},
+}
+ROUTER_GUEST_MAC = ROUTER_MACS["vr"]["eth0"]
+ROUTER_CONTROL_MAC = ROUTER_MACS["vr"]["eth1"]
+ROUTER_PUBLIC_MAC = ROUTER_MACS["vr"]["eth2"]
+
+GUEST_BRIDGE = "brguest"
+PUBLIC_BRIDGE = "brpub"
+# The control segment is a bridge too (KVM's cloud0 is one): with two routers both eth1
+# NICs must reach the one control host.
+CONTROL_BRIDGE = "brctl"
+BRIDGES = (GUEST_BRIDGE, PUBLIC_BRIDGE, CONTROL_BRIDGE)
+
+SWITCH_ROLE = "sw"
+ROUTER_ROLES = ("vr", "vr2")
+VM_ROLES = ("vm1", "vm2")
+UPSTREAM_ROLE = "up"
+CONTROL_ROLE = "ctl"
+ALL_ROLES = (SWITCH_ROLE, *ROUTER_ROLES, *VM_ROLES, UPSTREAM_ROLE, CONTROL_ROLE)
+
+NETNS_DIR = Path("/run/netns")
+IP = "ip"
+DEFAULT_TIMEOUT = 10.0
+STOP_GRACE_SECONDS = 2.0
+
+# sysctls are reset explicitly because a new namespace copies IPv4 settings from the
+# host's namespace (net.core.devconf_inherit_init_net=0): without this a host with
+# ip_forward=1 or rp_filter=1 would silently change what the lab proves.
+# IPv6 is off everywhere so no DAD, RS or MLD packet adds noise to captures and counters.
+_NO_IPV6 = {
+    "net.ipv6.conf.all.disable_ipv6": "1",
+    "net.ipv6.conf.default.disable_ipv6": "1",
+}
+# A freshly booted kernel's values; the agent sets what a VR needs.
+ROUTER_SYSCTLS = {
+    **_NO_IPV6,
+    "net.ipv4.ip_forward": "0",
+    "net.ipv4.conf.all.rp_filter": "0",
+    "net.ipv4.conf.default.rp_filter": "0",
+    "net.ipv4.conf.all.arp_ignore": "0",
+    "net.ipv4.conf.default.arp_ignore": "0",
+    "net.ipv4.conf.all.arp_announce": "0",
+    "net.ipv4.conf.default.arp_announce": "0",
+}
+# End hosts never forward, and use strict reverse-path filtering (RFC 3704) so a reply
+# that comes back through the wrong place is dropped rather than silently accepted.
+HOST_SYSCTLS = {
+    **ROUTER_SYSCTLS,
+    "net.ipv4.conf.all.rp_filter": "1",
+    "net.ipv4.conf.default.rp_filter": "1",
+}
+# With br_netfilter loaded, bridged frames would otherwise traverse the switch
+# namespace's iptables and conntrack; a switch must be dumb.
+SWITCH_SYSCTLS = {
+    **_NO_IPV6,
+    "net.ipv4.ip_forward": "0",
+    "net.bridge.bridge-nf-call-iptables": "0",
+    "net.bridge.bridge-nf-call-ip6tables": "0",
+    "net.bridge.bridge-nf-call-arptables": "0",
+}
+
+
+class LabCommandError(subprocess.CalledProcessError):
+    """A lab command failed; unlike CalledProcessError, the message carries stderr."""
+
+    def __str__(self) -> str:
+        cmd = shlex.join(self.cmd) if isinstance(self.cmd, list) else str(self.cmd)
+        detail = (self.stderr or "").strip()
+        return f"{cmd!r} exited {self.returncode}: {detail}"
+
+
+@dataclass(frozen=True)
+class Nic:
+    """One NIC of a lab machine: a veth whose peer is a port on a switch bridge."""
+
+    ifname: str
+    bridge: str
+    mac: str
+    addresses: tuple[str, ...] = ()  # "a.b.c.d/len"
+
+
+@dataclass(frozen=True)
+class Node:
+    """A lab machine: one namespace, its NICs and its static IP configuration."""
+
+    role: str
+    nics: tuple[Nic, ...]
+    sysctls: dict[str, str] = field(default_factory=dict)
+    loopback_addresses: tuple[str, ...] = ()
+    default_gateway: str | None = None
+
+
+def build_nodes(routers: int, vm_static_addresses: bool) -> tuple[Node, ...]:
+    """The machines of a lab, as data (pure: nothing is created here)."""
+    nodes = [_router(role) for role in ROUTER_ROLES[:routers]]
+    for role, ip, mac in (("vm1", VM1_IP, VM1_MAC), ("vm2", VM2_IP, VM2_MAC)):
+        addresses = (f"{ip}/24",) if vm_static_addresses else ()
+        nodes.append(Node(
+            role=role,
+            nics=(Nic("eth0", GUEST_BRIDGE, mac, addresses),),
+            sysctls=HOST_SYSCTLS,
+            default_gateway=ROUTER_GUEST_IP if vm_static_addresses else None,
+        ))
+    nodes.append(Node(
+        role=UPSTREAM_ROLE,
+        nics=(Nic("eth0", PUBLIC_BRIDGE, UPSTREAM_MAC, (f"{PUBLIC_GATEWAY}/24",)),),
+        sysctls=HOST_SYSCTLS,
+        loopback_addresses=tuple(f"{ip}/32" for ip in UPSTREAM_SOURCES),
+    ))
+    nodes.append(Node(
+        role=CONTROL_ROLE,
+        nics=(Nic("eth0", CONTROL_BRIDGE, CONTROL_HOST_MAC, (f"{CONTROL_HOST_IP}/16",)),),
+        sysctls=HOST_SYSCTLS,
+    ))
+    return tuple(nodes)
+
+
+def _router(role: str) -> Node:
+    macs = ROUTER_MACS[role]
+    return Node(
+        role=role,
+        nics=(
+            Nic("eth0", GUEST_BRIDGE, macs["eth0"]),
+            Nic("eth1", CONTROL_BRIDGE, macs["eth1"]),
+            Nic("eth2", PUBLIC_BRIDGE, macs["eth2"]),
+        ),
+        sysctls=ROUTER_SYSCTLS,
+    )
+
+
+def switch_port(role: str, ifname: str) -> str:
+    """Name of the bridge port, in the switch namespace, that is cabled to role's ifname."""
+    return f"{role}-{ifname}"
+
+
+class Lab:
+    """A replica of a CloudStack isolated-network router, in network namespaces.
+
+    >>> with Lab("demo") as lab:
+    ...     lab.run("vm1", ["ip", "-br", "addr"])
+    """
+
+    def __init__(self, prefix: str = "vrlab", routers: int = 1, vm_static_addresses: bool = True) -> None:
+        if routers not in (1, 2):
+            raise ValueError(f"routers must be 1 or 2, not {routers}")
+        if not prefix or "/" in prefix or len(f"{prefix}-vr2") > 64:
+            raise ValueError(f"unusable namespace prefix {prefix!r}")
+        self.prefix = prefix
+        self.routers = routers
+        self.vm_static_addresses = vm_static_addresses
+        self.nodes = build_nodes(routers, vm_static_addresses)
+        self.roles: tuple[str, ...] = (SWITCH_ROLE, *(node.role for node in self.nodes))
+        self._processes: list[subprocess.Popen[Any]] = []
+
+    def __repr__(self) -> str:
+        return f"Lab(prefix={self.prefix!r}, routers={self.routers})"
+
+    def __enter__(self) -> Lab:
+        self.up()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.down()
+
+    # --- names ---
+
+    def ns(self, role: str) -> str:
+        """The namespace name of a role ("vr", "vm1", ...)."""
+        if role not in ALL_ROLES:
+            raise ValueError(f"unknown lab role {role!r}; roles are {', '.join(ALL_ROLES)}")
+        return f"{self.prefix}-{role}"
+
+    def exists(self) -> bool:
+        """True when every namespace of this lab exists."""
+        return all((NETNS_DIR / self.ns(role)).exists() for role in self.roles)
+
+    # --- lifecycle ---
+
+    def up(self) -> None:
+        """Build the lab, first removing any leftovers of a lab with the same prefix."""
+        self._remove_namespaces(ALL_ROLES)
+        try:
+            self._ip_batch(None, [f"netns add {self.ns(role)}" for role in self.roles])
+            self._set_sysctls(SWITCH_ROLE, SWITCH_SYSCTLS)
+            for node in self.nodes:
+                self._set_sysctls(node.role, node.sysctls)
+            self._ip_batch(SWITCH_ROLE, self._switch_commands())
+            for node in self.nodes:
+                self._ip_batch(node.role, _node_commands(node))
+        except BaseException:
+            self.down()
+            raise
+
+    def down(self) -> None:
+        """Stop every process of the lab (by PID) and delete its namespaces.
+
+        Processes the lab did not start itself (daemons the agent spawned inside the
+        router) are found by their network namespace, so none can keep a namespace,
+        and with it a veth, alive after its name is gone.
+        """
+        for process in list(self._processes):
+            self.terminate(process)
+        self._remove_namespaces(ALL_ROLES)
+
+    def _remove_namespaces(self, roles: Sequence[str]) -> None:
+        names = [self.ns(role) for role in roles if (NETNS_DIR / self.ns(role)).exists()]
+        if not names:
+            return
+        _stop_pids(pids_in_namespaces(names))
+        # -force: keep deleting the others if one disappeared meanwhile.
+        subprocess.run([IP, "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in names),
+                       capture_output=True, text=True, timeout=DEFAULT_TIMEOUT, check=False)
+
+    # --- running things inside ---
+
+    def command(self, role: str, argv: Sequence[str]) -> list[str]:
+        """The argv that runs argv inside role's namespace."""
+        return [IP, "netns", "exec", self.ns(role), *argv]
+
+    def run(self, role: str, argv: Sequence[str], check: bool = True, timeout: float = DEFAULT_TIMEOUT,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run argv inside role's namespace and wait for it (text output captured)."""
+        argv = self.command(role, argv)
+        result = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            raise LabCommandError(result.returncode, argv, result.stdout, result.stderr)
+        return result
+
+    def popen(self, role: str, argv: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[Any]:
+        """Start argv inside role's namespace; down() (or terminate()) stops it by PID.
+
+        stdin/stdout/stderr default to /dev/null; pass subprocess.PIPE to talk to it.
+        """
+        for stream in ("stdin", "stdout", "stderr"):
+            popen_kwargs.setdefault(stream, subprocess.DEVNULL)
+        # Own session: a Ctrl-C aimed at pytest must not reach lab daemons half-way.
+        popen_kwargs.setdefault("start_new_session", True)
+        # `ip netns exec` execs argv in place, so process.pid is the program's own PID.
+        process = subprocess.Popen(self.command(role, argv), **popen_kwargs)
+        self._processes.append(process)
+        return process
+
+    def terminate(self, process: subprocess.Popen[Any], grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop one process started by popen(): SIGTERM, then SIGKILL after grace seconds."""
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=grace)
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        if process in self._processes:
+            self._processes.remove(process)
+
+    @property
+    def tracked_pids(self) -> list[int]:
+        """PIDs of the processes popen() started that are still tracked."""
+        return [process.pid for process in self._processes]
+
+    def pids(self) -> list[int]:
+        """Every process currently inside any namespace of this lab."""
+        names = [self.ns(role) for role in self.roles if (NETNS_DIR / self.ns(role)).exists()]
+        return sorted(pids_in_namespaces(names))
+
+    def describe(self) -> str:
+        """Addresses and routes of every machine: a snapshot for failing-test reports."""
+        sections = []
+        for role in self.roles:
+            if not (NETNS_DIR / self.ns(role)).exists():
+                sections.append(f"== {role}: no namespace")
+                continue
+            addresses = self.run(role, [IP, "-br", "addr"], check=False).stdout
+            routes = self.run(role, [IP, "route"], check=False).stdout
+            sections.append(f"== {role} ({self.ns(role)})\n{addresses}{routes}")
+        return "\n".join(sections)
+
+    # --- building blocks ---
+
+    def _switch_commands(self) -> list[str]:
+        commands = ["link set lo up"]
+        # No STP and no IGMP snooping: a dumb switch that floods VRRP/conntrackd multicast
+        # and forwards from the first frame.
+        for bridge in BRIDGES:
+            commands += [f"link add {bridge} type bridge stp_state 0 mcast_snooping 0",
+                         f"link set {bridge} up"]
+        for node in self.nodes:
+            for nic in node.nics:
+                port = switch_port(node.role, nic.ifname)
+                commands += [
+                    f"link add {port} type veth peer name {nic.ifname} address {nic.mac} netns {self.ns(node.role)}",
+                    f"link set {port} master {nic.bridge} up",
+                ]
+        return commands
+
+    def _set_sysctls(self, role: str, sysctls: dict[str, str]) -> None:
+        # -e: the bridge-nf keys exist only while br_netfilter is loaded.
+        assignments = [f"{key}={value}" for key, value in sysctls.items()]
+        self.run(role, ["sysctl", "-q", "-e", "-w", *assignments])
+
+    def _ip_batch(self, role: str | None, commands: Sequence[str]) -> None:
+        """Run ip commands in one process (one fork instead of dozens)."""
+        argv = [IP, "-batch", "-"] if role is None else [IP, "-n", self.ns(role), "-batch", "-"]
+        text = "".join(f"{command}\n" for command in commands)
+        result = subprocess.run(argv, input=text, capture_output=True, text=True,
+                                timeout=DEFAULT_TIMEOUT, check=False)
+        if result.returncode != 0:
+            # ip names the failing line ("Command failed -:7"); show the input numbered.
+            numbered = "".join(f"{n:3d}  {line}\n" for n, line in enumerate(commands, 1))
+            raise LabCommandError(result.returncode, argv, result.stdout, f"{result.stderr}\n{numbered}")
+
+
+def _node_commands(node: Node) -> list[str]:
+    commands = ["link set lo up"]
+    for address in node.loopback_addresses:
+        commands.append(f"addr add {address} dev lo")
+    for nic in node.nics:
+        commands.append(f"link set {nic.ifname} up")
+        commands += [f"addr add {address} dev {nic.ifname}" for address in nic.addresses]
+    if node.default_gateway:
+        commands.append(f"route add default via {node.default_gateway}")
+    return commands
+
+
+def pids_in_namespaces(names: Sequence[str]) -> set[int]:
+    """PIDs of processes whose network namespace is one of the named ones.
+
+    The same test `ip netns pids` makes, done once for all names in one /proc scan.
+    """
+    wanted = set()
+    for name in names:
+        try:
+            info = os.stat(NETNS_DIR / name)
+        except FileNotFoundError:
+            continue
+        wanted.add((info.st_dev, info.st_ino))
+    found = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            info = os.stat(f"/proc/{entry.name}/ns/net")
+        except OSError:  # exited meanwhile, a zombie, or a kernel thread
+            continue
+        if (info.st_dev, info.st_ino) in wanted:
+            found.add(int(entry.name))
+    found.discard(os.getpid())
+    return found
+
+
+def _stop_pids(pids: set[int], grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM the given PIDs, then SIGKILL whatever is still alive after grace seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while (pids := {pid for pid in pids if _is_alive(pid)}) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not pids:
+            return
+
+
+def _is_alive(pid: int) -> bool:
+    """True unless the process is gone or a zombie (a zombie holds no namespace)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state follows the parenthesised command name, which may itself contain ")".
+    return stat[stat.rfind(")") + 2] != "Z"

@@ -1,0 +1,105 @@
+"""Read-only view of the running router: netfilter tables, sysctls, links, addresses, routes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+
+from vragent import netlink, runner
+from vragent.render.netfilter import CHAIN_PREFIX, TABLES
+
+
+@dataclass
+class ObservedTable:
+    name: str
+    save_text: str  # the table exactly as iptables-save printed it (for rollback)
+    policies: dict[str, str] = field(default_factory=dict)
+    chains: dict[str, list[str]] = field(default_factory=dict)  # every chain, built-in and user
+
+    def owned_chains(self) -> dict[str, list[str]]:
+        return {name: rules for name, rules in self.chains.items() if name.startswith(CHAIN_PREFIX)}
+
+
+def parse_iptables_save(text: str) -> dict[str, ObservedTable]:
+    tables: dict[str, ObservedTable] = {}
+    current: ObservedTable | None = None
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("*"):
+            current = ObservedTable(line[1:], "")
+            lines = [line]
+        elif current is None or line.startswith("#"):
+            continue
+        elif line == "COMMIT":
+            lines.append(line)
+            current.save_text = "\n".join(lines) + "\n"
+            tables[current.name] = current
+            current = None
+        else:
+            lines.append(line)
+            if line.startswith(":"):
+                name, policy = line[1:].split()[:2]
+                current.chains.setdefault(name, [])
+                if policy != "-":
+                    current.policies[name] = policy
+            elif line.startswith("-A "):
+                chain = line.split(" ", 2)[1]
+                current.chains.setdefault(chain, []).append(line)
+    return tables
+
+
+def iptables_tables() -> dict[str, ObservedTable]:
+    """All tables with one fork; a table the kernel has never loaded is reported empty."""
+    text = runner.run(["iptables-save"]).stdout
+    tables = parse_iptables_save(text)
+    for name in TABLES:
+        if name not in tables:
+            tables[name] = ObservedTable(name, f"*{name}\nCOMMIT\n")
+    return tables
+
+
+def read_sysctl(key: str) -> str | None:
+    from vragent.render.sysctl import proc_path
+
+    try:
+        with open(proc_path(key)) as handle:
+            return " ".join(handle.read().split())
+    except OSError:
+        return None
+
+
+def sysctl_read_only(key: str) -> bool:
+    """Global-only keys (conntrack sizing) are exposed read-only (0444) inside a
+    non-initial network namespace; writing them there fails."""
+    from vragent.render.sysctl import proc_path
+
+    try:
+        return not os.stat(proc_path(key)).st_mode & 0o222
+    except OSError:
+        return False
+
+
+@dataclass
+class Observed:
+    tables: dict[str, ObservedTable]
+    sysctls: dict[str, str | None]
+    links: dict[str, netlink.Link]
+    addresses: dict[str, set[IPv4Interface]]
+    default_route: tuple[IPv4Address, str] | None
+    read_only_sysctls: set[str]
+    files: dict[str, str | None] = field(default_factory=dict)  # path -> content
+
+
+def observe(sysctl_keys, file_paths=()) -> Observed:
+    from vragent import files
+
+    return Observed(
+        tables=iptables_tables(),
+        sysctls={key: read_sysctl(key) for key in sysctl_keys},
+        links=netlink.links(),
+        addresses=netlink.addresses(),
+        default_route=netlink.default_route(),
+        read_only_sysctls={key for key in sysctl_keys if sysctl_read_only(key)},
+        files={str(path): files.read_text(path) for path in file_paths},
+    )

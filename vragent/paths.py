@@ -1,0 +1,50 @@
+"""Every path the agent reads or writes, under one relocatable root.
+
+`--root DIR` or VRAGENT_ROOT moves all of them, so the whole agent runs for real
+inside `ip netns exec NS` on a lab or CI machine. Kernel interfaces (/proc/sys) are
+per network namespace already and are not relocated.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @classmethod
+    def from_root(cls, root: str | os.PathLike | None = None) -> "Paths":
+        chosen = root if root is not None else os.environ.get("VRAGENT_ROOT") or "/"
+        return cls(Path(chosen).resolve())
+
+    def under(self, relative: str) -> Path:
+        return self.root / relative.lstrip("/")
+
+    @property
+    def state(self) -> Path:
+        return self.under("var/lib/vragent/state.json")
+
+    @property
+    def log(self) -> Path:
+        return self.under("var/log/cloud-scripts.log")
+
+    @property
+    def lock(self) -> Path:
+        return self.under("run/vragent/apply.lock")
+
+    @property
+    def run_dir(self) -> Path:
+        return self.under("run/vragent")
+
+    @property
+    def cache(self) -> Path:
+        """Where the management server drops pushed files (/var/cache/cloud)."""
+        return self.under("var/cache/cloud")
+
+    @property
+    def processed(self) -> Path:
+        return self.cache / "processed"

@@ -1,0 +1,234 @@
+"""Compare desired with observed and produce ordered steps, each with a reason (pure).
+
+An empty plan means the router already is what the state says.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from vragent.apply.steps import (AddressStep, ConntrackDeleteStep, FileStep, GratuitousArpStep,
+                                 IptablesStep, MtuStep, RouteStep, Step, SysctlStep)
+from vragent.model import PortForward, RouterState, StaticNat
+from vragent.observe import Observed, ObservedTable
+from vragent.render.addresses import LinkPlan
+from vragent.render.netfilter import CHAIN_PREFIX, TableSpec
+
+# Above this share of changed rules a chain is refilled rather than edited in place.
+REFILL_RATIO = 0.5
+
+
+@dataclass
+class Desired:
+    tables: dict[str, TableSpec]
+    sysctls: dict[str, str]
+    links: LinkPlan
+    files: dict[Path, tuple[str | None, int]]  # path -> (content or None to remove, mode)
+
+
+@dataclass
+class Plan:
+    steps: list[Step] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # things deliberately not done, and why
+
+    @property
+    def empty(self) -> bool:
+        return not self.steps
+
+    def diff(self) -> str:
+        return "".join(step.diff() for step in self.steps)
+
+
+def build(desired: Desired, observed: Observed, old_state: RouterState | None = None,
+          new_state: RouterState | None = None) -> Plan:
+    plan = Plan()
+    plan.steps += _sysctl_steps(desired.sysctls, observed, plan.notes)
+    link_steps, deletions, arps = _link_steps(desired.links, observed)
+    plan.steps += link_steps
+    for name in ("raw", "mangle", "nat", "filter"):
+        step = table_step(desired.tables[name], observed.tables[name])
+        if step is not None:
+            plan.steps.append(step)
+    plan.steps += deletions
+    plan.steps += _file_steps(desired.files, observed)
+    if old_state is not None and new_state is not None:
+        plan.steps += conntrack_steps(old_state, new_state)
+    plan.steps += arps
+    return plan
+
+
+# -- sysctls ---------------------------------------------------------------------------------
+
+def _sysctl_steps(wanted: dict[str, str], observed: Observed, notes: list[str]) -> list[Step]:
+    steps: list[Step] = []
+    for key, value in wanted.items():
+        current = observed.sysctls.get(key)
+        if current == value:
+            continue
+        if current is None:
+            notes.append(f"sysctl {key} skipped: not present in this kernel or for this NIC")
+        elif key in observed.read_only_sysctls:
+            notes.append(f"sysctl {key} skipped: read-only here (global-only inside a network namespace); "
+                         f"stays {current}, wanted {value}")
+        else:
+            steps.append(SysctlStep(key, current, value))
+    return steps
+
+
+# -- links, addresses, default route -------------------------------------------------------
+
+def _link_steps(wanted: LinkPlan, observed: Observed):
+    before: list[Step] = []
+    deletions: list[Step] = []
+    arps: list[Step] = []
+    for device, mtu in sorted(wanted.mtu.items()):
+        link = observed.links.get(device)
+        if link is not None and link.mtu != mtu:
+            before.append(MtuStep(device, link.mtu, mtu))
+    for device, interfaces in wanted.addresses.items():
+        if device not in observed.links:
+            continue  # validation reports unknown devices; never invent NICs
+        current = observed.addresses.get(device, set())
+        for interface in interfaces:
+            if interface not in current:
+                before.append(AddressStep(device, interface, add=True))
+                if interface in wanted.public:
+                    arps.append(GratuitousArpStep(device, interface.ip))
+        # Addresses on a managed NIC that the state does not hold go, after the rules using them.
+        # Primary addresses last, so the kernel does not drop secondaries with them.
+        extra = sorted(current - set(interfaces), key=lambda i: (i.network, i.ip), reverse=True)
+        for interface in extra:
+            deletions.append(AddressStep(device, interface, add=False))
+    if wanted.default_route is not None and observed.default_route != wanted.default_route:
+        before.append(RouteStep(observed.default_route, wanted.default_route))
+    return before, deletions, arps
+
+
+# -- files -----------------------------------------------------------------------------------
+
+def _file_steps(wanted: dict[Path, tuple[str | None, int]], observed: Observed) -> list[Step]:
+    steps: list[Step] = []
+    for path, (content, mode) in wanted.items():
+        current = observed.files.get(str(path))
+        if current != content:
+            steps.append(FileStep(path, current, content, mode))
+    return steps
+
+
+# -- netfilter -------------------------------------------------------------------------------
+
+def _is_our_jump(rule: str) -> bool:
+    words = rule.split()
+    return "-j" in words and words[words.index("-j") + 1].startswith(CHAIN_PREFIX)
+
+
+def table_view(policies: dict[str, str], jumps: dict[str, list[str]], chains: dict[str, list[str]]) -> str:
+    """What vragent manages in a table, in iptables-save form (for diffs)."""
+    lines = [f":{chain} {policy}" for chain, policy in sorted(policies.items())]
+    lines += [f":{chain} -" for chain in sorted(chains)]
+    for chain in sorted(jumps):
+        lines += jumps[chain]
+    for chain in sorted(chains):
+        lines += chains[chain]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def table_step(desired: TableSpec, observed: ObservedTable) -> IptablesStep | None:
+    ops: list[str] = []
+    declarations: list[str] = []
+    removals: list[str] = []
+    for chain, policy in sorted(desired.policies.items()):
+        if observed.policies.get(chain) != policy:
+            ops.append(f"-P {chain} {policy}")
+
+    current_owned = observed.owned_chains()
+    for chain in desired.chains:
+        if chain not in current_owned:
+            declarations.append(f":{chain} - [0:0]")
+
+    for builtin, rules in observed.chains.items():
+        if builtin.startswith(CHAIN_PREFIX):
+            continue
+        wanted = desired.jumps.get(builtin, [])
+        ours = [r for r in rules if _is_our_jump(r)]
+        if rules[: len(wanted)] == wanted and len(ours) == len(wanted):
+            continue
+        for rule in reversed(ours):
+            ops.append("-D" + rule[2:])
+        for position, rule in enumerate(wanted, start=1):
+            ops.append(f"-I {builtin} {position} " + rule.split(" ", 2)[2])
+    for builtin, wanted in desired.jumps.items():
+        if builtin not in observed.chains:  # a table the kernel has not loaded yet
+            for position, rule in enumerate(wanted, start=1):
+                ops.append(f"-I {builtin} {position} " + rule.split(" ", 2)[2])
+
+    for chain, rules in desired.chains.items():
+        ops += _chain_edits(chain, current_owned.get(chain, []), rules)
+
+    for chain in current_owned:
+        if chain not in desired.chains:
+            removals.append(f"-F {chain}")
+            removals.append(f"-X {chain}")
+    # Flush every stale chain before deleting any: they may reference each other.
+    removals = [r for r in removals if r.startswith("-F")] + [r for r in removals if r.startswith("-X")]
+
+    script_lines = declarations + ops + removals
+    if not script_lines:
+        return None
+    running = table_view({c: observed.policies.get(c, "ACCEPT") for c in desired.policies},
+                         {b: [r for r in rules if _is_our_jump(r)] for b, rules in observed.chains.items()
+                          if not b.startswith(CHAIN_PREFIX)},
+                         current_owned)
+    wanted_view = table_view(desired.policies, desired.jumps, desired.chains)
+    script = f"*{desired.name}\n" + "\n".join(script_lines) + "\nCOMMIT\n"
+    return IptablesStep(desired.name, script, observed.save_text, running, wanted_view)
+
+
+def _chain_edits(chain: str, current: list[str], wanted: list[str]) -> list[str]:
+    """Edit a chain in place by rule position; refill it when most of it changes."""
+    if current == wanted:
+        return []
+    matcher = difflib.SequenceMatcher(a=current, b=wanted, autojunk=False)
+    opcodes = [op for op in matcher.get_opcodes() if op[0] != "equal"]
+    changed = sum(max(i2 - i1, j2 - j1) for _, i1, i2, j1, j2 in opcodes)
+    if not current or changed > REFILL_RATIO * max(len(wanted), 1):
+        return ([f"-F {chain}"] if current else []) + wanted
+    edits: list[str] = []
+    # Work from the end of the chain so earlier positions stay valid.
+    for tag, i1, i2, j1, j2 in reversed(opcodes):
+        for position in range(i2, i1, -1):
+            edits.append(f"-D {chain} {position}")
+        for offset, rule in enumerate(wanted[j1:j2]):
+            edits.append(f"-I {chain} {i1 + 1 + offset} " + rule.split(" ", 2)[2])
+    return edits
+
+
+# -- conntrack -------------------------------------------------------------------------------
+
+def conntrack_steps(old: RouterState, new: RouterState) -> list[Step]:
+    """Flows of NAT rules that are gone or now point elsewhere; never a full flush."""
+    steps: list[Step] = []
+    kept_forwards = set(new.port_forwards)
+    for rule in old.port_forwards:
+        if rule not in kept_forwards:
+            steps.append(ConntrackDeleteStep(_forward_filters(rule),
+                                             f"port forwarding {rule.public_ip} {rule.protocol.value} {rule.public_ports}"))
+    kept_nats = set(new.static_nats)
+    for nat in old.static_nats:
+        if nat not in kept_nats:
+            steps.append(ConntrackDeleteStep([["--orig-dst", str(nat.public_ip)],
+                                              ["--orig-src", str(nat.internal_ip), "--reply-dst", str(nat.public_ip)]],
+                                             f"static NAT {nat.public_ip} -> {nat.internal_ip}"))
+    return steps
+
+
+def _forward_filters(rule: PortForward) -> list[list[str]]:
+    base = ["-p", rule.protocol.value, "--orig-dst", str(rule.public_ip)]
+    if rule.public_ports.size <= 64:
+        return [base + ["--orig-port-dst", str(port)]
+                for port in range(rule.public_ports.first, rule.public_ports.last + 1)]
+    # conntrack filters single ports only; for a wide range forget the translated flows instead.
+    return [["-p", rule.protocol.value, "--orig-dst", str(rule.public_ip), "--reply-src", str(rule.internal_ip)]]

@@ -1,0 +1,41 @@
+"""Addresses, default route and MTU of the router's NICs (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
+
+from vragent.model import CONTROL_DEVICE, RouterState
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    # device -> addresses; only devices listed here are managed (others are never touched)
+    addresses: dict[str, tuple[IPv4Interface, ...]]
+    default_route: tuple[IPv4Address, str] | None
+    mtu: dict[str, int]
+    public: frozenset[IPv4Interface]  # addresses that announce themselves with gratuitous ARP
+
+
+def render(state: RouterState) -> LinkPlan:
+    addresses: dict[str, list[IPv4Interface]] = {}
+    mtu: dict[str, int] = {}
+    control = state.control_interface
+    if control is not None:
+        addresses.setdefault(CONTROL_DEVICE, []).append(control)
+    for guest in state.all_guest_networks():
+        addresses.setdefault(guest.device, []).append(guest.interface)
+        if guest.mtu:
+            mtu[guest.device] = guest.mtu
+    public = []
+    for pip in state.ordered_public_ips():
+        addresses.setdefault(pip.device, []).append(pip.interface)
+        public.append(pip.interface)
+        if pip.mtu:
+            mtu[pip.device] = pip.mtu
+    return LinkPlan(
+        addresses={dev: tuple(dict.fromkeys(ifaces)) for dev, ifaces in sorted(addresses.items())},
+        default_route=state.default_gateway,
+        mtu=mtu,
+        public=frozenset(public),
+    )

@@ -1,0 +1,215 @@
+"""The router's whole netfilter state, rendered exactly as `iptables-save` prints it.
+
+vragent owns every chain whose name starts with `vr-` and refills them wholesale;
+built-in chains get only jump rules at their top, so rules others add to built-in
+or foreign chains are left alone. Rule text must match iptables-save's output byte
+for byte (option order, `/32` on hosts, `-m tcp` after `-p tcp`), otherwise the
+agent would never converge: tests/lab/test_netfilter_roundtrip.py proves it.
+
+Layout (router type: eth0 guest, eth1 control, eth2+ public):
+  mangle PREROUTING -> vr-PREROUTING: guest NICs RETURN, then per public IP
+         -d ip -> vr-fw-<ip>: established, the ingress firewall rules, DROP
+  nat    PREROUTING, OUTPUT -> vr-dnat: port forwarding and static NAT DNAT
+         POSTROUTING -> vr-snat: hairpin SNAT, static NAT SNAT, source NAT
+  filter INPUT -> vr-INPUT (policy DROP): lo, established, icmp, SSH 3922 on the
+         control NIC, DHCP/DNS from guest networks
+         FORWARD -> vr-FORWARD (policy DROP): established, DNAT'ed (already passed
+         the ingress firewall), guest->public through vr-egress
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from vragent.model import (CONTROL_DEVICE, Direction, FirewallRule, PortForward, Protocol, RouterState,
+                           SSH_PORT)
+
+CHAIN_PREFIX = "vr-"
+TABLES = ("raw", "mangle", "nat", "filter")
+BUILTIN_CHAINS = {
+    "raw": ("PREROUTING", "OUTPUT"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+}
+ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED"
+
+
+@dataclass
+class TableSpec:
+    """What vragent wants in one table: policies, jumps at the top of built-ins, owned chains."""
+
+    name: str
+    policies: dict[str, str] = field(default_factory=dict)
+    jumps: dict[str, list[str]] = field(default_factory=dict)  # built-in chain -> ["-A INPUT -j vr-INPUT"]
+    chains: dict[str, list[str]] = field(default_factory=dict)  # owned chain -> rule lines
+
+    def chain(self, name: str) -> list[str]:
+        return self.chains.setdefault(name, [])
+
+    def add(self, chain: str, spec: str) -> None:
+        self.chain(chain).append(f"-A {chain} {spec}")
+
+    def jump(self, builtin: str, spec: str) -> None:
+        self.jumps.setdefault(builtin, []).append(f"-A {builtin} {spec}")
+
+    def rule_count(self) -> int:
+        return sum(len(r) for r in self.chains.values()) + sum(len(r) for r in self.jumps.values())
+
+
+def host(address: IPv4Address) -> str:
+    return f"{address}/32"
+
+
+def net(network: IPv4Network) -> str:
+    return str(network)
+
+
+def match_protocol(protocol: Protocol, ports=None, icmp_type=None, icmp_code=None, *,
+                   source_port: bool = False) -> str:
+    """The protocol part of a rule in iptables-save's words."""
+    if protocol is Protocol.ALL:
+        return ""
+    text = f"-p {protocol.value}"
+    if protocol.has_ports and ports is not None:
+        text += f" -m {protocol.value} --{'s' if source_port else 'd'}port {ports.match()}"
+    elif protocol is Protocol.ICMP and icmp_type is not None:
+        text += f" -m icmp --icmp-type {icmp_type}" + (f"/{icmp_code}" if icmp_code is not None else "")
+    return text
+
+
+def _join(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def render(state: RouterState) -> dict[str, TableSpec]:
+    tables = {name: TableSpec(name) for name in TABLES}
+    _filter_input(state, tables["filter"])
+    _filter_forward(state, tables["filter"])
+    _ingress_firewall(state, tables["mangle"])
+    _nat(state, tables["nat"])
+    return tables
+
+
+def _filter_input(state: RouterState, table: TableSpec) -> None:
+    table.policies["INPUT"] = "DROP"
+    table.jump("INPUT", "-j vr-INPUT")
+    chain = "vr-INPUT"
+    table.add(chain, "-i lo -j ACCEPT")
+    table.add(chain, f"{ESTABLISHED} -j ACCEPT")
+    table.add(chain, "-p icmp -j ACCEPT")
+    # Management SSH only from the control NIC (the management server's link-local path).
+    table.add(chain, f"-i {CONTROL_DEVICE} -p tcp -m tcp --dport {SSH_PORT} -j ACCEPT")
+    for guest in state.all_guest_networks():
+        # DHCP requests come from 0.0.0.0, so only the NIC can be matched.
+        table.add(chain, f"-i {guest.device} -p udp -m udp --dport 67 -j ACCEPT")
+        for proto in ("udp", "tcp"):
+            table.add(chain, f"-s {net(guest.network)} -i {guest.device} -p {proto} -m {proto} --dport 53 -j ACCEPT")
+
+
+def _filter_forward(state: RouterState, table: TableSpec) -> None:
+    table.policies["FORWARD"] = "DROP"
+    table.jump("FORWARD", "-j vr-FORWARD")
+    chain = "vr-FORWARD"
+    table.add(chain, f"{ESTABLISHED} -j ACCEPT")
+    # Connections DNAT'ed by port forwarding or static NAT passed the ingress firewall in mangle.
+    table.add(chain, "-m conntrack --ctstate DNAT -j ACCEPT")
+    public_devices = state.public_devices()
+    for guest in state.all_guest_networks():
+        for device in public_devices:
+            table.add(chain, f"-i {guest.device} -o {device} -j vr-egress")
+    egress = "vr-egress"
+    table.chain(egress)
+    allow_by_default = state.egress_default_allow
+    action = "DROP" if allow_by_default else "ACCEPT"
+    for rule in state.firewall_rules:
+        if rule.direction is Direction.EGRESS:
+            for spec in _rule_specs(rule):
+                table.add(egress, f"{spec} -j {action}")
+    table.add(egress, f"-j {'ACCEPT' if allow_by_default else 'DROP'}")
+
+
+def _rule_specs(rule: FirewallRule) -> list[str]:
+    sources = [f"-s {net(c)}" if c.prefixlen else "" for c in rule.source_cidrs] or [""]
+    destinations = [f"-d {net(c)}" if c.prefixlen else "" for c in rule.dest_cidrs] or [""]
+    proto = match_protocol(rule.protocol, rule.ports, rule.icmp_type, rule.icmp_code)
+    return [_join(s, d, proto) for s in sources for d in destinations]
+
+
+def _ingress_firewall(state: RouterState, table: TableSpec) -> None:
+    table.jump("PREROUTING", "-j vr-PREROUTING")
+    chain = "vr-PREROUTING"
+    table.chain(chain)
+    for guest in state.all_guest_networks():
+        # Guests reaching a public IP (hairpin) are not ingress traffic.
+        table.add(chain, f"-i {guest.device} -j RETURN")
+    ingress: dict[IPv4Address, list[FirewallRule]] = {}
+    for rule in state.firewall_rules:
+        if rule.direction is Direction.INGRESS:
+            ingress.setdefault(rule.public_ip, []).append(rule)
+    for pip in state.ordered_public_ips():
+        fw = f"vr-fw-{pip.ip}"
+        table.add(chain, f"-d {host(pip.ip)} -j {fw}")
+        table.add(fw, f"{ESTABLISHED} -j RETURN")
+        for rule in ingress.get(pip.ip, []):
+            for spec in _rule_specs(rule):
+                table.add(fw, f"{spec} -j RETURN")
+        table.add(fw, "-j DROP")
+
+
+def _dnat_target(rule: PortForward) -> str:
+    target = f"{rule.internal_ip}:{rule.internal_ports.first}"
+    if rule.internal_ports.size > 1:
+        target += f"-{rule.internal_ports.last}"
+        if rule.internal_ports.first != rule.public_ports.first:
+            # Shifted ranges map port to port (1020:1030 -> 20-30/1020), not to any port of the range.
+            target += f"/{rule.public_ports.first}"
+    return target
+
+
+def _nat(state: RouterState, table: TableSpec) -> None:
+    table.jump("PREROUTING", "-j vr-dnat")
+    table.jump("OUTPUT", "-j vr-dnat")  # the router itself reaches forwarded ports too
+    table.jump("POSTROUTING", "-j vr-snat")
+    dnat, snat = "vr-dnat", "vr-snat"
+    table.chain(dnat)
+    table.chain(snat)
+    for rule in state.port_forwards:
+        proto = rule.protocol.value
+        table.add(dnat, f"-d {host(rule.public_ip)} -p {proto} -m {proto} --dport {rule.public_ports.match()} "
+                        f"-j DNAT --to-destination {_dnat_target(rule)}")
+    for nat in state.static_nats:
+        table.add(dnat, f"-d {host(nat.public_ip)} -j DNAT --to-destination {nat.internal_ip}")
+
+    guests = state.all_guest_networks()
+    for guest in guests:
+        # Hairpin: a guest reaching another guest through a public IP must see the reply
+        # come back through the router, so the source becomes the router's guest address.
+        table.add(snat, f"-s {net(guest.network)} -d {net(guest.network)} -o {guest.device} "
+                        f"-m conntrack --ctstate DNAT -j SNAT --to-source {guest.router_ip}")
+    devices = {p.ip: p.device for p in state.ordered_public_ips()}
+    for nat in state.static_nats:
+        device = devices.get(nat.public_ip)
+        if device:
+            table.add(snat, f"-s {host(nat.internal_ip)} -o {device} -j SNAT --to-source {nat.public_ip}")
+    for device in state.public_devices():
+        source = state.source_nat_ip(device)
+        if source is not None:
+            table.add(snat, f"-o {device} -j SNAT --to-source {source}")
+
+
+def render_restore(tables: dict[str, TableSpec]) -> str:
+    """The whole ruleset as one plain iptables-restore input (benchmark floor, debugging)."""
+    out = []
+    for name in TABLES:
+        spec = tables[name]
+        out.append(f"*{name}")
+        out += [f":{chain} {policy} [0:0]" for chain, policy in sorted(spec.policies.items())]
+        out += [f":{chain} - [0:0]" for chain in spec.chains]
+        for rules in spec.jumps.values():
+            out += rules
+        for rules in spec.chains.values():
+            out += rules
+        out.append("COMMIT")
+    return "\n".join(out) + "\n"

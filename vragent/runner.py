@@ -1,0 +1,53 @@
+"""The only place that starts processes: argv lists, never a shell, always a timeout."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+DEFAULT_TIMEOUT = 60.0
+
+
+class CommandFailed(Exception):
+    def __init__(self, argv: list[str], returncode: int | None, output: str):
+        self.argv, self.returncode, self.output = argv, returncode, output.strip()
+        status = "timed out" if returncode is None else f"exited {returncode}"
+        super().__init__(f"{' '.join(argv)} {status}: {self.output[-2000:]}")
+
+
+@dataclass
+class Completed:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+# Counted so benchmarks and tests can report how many processes an apply forked.
+forks = 0
+
+
+def run(argv: list[str], *, input: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+        check: bool = True, ok_codes: tuple[int, ...] = (0,)) -> Completed:
+    global forks
+    forks += 1
+    try:
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise CommandFailed(argv, None, str(exc.stderr or "")) from None
+    except FileNotFoundError:
+        raise CommandFailed(argv, 127, f"{argv[0]}: command not found") from None
+    if check and proc.returncode not in ok_codes:
+        raise CommandFailed(argv, proc.returncode, proc.stderr or proc.stdout)
+    return Completed(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+def spawn(argv: list[str]) -> None:
+    """Fire and forget (gratuitous ARP): the child is reaped by init when we exit."""
+    global forks
+    forks += 1
+    try:
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,192 @@
+"""The persisted desired state: one JSON document (schema: schema/state.schema.json).
+
+The same document is vragent's native push format: `vragent show` prints it and
+`vragent apply` accepts it back as a full replacement of the state.
+"""
+
+from __future__ import annotations
+
+import json
+from ipaddress import IPv4Address
+from typing import Any
+
+from vragent.errors import InvalidInput, ValidationError
+from vragent.model import (Direction, FirewallRule, GuestNetwork, PortForward, PortRange, Protocol,
+                           PublicIp, RouterState, StaticNat)
+from vragent.render.sysctl import check_overrides
+from vragent.wire.fields import Fields, parse_ipv4
+
+FORMAT = "vragent/1"
+
+
+def is_native(data: dict) -> bool:
+    return "format" in data and "type" not in data
+
+
+def _ports(ports: PortRange | None) -> str | None:
+    return None if ports is None else str(ports)
+
+
+def to_document(state: RouterState) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "cmdline": dict(state.cmdline),
+        "public_ips": [
+            {"ip": str(p.ip), "prefix": p.prefix, "device": p.device,
+             "gateway": str(p.gateway) if p.gateway else None, "source_nat": p.source_nat,
+             "one_to_one_nat": p.one_to_one_nat, "first": p.first, "mac": p.mac, "mtu": p.mtu}
+            for p in state.public_ips
+        ],
+        "guest_networks": [
+            {"device": n.device, "router_ip": str(n.router_ip), "prefix": n.prefix,
+             "gateway": str(n.gateway), "mac": n.mac, "dns": [str(d) for d in n.dns],
+             "domain": n.domain, "mtu": n.mtu}
+            for n in state.guest_networks
+        ],
+        "firewall": {
+            "egress_default_allow": state.egress_default_allow,
+            "rules": [
+                {"id": r.id, "direction": r.direction.value, "protocol": r.protocol.value,
+                 "public_ip": str(r.public_ip) if r.public_ip else None, "ports": _ports(r.ports),
+                 "icmp_type": r.icmp_type, "icmp_code": r.icmp_code,
+                 "source_cidrs": [str(c) for c in r.source_cidrs],
+                 "dest_cidrs": [str(c) for c in r.dest_cidrs]}
+                for r in state.firewall_rules
+            ],
+        },
+        "port_forwards": [
+            {"public_ip": str(r.public_ip), "protocol": r.protocol.value, "public_ports": str(r.public_ports),
+             "internal_ip": str(r.internal_ip), "internal_ports": str(r.internal_ports)}
+            for r in state.port_forwards
+        ],
+        "static_nats": [{"public_ip": str(r.public_ip), "internal_ip": str(r.internal_ip)}
+                        for r in state.static_nats],
+        "sysctl": dict(state.sysctl_overrides),
+    }
+
+
+def dumps(state: RouterState) -> str:
+    return json.dumps(to_document(state), indent=2, sort_keys=False) + "\n"
+
+
+def from_document(data: Any, path: str, errors: list[ValidationError]) -> RouterState:
+    """Parse a native document; problems are appended to `errors` with JSON paths."""
+    doc = Fields(data, path, errors)
+    if doc.string("format") not in (None, FORMAT):
+        doc.error("format", f"unsupported format {doc.data.get('format')!r}; expected {FORMAT!r}")
+        return RouterState()
+    cmdline = doc.raw("cmdline", {})
+    if not isinstance(cmdline, dict) or not all(isinstance(v, str) for v in cmdline.values()):
+        doc.error("cmdline", "expected an object of strings")
+        cmdline = {}
+    state = RouterState().with_cmdline(cmdline)
+
+    public_ips = []
+    for index, raw in enumerate(doc.list("public_ips", [])):
+        item = Fields(raw, f"{doc.at('public_ips')}[{index}]", errors)
+        ip, device = item.ipv4("ip"), item.device("device")
+        prefix = item.integer("prefix", lo=0, hi=32)
+        if None not in (ip, device, prefix):
+            public_ips.append(PublicIp(ip, prefix, device, item.ipv4("gateway", None),
+                                       bool(item.boolean("source_nat", False)),
+                                       bool(item.boolean("one_to_one_nat", False)),
+                                       bool(item.boolean("first", False)), item.string("mac", None),
+                                       item.integer("mtu", None, lo=68, hi=65535)))
+
+    guests = []
+    for index, raw in enumerate(doc.list("guest_networks", [])):
+        item = Fields(raw, f"{doc.at('guest_networks')}[{index}]", errors)
+        device, router_ip = item.device("device"), item.ipv4("router_ip")
+        prefix = item.integer("prefix", lo=0, hi=32)
+        dns = []
+        for d_index, value in enumerate(item.list("dns", [])):
+            address = parse_ipv4(str(value), f"{item.at('dns')}[{d_index}]", errors)
+            if address:
+                dns.append(address)
+        if None not in (device, router_ip, prefix):
+            guests.append(GuestNetwork(device, router_ip, prefix, item.ipv4("gateway", None) or router_ip,
+                                       item.string("mac", None), tuple(dns), item.string("domain", ""),
+                                       item.integer("mtu", None, lo=68, hi=65535)))
+
+    firewall = Fields(doc.raw("firewall", {}), doc.at("firewall"), errors)
+    rules = []
+    for index, raw in enumerate(firewall.list("rules", [])):
+        item = Fields(raw, f"{firewall.at('rules')}[{index}]", errors)
+        rule = _firewall_rule(item)
+        if rule is not None:
+            rules.append(rule)
+
+    forwards = []
+    for index, raw in enumerate(doc.list("port_forwards", [])):
+        item = Fields(raw, f"{doc.at('port_forwards')}[{index}]", errors)
+        protocol = _enum(item, "protocol", Protocol)
+        values = (item.ipv4("public_ip"), protocol, item.port_range("public_ports"),
+                  item.ipv4("internal_ip"), item.port_range("internal_ports"))
+        if None not in values:
+            if values[2].size != values[4].size:
+                item.error("internal_ports", "must have as many ports as public_ports")
+            else:
+                forwards.append(PortForward(*values))
+
+    nats = []
+    for index, raw in enumerate(doc.list("static_nats", [])):
+        item = Fields(raw, f"{doc.at('static_nats')}[{index}]", errors)
+        public_ip, internal_ip = item.ipv4("public_ip"), item.ipv4("internal_ip")
+        if public_ip and internal_ip:
+            nats.append(StaticNat(public_ip, internal_ip))
+
+    sysctl = doc.raw("sysctl", {})
+    if not isinstance(sysctl, dict):
+        doc.error("sysctl", "expected an object of key: value")
+        sysctl = {}
+    errors.extend(check_overrides(sysctl, doc.at("sysctl")))
+
+    return RouterState(
+        cmdline=state.cmdline,
+        public_ips=tuple(sorted(public_ips, key=lambda p: p.ip)),
+        guest_networks=tuple(sorted(guests, key=lambda n: n.device)),
+        firewall_rules=tuple(rules),
+        egress_default_allow=bool(firewall.boolean("egress_default_allow", True)),
+        port_forwards=tuple(sorted(forwards, key=lambda r: (r.public_ip, r.protocol.value, r.public_ports))),
+        static_nats=tuple(sorted(nats, key=lambda r: r.public_ip)),
+    ).with_sysctl_overrides({str(k): str(v) for k, v in sysctl.items()})
+
+
+def _enum(item: Fields, key: str, enum_type):
+    value = item.string(key)
+    if value is None:
+        return None
+    try:
+        return enum_type(value)
+    except ValueError:
+        item.error(key, f"{value!r} is not one of {', '.join(e.value for e in enum_type)}")
+        return None
+
+
+def _firewall_rule(item: Fields) -> FirewallRule | None:
+    rule_id = item.string("id")
+    direction = _enum(item, "direction", Direction)
+    protocol = _enum(item, "protocol", Protocol)
+    public_ip = item.ipv4("public_ip", None)
+    ports = item.port_range("ports", None)
+    icmp_type = item.integer("icmp_type", None, lo=0, hi=255)
+    icmp_code = item.integer("icmp_code", None, lo=0, hi=255)
+    sources, destinations = item.cidr_list("source_cidrs"), item.cidr_list("dest_cidrs")
+    if None in (rule_id, direction, protocol):
+        return None
+    if direction is Direction.INGRESS and public_ip is None:
+        item.error("public_ip", "is required for an ingress rule")
+        return None
+    return FirewallRule(rule_id, direction, protocol, public_ip, ports, icmp_type, icmp_code, sources, destinations)
+
+
+def loads(text: str, path: str = "state") -> RouterState:
+    errors: list[ValidationError] = []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput([ValidationError(f"{path}:$", f"not valid JSON: {exc}")]) from None
+    state = from_document(data, f"{path}:$", errors)
+    if errors:
+        raise InvalidInput(errors)
+    return state

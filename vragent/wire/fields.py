@@ -1,0 +1,227 @@
+"""Typed, path-aware access to JSON objects sent by the management server.
+
+The management server serialises with Gson: null fields are omitted, booleans
+are sometimes strings ("true"), ports arrive as "a:b" strings or [a, b] lists.
+Every reader records a `ValidationError` with the field's JSON path instead of
+raising, so one pass reports every problem of a push.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from typing import Any
+
+from vragent.errors import ValidationError
+from vragent.model import PortRange
+
+_MISSING = object()
+_DEVICE = re.compile(r"^eth([0-9]|[1-9][0-9])$")
+
+
+class Fields:
+    """Reads one JSON object; problems go to the shared `errors` list."""
+
+    def __init__(self, data: Any, path: str, errors: list[ValidationError]):
+        self.path = path
+        self.errors = errors
+        if not isinstance(data, dict):
+            self.error("", f"expected an object, got {type_name(data)}")
+            data = {}
+        self.data = data
+
+    def at(self, key: str | int) -> str:
+        return f"{self.path}[{key}]" if isinstance(key, int) else f"{self.path}.{key}"
+
+    def error(self, key: str, message: str) -> None:
+        self.errors.append(ValidationError(self.at(key) if key else self.path, message))
+
+    def raw(self, key: str, default: Any = _MISSING) -> Any:
+        value = self.data.get(key)
+        if value is None:  # Gson omits nulls; treat an explicit null the same way
+            if default is _MISSING:
+                self.error(key, "is required")
+                return None
+            return default
+        return value
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def string(self, key: str, default: Any = _MISSING) -> str | None:
+        value = self.raw(key, default)
+        if value is None or value is default:
+            return value
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            self.error(key, f"expected a string, got {type_name(value)}")
+            return None
+        return str(value)
+
+    def boolean(self, key: str, default: Any = _MISSING) -> bool | None:
+        value = self.raw(key, default)
+        if value is None or value is default:
+            return value
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        self.error(key, f"expected true or false, got {value!r}")
+        return None
+
+    def integer(self, key: str, default: Any = _MISSING, lo: int | None = None,
+                hi: int | None = None) -> int | None:
+        value = self.raw(key, default)
+        if value is None or value is default:
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(key, f"expected an integer, got {value!r}")
+            return None
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            self.error(key, f"{value} is outside {lo}..{hi}")
+            return None
+        return value
+
+    def ipv4(self, key: str, default: Any = _MISSING) -> IPv4Address | None:
+        value = self.string(key, default)
+        if value is None or value is default:
+            return value
+        return parse_ipv4(value, self.at(key), self.errors)
+
+    def netmask_prefix(self, key: str, default: Any = _MISSING) -> int | None:
+        """A netmask ("255.255.255.0") or a prefix length ("24") as a prefix length."""
+        value = self.string(key, default)
+        if value is None or value is default:
+            return value
+        prefix = parse_prefix(value)
+        if prefix is None:
+            self.error(key, f"{value!r} is neither a netmask nor a prefix length")
+        return prefix
+
+    def device(self, key: str, default: Any = _MISSING) -> str | None:
+        value = self.string(key, default)
+        if value is None or value is default:
+            return value
+        if not _DEVICE.match(value):
+            self.error(key, f"{value!r} is not a NIC name of the form ethN")
+            return None
+        return value
+
+    def list(self, key: str, default: Any = _MISSING) -> list | None:
+        value = self.raw(key, default)
+        if value is None or value is default:
+            return value
+        if not isinstance(value, list):
+            self.error(key, f"expected a list, got {type_name(value)}")
+            return None
+        return value
+
+    def cidr_list(self, key: str) -> tuple[IPv4Network, ...]:
+        """A list of CIDRs (or one comma-separated string); empty entries skipped."""
+        value = self.raw(key, [])
+        if isinstance(value, str):
+            value = [part for part in value.split(",")]
+        if not isinstance(value, list):
+            self.error(key, f"expected a list of CIDRs, got {type_name(value)}")
+            return ()
+        networks: list[IPv4Network] = []
+        for index, item in enumerate(value):
+            path = f"{self.at(key)}[{index}]"
+            if not isinstance(item, str):
+                self.errors.append(ValidationError(path, f"expected a CIDR string, got {type_name(item)}"))
+                continue
+            if not item.strip():
+                continue
+            network = parse_ipv4_network(item.strip(), path, self.errors)
+            if network is None:
+                continue
+            if network in networks:
+                self.errors.append(ValidationError(path, f"{network} is listed twice"))
+                continue
+            overlapping = [n for n in networks if n.overlaps(network)]
+            if overlapping:
+                self.errors.append(ValidationError(path, f"{network} overlaps {overlapping[0]} in the same list"))
+                continue
+            networks.append(network)
+        return tuple(networks)
+
+    def port_range(self, key: str, default: Any = _MISSING) -> PortRange | None:
+        value = self.raw(key, default)
+        if value is None or value is default:
+            return value
+        return parse_port_range(value, self.at(key), self.errors)
+
+
+def type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            int: "a number", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def parse_ipv4(value: str, path: str, errors: list[ValidationError]) -> IPv4Address | None:
+    try:
+        address = ip_address(value.strip())
+    except ValueError:
+        errors.append(ValidationError(path, f"{value!r} is not an IPv4 address"))
+        return None
+    if not isinstance(address, IPv4Address):
+        errors.append(ValidationError(path, f"{value!r} is not an IPv4 address"))
+        return None
+    return address
+
+
+def parse_ipv4_network(value: str, path: str, errors: list[ValidationError]) -> IPv4Network | None:
+    try:
+        # strict=False: the management server may send host bits ("10.1.1.5/24");
+        # iptables masks them too, so we normalise to the network.
+        network = ip_network(value, strict=False)
+    except ValueError:
+        errors.append(ValidationError(path, f"{value!r} is not a CIDR"))
+        return None
+    if not isinstance(network, IPv4Network):
+        errors.append(ValidationError(path, f"{value!r} is not an IPv4 CIDR"))
+        return None
+    return network
+
+
+def parse_prefix(value: str) -> int | None:
+    value = value.strip()
+    if value.isdigit():
+        prefix = int(value)
+        return prefix if 0 <= prefix <= 32 else None
+    try:
+        return IPv4Network(f"0.0.0.0/{value}").prefixlen
+    except ValueError:
+        return None
+
+
+def parse_port_range(value: Any, path: str, errors: list[ValidationError]) -> PortRange | None:
+    """Accepts "a:b", "a-b", "a", [a, b] and a bare integer."""
+    parts: list[Any]
+    if isinstance(value, list):
+        parts = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        parts = [value]
+    elif isinstance(value, str):
+        parts = re.split(r"[:\-]", value.strip())
+    else:
+        errors.append(ValidationError(path, f"expected a port range, got {type_name(value)}"))
+        return None
+    try:
+        numbers = [int(p) for p in parts]
+    except (TypeError, ValueError):
+        errors.append(ValidationError(path, f"{value!r} is not a port range"))
+        return None
+    if len(numbers) == 1:
+        numbers = numbers * 2
+    if len(numbers) != 2:
+        errors.append(ValidationError(path, f"{value!r} is not a port range"))
+        return None
+    first, last = numbers
+    if not (0 <= first <= 65535 and 0 <= last <= 65535):
+        errors.append(ValidationError(path, f"{value!r}: ports must be within 0..65535"))
+        return None
+    if first > last:
+        errors.append(ValidationError(path, f"{value!r}: the first port is above the last"))
+        return None
+    return PortRange(first, last)

@@ -1,0 +1,93 @@
+"""`ips` (ip_associations.json): public IPs added to or removed from public NICs.
+
+Entries are keyed by address: `add: true` inserts or moves it, `add: false`
+removes it. The NIC is `eth<nic_dev_id>`, or found from `vif_mac_address`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from vragent.model import CONTROL_DEVICE, GUEST_DEVICE, PublicIp, RouterState
+from vragent.wire.context import Context
+from vragent.wire.fields import Fields
+
+TYPES = ("ips",)
+
+
+@dataclass(frozen=True)
+class IpsChange:
+    add: tuple[tuple[PublicIp, str], ...]  # (ip, json path)
+    remove: tuple[tuple[object, str], ...]
+
+
+def parse(fields: Fields, context: Context) -> IpsChange | None:
+    entries = fields.list("ip_address")
+    if entries is None:
+        return None
+    add, remove = [], []
+    for index, entry in enumerate(entries):
+        item = Fields(entry, fields.at("ip_address") + f"[{index}]", fields.errors)
+        ip = item.ipv4("public_ip")
+        wanted = item.boolean("add", True)
+        nw_type = (item.string("nw_type", "public") or "public").lower()
+        if nw_type != "public":
+            item.error("nw_type", f"{nw_type!r} addresses are not supported yet (only public)")
+            continue
+        device = _device(item, context)
+        if ip is None or wanted is None:
+            continue
+        if not wanted:
+            remove.append((ip, item.path))
+            continue
+        prefix = item.netmask_prefix("netmask")
+        gateway = item.ipv4("gateway", None)
+        mtu = item.integer("mtu", None, lo=68, hi=65535)
+        if prefix is None or device is None:
+            continue
+        if device in (GUEST_DEVICE, CONTROL_DEVICE):
+            item.error("nic_dev_id", f"{device} is the {'guest' if device == GUEST_DEVICE else 'control'} "
+                                     "NIC of a router, not a public one")
+            continue
+        add.append((PublicIp(
+            ip=ip, prefix=prefix, device=device, gateway=gateway,
+            source_nat=bool(item.boolean("source_nat", False)),
+            one_to_one_nat=bool(item.boolean("one_to_one_nat", False)),
+            first=bool(item.boolean("first_i_p", False)),
+            mac=(item.string("vif_mac_address", None) or None),
+            mtu=mtu,
+        ), item.path))
+    return IpsChange(tuple(add), tuple(remove))
+
+
+def _device(item: Fields, context: Context) -> str | None:
+    nic = item.integer("nic_dev_id", None, lo=0, hi=99)
+    mac = item.string("vif_mac_address", None)
+    if nic is not None:
+        device = f"eth{nic}"
+        return device if context.check_device(device, item, "nic_dev_id") else None
+    if mac:
+        device = context.device_for_mac(mac)
+        if device is None:
+            item.error("vif_mac_address", f"no NIC on this router has MAC {mac}")
+        return device
+    item.error("nic_dev_id", "is required (or vif_mac_address)")
+    return None
+
+
+def merge(state: RouterState, change: IpsChange) -> RouterState:
+    ips = {p.ip: p for p in state.public_ips}
+    for ip, _ in change.remove:
+        ips.pop(ip, None)
+    for pip, _ in change.add:
+        ips[pip.ip] = pip
+    if any(p.source_nat for p, _ in change.add):
+        # One source-NAT IP per NIC: the newest claim wins, as in the incumbent's bag.
+        claimed = {p.device: p.ip for p, _ in change.add if p.source_nat}
+        ips = {ip: (replace(p, source_nat=False) if p.device in claimed and claimed[p.device] != ip
+                    and p.source_nat else p) for ip, p in ips.items()}
+    return replace(state, public_ips=tuple(sorted(ips.values(), key=lambda p: p.ip)))
+
+
+def origins(change: IpsChange) -> dict[object, str]:
+    return {pip: path for pip, path in change.add}
