@@ -110,8 +110,8 @@ def test_hosts_do_not_forward_and_ipv6_is_off_everywhere(lab: Lab) -> None:
     for role in ("vm1", "vm2", "up", "ctl", "vr"):
         assert lab.run(role, ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "0"
     for role in lab.roles:
-        assert lab.run(role, ["sysctl", "-n", "net.ipv6.conf.eth0.disable_ipv6" if role != "sw"
-                              else "net.ipv6.conf.brguest.disable_ipv6"]).stdout.strip() == "1"
+        nic = "brguest" if role == "sw" else "eth0"
+        assert lab.run(role, ["sysctl", "-n", f"net.ipv6.conf.{nic}.disable_ipv6"]).stdout.strip() == "1"
         assert "inet6" not in lab.run(role, ["ip", "addr"]).stdout
 
 
@@ -185,11 +185,17 @@ def test_run_raises_with_the_commands_stderr(lab: Lab) -> None:
         lab.run("vr", ["ip", "link", "set", "eth9", "up"])
 
 
+def test_ping_from_an_address_the_host_lacks_is_an_error_not_a_lost_reply(lab: Lab) -> None:
+    with pytest.raises(LabCommandError, match="Cannot assign requested address"):
+        ping(lab, "vm1", VM2_IP, source=UPSTREAM_SOURCES[0])
+
+
 # --- lifecycle ---
 
 def test_down_leaves_no_namespace_process_or_link_behind() -> None:
     root_links_before = root_namespace_links()
     lab = Lab(f"tdown{os.getpid() % 10000}")
+    started: set[int] = set()
     try:
         lab.up()
         assert lab.exists()
@@ -206,14 +212,14 @@ def test_down_leaves_no_namespace_process_or_link_behind() -> None:
                                 "os.close(1); os.close(2)\n"
                                 "time.sleep(60)\n"])
         daemon_pid = int(daemon.stdout)
-        started = {server.pid, sleeper.pid, daemon_pid}
+        started = {server.pid or 0, sleeper.pid, daemon_pid}
         assert started <= set(lab.pids())
     finally:
         lab.down()
     assert not lab.exists()
     assert lab_namespaces(lab.prefix) == []
     assert lab.tracked_pids == []
-    assert not [pid for pid in started if pid is not None and _alive(pid)]
+    assert started and not [pid for pid in started if _alive(pid)]
     assert root_namespace_links() == root_links_before
 
 

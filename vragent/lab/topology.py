@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 # --- Addresses (documentation ranges only: RFC 5737, plus link-local for control) ---
 
@@ -146,7 +146,7 @@ class Node:
 
     role: str
     nics: tuple[Nic, ...]
-    sysctls: dict[str, str] = field(default_factory=dict)
+    sysctls: Mapping[str, str] = field(default_factory=dict)
     loopback_addresses: tuple[str, ...] = ()
     default_gateway: str | None = None
 
@@ -357,7 +357,7 @@ class Lab:
                 ]
         return commands
 
-    def _set_sysctls(self, role: str, sysctls: dict[str, str]) -> None:
+    def _set_sysctls(self, role: str, sysctls: Mapping[str, str]) -> None:
         # -e: the bridge-nf keys exist only while br_netfilter is loaded.
         assignments = [f"{key}={value}" for key, value in sysctls.items()]
         self.run(role, ["sysctl", "-q", "-e", "-w", *assignments])

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from vragent.lab.topology import Lab
+from vragent.lab.topology import Lab, LabCommandError
 
 # The caller may be a venv's python; the in-namespace helpers need only the stdlib.
 PYTHON = "/usr/bin/python3"
@@ -45,7 +45,7 @@ def checksum(data):
 ident = os.getpid() & 0xFFFF
 sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 if source:
-    sock.bind((source, 0))
+    sock.bind((source, 0))  # an address the namespace lacks raises: a test bug, not "no reply"
 deadline = time.monotonic() + timeout
 replies, seq, next_send = set(), 0, 0.0
 while len(replies) < count and time.monotonic() < deadline:
@@ -67,13 +67,18 @@ while len(replies) < count and time.monotonic() < deadline:
         if kind == 0 and rid == ident and sender == dst:
             replies.add(rseq)
 print(len(replies))
-sys.exit(0 if len(replies) >= count else 1)
+sys.exit(0 if len(replies) >= count else 3)
 """
+# Distinct from 1, which is what a crashing helper (a traceback) exits with.
+_NO_REPLY_EXIT = 3
 
 
 def ping(lab: Lab, role: str, dst: str, count: int = 1, timeout: float = 2, source: str | None = None) -> bool:
     """True if `count` ICMP echo replies from dst reach role within timeout seconds."""
-    result = lab.run(role, _python(_PING, dst, count, timeout, source or ""), check=False, timeout=timeout + 5)
+    argv = _python(_PING, dst, count, timeout, source or "")
+    result = lab.run(role, argv, check=False, timeout=timeout + 5)
+    if result.returncode not in (0, _NO_REPLY_EXIT):
+        raise LabCommandError(result.returncode, lab.command(role, argv), result.stdout, result.stderr)
     return result.returncode == 0
 
 
@@ -251,6 +256,8 @@ sys.exit(1)
 
 def _client_result(result: subprocess.CompletedProcess[str]) -> ConnectResult:
     words = result.stdout.strip().split(" ", 1)
+    if words[0] not in ("ok", "error"):  # the helper itself crashed: never report that as a result
+        raise LabCommandError(result.returncode, result.args, result.stdout, result.stderr)
     if result.returncode == 0 and words[0] == "ok":
         return ConnectResult(True, words[1] if len(words) > 1 and words[1] else None)
     detail = words[1] if len(words) > 1 else (result.stderr.strip() or f"exit {result.returncode}")

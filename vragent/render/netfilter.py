@@ -49,7 +49,8 @@ class TableSpec:
         return self.chains.setdefault(name, [])
 
     def add(self, chain: str, spec: str) -> None:
-        self.chain(chain).append(f"-A {chain} {spec}")
+        # Collapse the gaps left by empty match parts: iptables-save prints single spaces.
+        self.chain(chain).append(" ".join(f"-A {chain} {spec}".split()))
 
     def jump(self, builtin: str, spec: str) -> None:
         self.jumps.setdefault(builtin, []).append(f"-A {builtin} {spec}")

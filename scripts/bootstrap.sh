@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything vragent's lab and tests need on a fresh Debian 12 machine (idempotent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: run as root (the lab and tests create network namespaces)" >&2
+    exit 1
+fi
+
+PACKAGES=(iptables ipset conntrack iproute2 iputils-ping iputils-arping netcat-openbsd socat curl
+          dnsmasq-base haproxy keepalived conntrackd isc-dhcp-client procps kmod
+          python3 python3-venv python3-pip python3-jinja2 python3-pyroute2)
+missing=()
+for package in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "bootstrap: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    # Daemons must not be started by their packages: vragent (or the tests) start them.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The venv uses Debian's python3 and sees Debian's jinja2 and pyroute2 (what the VR image ships).
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import pytest, pyfakefs, hypothesis, jsonschema' 2>/dev/null; then
+    /usr/bin/python3 -m venv --system-site-packages .venv
+    .venv/bin/python -m pip install -q --disable-pip-version-check pytest pyfakefs hypothesis jsonschema
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . >/dev/null

@@ -1,2 +1,0 @@
-def test_fails(lab):
-    assert False

@@ -1,0 +1,39 @@
+"""Golden files: each case holds its pushes and the full rendered output.
+
+Regenerate after an intended change with VRAGENT_UPDATE_GOLDEN=1 and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from vragent.model import RouterState
+from vragent.render import netfilter, sysctl
+from vragent.wire import Document, merge_documents
+
+GOLDEN = Path(__file__).parent / "golden"
+CASES = sorted(GOLDEN.glob("*.json"))
+
+
+def render_case(pushes: list) -> dict:
+    state = merge_documents(RouterState(), [Document(name, payload) for name, payload in pushes])
+    return {"iptables": netfilter.render_restore(netfilter.render(state)).splitlines(),
+            "sysctl": sysctl.file_content(sysctl.render(state)).splitlines()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_golden(case: Path):
+    data = json.loads(case.read_text())
+    rendered = render_case(data["pushes"])
+    if os.environ.get("VRAGENT_UPDATE_GOLDEN"):
+        data["expected"] = rendered
+        case.write_text(json.dumps(data, indent=1) + "\n")
+    assert rendered == data["expected"]
+
+
+def test_there_are_golden_cases():
+    assert len(CASES) >= 3
