@@ -88,7 +88,7 @@ def cmd_apply(args, paths: Paths) -> int:
 
 def cmd_show(paths: Paths) -> int:
     try:
-        sys.stdout.write(state_doc.dumps(engine.load_state(paths)))
+        sys.stdout.write(state_doc.dumps(engine.load_state(paths), pretty=True))
     except ApplyFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

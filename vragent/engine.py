@@ -48,9 +48,10 @@ def load_state(paths: Paths) -> RouterState:
     if text is None:
         return RouterState()
     try:
-        return state_doc.loads(text, str(paths.state))
-    except InvalidInput as exc:
-        raise ApplyFailed(f"the persisted state {paths.state} is unreadable: {exc}") from None
+        return state_doc.load_trusted(text)
+    except Exception as exc:  # noqa: BLE001 - any defect in the file means the same thing
+        raise ApplyFailed(f"the persisted state {paths.state} is unreadable ({exc!r}); "
+                          "apply a full native document to replace it") from None
 
 
 def render(state: RouterState, paths: Paths) -> Desired:
@@ -97,8 +98,8 @@ def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
 def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bool) -> None:
     logger = log.get()
     old_state = load_state(paths)
-    context = Context(links={name: link.mac for name, link in observe.netlink.links().items()
-                             if name.startswith("eth")})
+    links, _ = observe.netlink.links_and_addresses()
+    context = Context(links={name: link.mac for name, link in links.items() if name.startswith("eth")})
     new_state = merge_documents(old_state, documents, context)
     desired = render(new_state, paths)
     observed = observe_for(desired)

@@ -94,11 +94,12 @@ class Observed:
 def observe(sysctl_keys, file_paths=()) -> Observed:
     from vragent import files
 
+    links, addresses = netlink.links_and_addresses()
     return Observed(
         tables=iptables_tables(),
         sysctls={key: read_sysctl(key) for key in sysctl_keys},
-        links=netlink.links(),
-        addresses=netlink.addresses(),
+        links=links,
+        addresses=addresses,
         default_route=netlink.default_route(),
         read_only_sysctls={key for key in sysctl_keys if sysctl_read_only(key)},
         files={str(path): files.read_text(path) for path in file_paths},

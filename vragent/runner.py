@@ -27,12 +27,16 @@ class Completed:
 forks = 0
 
 
-def run(argv: list[str], *, input: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-        check: bool = True, ok_codes: tuple[int, ...] = (0,)) -> Completed:
+def run(argv: list[str], *, input: str | None = None, stdin_path: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT, check: bool = True, ok_codes: tuple[int, ...] = (0,)) -> Completed:
     global forks
     forks += 1
     try:
-        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
+        if stdin_path is not None:
+            with open(stdin_path) as stdin:
+                proc = subprocess.run(argv, stdin=stdin, capture_output=True, text=True, timeout=timeout)
+        else:
+            proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise CommandFailed(argv, None, str(exc.stderr or "")) from None
     except FileNotFoundError:

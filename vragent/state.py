@@ -6,8 +6,9 @@ The same document is vragent's native push format: `vragent show` prints it and
 
 from __future__ import annotations
 
+import functools
 import json
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from vragent.errors import InvalidInput, ValidationError
@@ -65,8 +66,59 @@ def to_document(state: RouterState) -> dict[str, Any]:
     }
 
 
-def dumps(state: RouterState) -> str:
-    return json.dumps(to_document(state), indent=2, sort_keys=False) + "\n"
+def dumps(state: RouterState, pretty: bool = False) -> str:
+    """Compact by default: json's C encoder is skipped when indenting, and the state of
+    a large router is written on every change."""
+    if pretty:
+        return json.dumps(to_document(state), indent=2) + "\n"
+    return json.dumps(to_document(state), separators=(",", ":")) + "\n"
+
+
+@functools.lru_cache(maxsize=None)
+def _address(text: str) -> IPv4Address:
+    return IPv4Address(text)
+
+
+def _ports_of(text: str | None) -> PortRange | None:
+    if text is None:
+        return None
+    first, last = text.split(":")
+    return PortRange(int(first), int(last))
+
+
+def load_trusted(text: str) -> RouterState:
+    """Load the state file vragent itself wrote, without re-validating every field.
+
+    Raises on anything unexpected; the caller reports the file as unreadable.
+    """
+    data = json.loads(text)
+    if data.get("format") != FORMAT:
+        raise ValueError(f"unsupported format {data.get('format')!r}")
+    firewall = data.get("firewall", {})
+    return RouterState(
+        cmdline=tuple(sorted(data.get("cmdline", {}).items())),
+        public_ips=tuple(PublicIp(_address(p["ip"]), p["prefix"], p["device"],
+                                  _address(p["gateway"]) if p.get("gateway") else None,
+                                  p.get("source_nat", False), p.get("one_to_one_nat", False), p.get("first", False),
+                                  p.get("mac"), p.get("mtu")) for p in data.get("public_ips", [])),
+        guest_networks=tuple(GuestNetwork(n["device"], _address(n["router_ip"]), n["prefix"],
+                                          _address(n.get("gateway") or n["router_ip"]), n.get("mac"),
+                                          tuple(_address(d) for d in n.get("dns", [])), n.get("domain", ""),
+                                          n.get("mtu")) for n in data.get("guest_networks", [])),
+        firewall_rules=tuple(FirewallRule(r["id"], Direction(r["direction"]), Protocol(r["protocol"]),
+                                          _address(r["public_ip"]) if r.get("public_ip") else None,
+                                          _ports_of(r.get("ports")), r.get("icmp_type"), r.get("icmp_code"),
+                                          tuple(IPv4Network(c) for c in r.get("source_cidrs", [])),
+                                          tuple(IPv4Network(c) for c in r.get("dest_cidrs", [])))
+                             for r in firewall.get("rules", [])),
+        egress_default_allow=firewall.get("egress_default_allow", True),
+        port_forwards=tuple(PortForward(_address(r["public_ip"]), Protocol(r["protocol"]),
+                                        _ports_of(r["public_ports"]), _address(r["internal_ip"]),
+                                        _ports_of(r["internal_ports"])) for r in data.get("port_forwards", [])),
+        static_nats=tuple(StaticNat(_address(r["public_ip"]), _address(r["internal_ip"]))
+                          for r in data.get("static_nats", [])),
+        sysctl_overrides=tuple(sorted(data.get("sysctl", {}).items())),
+    )
 
 
 def from_document(data: Any, path: str, errors: list[ValidationError]) -> RouterState:

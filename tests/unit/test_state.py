@@ -66,3 +66,9 @@ def test_sysctl_overrides_reach_the_rendered_settings():
     doc["sysctl"] = {"net.netfilter.nf_conntrack_max": "500000"}
     state = merge_documents(RouterState(), [Document("mine.json", doc)])
     assert sysctl.render(state)["net.netfilter.nf_conntrack_max"] == "500000"
+
+
+def test_trusted_loader_reads_what_dumps_writes():
+    state = full_state()
+    assert state_doc.load_trusted(state_doc.dumps(state)) == state
+    assert state_doc.load_trusted(state_doc.dumps(state, pretty=True)) == state

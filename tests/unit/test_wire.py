@@ -214,3 +214,19 @@ def test_malformed_json_push():
     with pytest.raises(InvalidInput) as caught:
         load_push("firewall_rules.json.1", '{"type": "firewallrules", ')
     assert caught.value.errors[0].path == "firewall_rules.json.1:$"
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+from vragent.wire.fields import ipv4_or_none  # noqa: E402
+
+
+@given(st.one_of(st.ip_addresses(v=4).map(str), st.text(alphabet="0123456789.x -", max_size=18)))
+def test_fast_ipv4_parser_agrees_with_ipaddress(text):
+    import ipaddress
+
+    try:
+        expected = ipaddress.IPv4Address(text)
+    except ValueError:
+        expected = None
+    assert ipv4_or_none(text) == expected

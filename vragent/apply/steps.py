@@ -147,13 +147,14 @@ class IptablesStep(Step):
 
 
 def _restore(argv: list[str], script: str, table: str) -> None:
-    # Handing iptables-restore a complete file (not a pipe) means a killed agent can
-    # never feed it half a transaction.
+    # iptables-restore reads a complete file on stdin (not a pipe we are still writing), so a
+    # killed agent can never feed it half a transaction. Not a file argument: `-w FILE` would
+    # take FILE as the wait time and restore nothing.
     with tempfile.NamedTemporaryFile("w", prefix=f"vragent-{table}-", suffix=".rules") as handle:
         handle.write(script)
         handle.flush()
         try:
-            runner.run(argv + [handle.name])
+            runner.run(argv, stdin_path=handle.name)
         except runner.CommandFailed as exc:
             raise runner.CommandFailed(exc.argv, exc.returncode,
                                        exc.output + "\n" + numbered_context(script, exc.output)) from None

@@ -1,0 +1,98 @@
+"""Drop-in entry points with the incumbent's calling convention, but truthful exit codes.
+
+  update_config.py NAME [false]   NAME is a file the management server put in /var/cache/cloud
+  vr_cfg.sh -c FILE               FILE is an aggregated VR-<uuid>.cfg batch
+
+Processed files are archived gzipped in /var/cache/cloud/processed/ (or deleted with
+`false`). A push that failed is archived as NAME.failed.gz, so a repeated call for an
+already-processed NAME succeeds only when that NAME really was applied.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from vragent import engine, log
+from vragent.errors import InvalidInput
+from vragent.paths import Paths
+from vragent.wire import load_push
+
+CMDLINE_FILE = "cmd_line.json"
+
+
+def _archive(paths: Paths, source: Path, succeeded: bool, keep: bool = True) -> None:
+    if keep:
+        paths.processed.mkdir(parents=True, exist_ok=True)
+        target = paths.processed / (source.name + (".gz" if succeeded else ".failed.gz"))
+        with open(source, "rb") as raw, gzip.open(target, "wb") as packed:
+            shutil.copyfileobj(raw, packed)
+    source.unlink()
+
+
+def _apply_files(paths: Paths, sources: list[Path]) -> engine.Result:
+    documents = []
+    try:
+        for source in sources:
+            documents.extend(load_push(source.name, source.read_text()))
+    except InvalidInput as exc:
+        return engine.Result(status="invalid", push=[s.name for s in sources],
+                             errors=[{"path": e.path, "message": e.message} for e in exc.errors])
+    return engine.apply(paths, documents, names=[s.name for s in sources])
+
+
+def _report(result: engine.Result) -> int:
+    for error in result.errors:
+        print(f"{error['path']}: {error['message']}" if error["path"] else error["message"], file=sys.stderr)
+    return result.exit_code
+
+
+def update_config(argv: list[str], paths: Paths | None = None) -> int:
+    paths = paths or Paths.from_root()
+    log.setup(paths.log)
+    if len(argv) not in (1, 2) or (len(argv) == 2 and argv[1] not in ("true", "false")):
+        print("usage: update_config.py <file in /var/cache/cloud> [false]", file=sys.stderr)
+        return 2
+    name = os.path.basename(argv[0])
+    keep = not (len(argv) == 2 and argv[1] == "false")
+    source = paths.cache / name
+    if not source.exists():
+        if (paths.processed / f"{name}.gz").exists():
+            return 0  # already applied: the management server retried
+        print(f"{source} does not exist", file=sys.stderr)
+        return 1
+    sources = [source]
+    pending_cmdline = paths.cache / CMDLINE_FILE
+    if name != CMDLINE_FILE and pending_cmdline.exists():
+        # The incumbent merges a waiting cmd_line.json first, "or the control interfaces will get deleted".
+        sources.insert(0, pending_cmdline)
+    result = _apply_files(paths, sources)
+    for path in sources:
+        _archive(paths, path, result.exit_code == 0, keep)
+    return _report(result)
+
+
+def vr_cfg(argv: list[str], paths: Paths | None = None) -> int:
+    paths = paths or Paths.from_root()
+    log.setup(paths.log)
+    if len(argv) != 2 or argv[0] != "-c":
+        print("usage: vr_cfg.sh -c <VR-uuid.cfg>", file=sys.stderr)
+        return 2
+    source = Path(argv[1])
+    if not source.exists():
+        print(f"{source} does not exist", file=sys.stderr)
+        return 1
+    # The whole batch is one transaction: no partial application, no conntrack flush.
+    result = _apply_files(paths, [source])
+    _archive(paths, source, result.exit_code == 0)
+    return _report(result)
+
+
+def main() -> int:
+    program = os.path.basename(sys.argv[0])
+    if program.startswith("vr_cfg"):
+        return vr_cfg(sys.argv[1:])
+    return update_config(sys.argv[1:])
