@@ -89,9 +89,10 @@ class Observed:
     default_route: tuple[IPv4Address, str] | None
     read_only_sysctls: set[str]
     files: dict[str, str | None] = field(default_factory=dict)  # path -> content
+    running: dict[str, int | None] = field(default_factory=dict)  # service name -> pid
 
 
-def observe(sysctl_keys, file_paths=()) -> Observed:
+def observe(sysctl_keys, file_paths=(), daemons=(), backend=None) -> Observed:
     from vragent import files
 
     links, addresses = netlink.links_and_addresses()
@@ -103,4 +104,5 @@ def observe(sysctl_keys, file_paths=()) -> Observed:
         default_route=netlink.default_route(),
         read_only_sysctls={key for key in sysctl_keys if sysctl_read_only(key)},
         files={str(path): files.read_text(path) for path in file_paths},
+        running={spec.name: backend.running(spec) for spec in daemons},
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from vragent.apply.steps import (AddressStep, ConntrackDeleteStep, FileStep, GratuitousArpStep,
+from vragent.apply.steps import (AddressStep, ConntrackDeleteStep, DaemonStep, FileStep, GratuitousArpStep,
                                  IptablesStep, MtuStep, RouteStep, Step, SysctlStep)
 from vragent.model import PortForward, RouterState, StaticNat
 from vragent.observe import Observed, ObservedTable
@@ -22,11 +22,27 @@ REFILL_RATIO = 0.5
 
 
 @dataclass
+class DaemonDesired:
+    """What one daemon should run with. `files` maps path -> (content or None to remove,
+    mode); a change to a `restart_files` member needs a restart, any other change only
+    the reload action (a signal the daemon re-reads its files on)."""
+
+    service: object  # services.ServiceSpec
+    enabled: bool
+    files: dict[Path, tuple[str | None, int]]
+    restart_files: frozenset[Path] = frozenset()
+    checker: object = None
+    reload_action: str = "reload"
+
+
+@dataclass
 class Desired:
     tables: dict[str, TableSpec]
     sysctls: dict[str, str]
     links: LinkPlan
     files: dict[Path, tuple[str | None, int]]  # path -> (content or None to remove, mode)
+    daemons: list[DaemonDesired] = field(default_factory=list)
+    backend: object = None  # services.Backend
 
 
 @dataclass
@@ -54,6 +70,8 @@ def build(desired: Desired, observed: Observed, old_state: RouterState | None = 
             plan.steps.append(step)
     plan.steps += deletions
     plan.steps += _file_steps(desired.files, observed)
+    plan.steps += [step for daemon in desired.daemons
+                   if (step := daemon_step(daemon, observed, desired.backend)) is not None]
     if old_state is not None and new_state is not None:
         plan.steps += conntrack_steps(old_state, new_state)
     plan.steps += arps
@@ -116,6 +134,30 @@ def _file_steps(wanted: dict[Path, tuple[str | None, int]], observed: Observed) 
         if current != content:
             steps.append(FileStep(path, current, content, mode))
     return steps
+
+
+# -- daemons --------------------------------------------------------------------------------
+
+def daemon_step(daemon: DaemonDesired, observed: Observed, backend) -> DaemonStep | None:
+    changes = [(path, observed.files.get(str(path)), content, mode)
+               for path, (content, mode) in daemon.files.items()
+               if observed.files.get(str(path)) != content]
+    running = observed.running.get(daemon.service.name) is not None
+    if not daemon.enabled:
+        if not running and not changes:
+            return None
+        return DaemonStep(daemon.service, backend, changes, "stop" if running else "none",
+                          "no longer needed", None, running)
+    if not running:
+        return DaemonStep(daemon.service, backend, changes, "start", "not running", daemon.checker, running)
+    if not changes:
+        return None
+    if any(path in daemon.restart_files for path, *_ in changes):
+        names = ", ".join(p.name for p, *_ in changes if p in daemon.restart_files)
+        return DaemonStep(daemon.service, backend, changes, "restart", f"{names} changed", daemon.checker, running)
+    names = ", ".join(p.name for p, *_ in changes)
+    return DaemonStep(daemon.service, backend, changes, daemon.reload_action, f"{names} changed",
+                      daemon.checker, running)
 
 
 # -- netfilter -------------------------------------------------------------------------------

@@ -234,3 +234,78 @@ class GratuitousArpStep(Step):
     def commit(self) -> None:
         # -U: unsolicited ARP so neighbours replace a stale MAC for this IP at once.
         runner.spawn(["arping", "-q", "-U", "-c", "2", "-I", self.device, str(self.ip)])
+
+
+@dataclass
+class DaemonStep(Step):
+    """A daemon's files and the cheapest safe action that makes it use them.
+
+    check(): candidates are written beside the live files (`<name>.new`) and run through
+    the daemon's own checker; a rejected candidate stays as `<name>.failed` and nothing
+    live changes. commit(): candidates are renamed into place, then the daemon is started,
+    signalled (re-reads without a restart), reloaded or restarted, or stopped.
+    rollback(): the old files come back and the same action makes the daemon use them.
+    """
+
+    service: object  # services.ServiceSpec
+    backend: object  # services.Backend
+    changes: list[tuple[Path, str | None, str | None, int]]  # (path, old, new, mode)
+    action: str  # start | reload | restart | stop | none
+    reason: str
+    checker: object = None  # callable(dict[live path -> candidate path]) -> argv, or None
+    was_running: bool = False
+    kind = "service"
+
+    def summary(self) -> str:
+        return f"{self.service.name}: {self.action} ({self.reason})"
+
+    def diff(self) -> str:
+        text = "".join(FileStep(path, old, new, mode).diff() for path, old, new, mode in self.changes)
+        return text + f"service {self.service.name}: {self.action} ({self.reason})\n"
+
+    def _candidate(self, path: Path) -> Path:
+        return path.with_name(path.name + ".new")
+
+    def check(self) -> None:
+        if self.checker is None:
+            return
+        candidates = {}
+        for path, _, new, mode in self.changes:
+            if new is not None:
+                files.atomic_write(self._candidate(path), new, mode)
+                candidates[path] = self._candidate(path)
+        try:
+            runner.run(self.checker(candidates))
+        except runner.CommandFailed:
+            for path, candidate in candidates.items():
+                os.replace(candidate, path.with_name(path.name + ".failed"))
+            raise
+        finally:
+            for candidate in candidates.values():
+                files.remove(candidate)
+
+    def commit(self) -> None:
+        for path, _, new, mode in self.changes:
+            if new is None:
+                files.remove(path)
+            else:
+                files.atomic_write(path, new, mode)
+            files.remove(path.with_name(path.name + ".failed"))
+        self._act(self.action)
+
+    def _act(self, action: str) -> None:
+        if action != "none":
+            self.backend.perform(self.service, action)
+
+    def rollback(self) -> None:
+        for path, old, _, mode in self.changes:
+            if old is None:
+                files.remove(path)
+            else:
+                files.atomic_write(path, old, mode)
+        if self.action == "stop" and self.was_running:
+            self._act("start")
+        elif self.action == "start" and not self.was_running:
+            self._act("stop")
+        else:
+            self._act(self.action)
