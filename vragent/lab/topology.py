@@ -197,8 +197,11 @@ def switch_port(role: str, ifname: str) -> str:
 class Lab:
     """A replica of a CloudStack isolated-network router, in network namespaces.
 
-    >>> with Lab("demo") as lab:
-    ...     lab.run("vm1", ["ip", "-br", "addr"])
+    Example::
+
+        with Lab("demo") as lab:
+            lab.run("vr", ["ip", "addr", "add", "192.0.2.1/24", "dev", "eth0"])
+            assert ping(lab, "vm1", ROUTER_GUEST_IP)
     """
 
     def __init__(self, prefix: str = "vrlab", routers: int = 1, vm_static_addresses: bool = True) -> None:
@@ -300,6 +303,7 @@ class Lab:
         # `ip netns exec` execs argv in place, so process.pid is the program's own PID.
         process = subprocess.Popen(self.command(role, argv), **popen_kwargs)
         self._processes.append(process)
+        _wait_until_inside(process, self.ns(role))
         return process
 
     def terminate(self, process: subprocess.Popen[Any], grace: float = STOP_GRACE_SECONDS) -> None:
@@ -410,6 +414,24 @@ def pids_in_namespaces(names: Sequence[str]) -> set[int]:
             found.add(int(entry.name))
     found.discard(os.getpid())
     return found
+
+
+def _wait_until_inside(process: subprocess.Popen[Any], name: str, timeout: float = STOP_GRACE_SECONDS) -> None:
+    """Return once process has entered namespace name (or exited).
+
+    Until `ip netns exec` has called setns(), the new process is still in the caller's
+    namespace, where a namespace scan (pids(), a later up()) would miss it.
+    """
+    target = os.stat(NETNS_DIR / name)
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            current = os.stat(f"/proc/{process.pid}/ns/net")
+        except OSError:
+            current = None
+        if current is not None and (current.st_dev, current.st_ino) == (target.st_dev, target.st_ino):
+            return
+        time.sleep(0.001)
 
 
 def _stop_pids(pids: set[int], grace: float = STOP_GRACE_SECONDS) -> None:
