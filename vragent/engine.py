@@ -118,9 +118,11 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
         return
 
     transaction = Transaction(plan.steps, logger)
-    transaction.check()
-    transaction.commit()
-    result.steps = transaction.report()
+    try:
+        transaction.check()
+        transaction.commit()
+    finally:
+        result.steps = transaction.report()
     verification = build(desired, observe_for(desired)) if plan.steps else Plan()
     if not verification.empty:
         transaction.rollback(reason="verification found the router still differs")

@@ -28,20 +28,9 @@ def apply_lock(path: Path, wait: float = DEFAULT_WAIT):
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
                 if time.monotonic() >= deadline:
-                    holder = _read_holder(fd)
-                    raise LockTimeout(f"another apply{holder} held {path} for more than {wait:g} s; "
+                    raise LockTimeout(f"another apply held {path} for more than {wait:g} s; "
                                       "nothing was changed") from None
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing releases the flock, also when the process is killed
-
-
-def _read_holder(fd: int) -> str:
-    try:
-        pid = os.pread(fd, 32, 0).decode().strip()
-    except OSError:
-        return ""
-    return f" (pid {pid})" if pid else ""
