@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds to wait for a concurrent apply (default %(default)s)")
 
     commands.add_parser("show", help="print the persisted desired state (the native document)")
+    commands.add_parser("restore", help="re-apply the persisted state (at boot); nothing to do without one")
+    supervise = commands.add_parser("supervise", help="restart dead daemons where systemd does not (the lab)")
+    supervise.add_argument("--interval", type=float, default=1.0)
+    supervise.add_argument("--once", action="store_true", help="one round, then exit")
     render = commands.add_parser("render", help="print the full rendered ruleset as iptables-restore input")
     render.add_argument("files", nargs="*", metavar="FILE", help="render the state after these pushes (no apply)")
 
@@ -95,6 +99,20 @@ def cmd_show(paths: Paths) -> int:
     return 0
 
 
+def cmd_restore(paths: Paths) -> int:
+    """Boot: make the router what the persisted state says (rules, addresses, daemons)."""
+    from vragent import files
+
+    text = files.read_text(paths.state)
+    if text is None:
+        print("no persisted state: nothing to restore")
+        return 0
+    result = engine.apply(paths, load_push(paths.state.name, text), names=["restore"])
+    _print_errors(result.errors)
+    print(f"restore: {result.status} ({len(result.steps)} steps, {result.duration_ms:.0f} ms)")
+    return result.exit_code
+
+
 def cmd_render(args, paths: Paths) -> int:
     from vragent.render.netfilter import render_restore
     from vragent.wire import merge_documents
@@ -121,6 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_show(paths)
     if args.command == "render":
         return cmd_render(args, paths)
+    if args.command == "restore":
+        return cmd_restore(paths)
+    if args.command == "supervise":
+        from vragent import supervise
+
+        if args.once:
+            print(" ".join(supervise.supervise_once(paths)) or "all daemons running")
+            return 0
+        return supervise.run(paths, args.interval)
     if args.command == "lab":
         from vragent.lab import cli as lab_cli
 

@@ -7,14 +7,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vragent import files, lock, log, observe, runner
+from vragent import files, lock, log, observe, runner, services
 from vragent import state as state_doc
 from vragent.apply.transaction import Transaction
 from vragent.errors import ApplyFailed, InvalidInput, ValidationError
 from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.plan import Desired, Plan, build
-from vragent.render import addresses, netfilter, sysctl
+from vragent.render import addresses, dnsmasq, netfilter, sysctl
 from vragent.wire import Document, merge_documents
 from vragent.wire.context import Context
 
@@ -54,6 +54,10 @@ def load_state(paths: Paths) -> RouterState:
                           "apply a full native document to replace it") from None
 
 
+# Each daemon a subsystem runs: state, paths -> DaemonDesired.
+DAEMONS = (dnsmasq.daemon,)
+
+
 def render(state: RouterState, paths: Paths) -> Desired:
     sysctls = sysctl.render(state)
     return Desired(
@@ -61,11 +65,15 @@ def render(state: RouterState, paths: Paths) -> Desired:
         sysctls=sysctls,
         links=addresses.render(state),
         files={paths.under(sysctl.SYSCTL_FILE): (sysctl.file_content(sysctls), 0o644)},
+        daemons=[daemon(state, paths) for daemon in DAEMONS],
+        backend=services.backend(paths),
     )
 
 
 def observe_for(desired: Desired) -> observe.Observed:
-    return observe.observe(desired.sysctls.keys(), desired.files.keys())
+    daemon_files = [path for d in desired.daemons for path in (*d.files, *d.seed_files)]
+    return observe.observe(desired.sysctls.keys(), [*desired.files, *daemon_files],
+                           [d.service for d in desired.daemons], desired.backend)
 
 
 def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
@@ -104,6 +112,8 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     desired = render(new_state, paths)
     observed = observe_for(desired)
     plan = build(desired, observed, old_state, new_state)
+    if observed.running.get(dnsmasq.SERVICE.name):
+        plan.steps += dnsmasq.release_steps(old_state, new_state)
     result.notes = plan.notes
     state_text = state_doc.dumps(new_state)
     state_changed = files.read_text(paths.state) != state_text

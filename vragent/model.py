@@ -131,6 +131,30 @@ class StaticNat:
     internal_ip: IPv4Address
 
 
+@dataclass(frozen=True)
+class DhcpHost:
+    """A guest VM's static lease and name (CloudStack `dhcpentry`)."""
+
+    mac: str  # lower case, colon separated
+    ip: IPv4Address
+    hostname: str
+    default_entry: bool = True  # false: a secondary NIC; no router, DNS or domain options
+    ipv6: str | None = None  # stored for the IPv6 work; not rendered yet
+    duid: str | None = None
+    dns: tuple[IPv4Address, ...] = ()  # per-VM DNS servers the management server computed
+    gateway: IPv4Address | None = None
+    static_routes: str = ""
+
+
+@dataclass(frozen=True)
+class DhcpRange:
+    """An extra DHCP range (CloudStack `dhcpconfig`, shared networks with IP aliases)."""
+
+    router_ip: IPv4Address
+    gateway: IPv4Address | None
+    prefix: int
+
+
 def _frozen_items(mapping: dict[str, str] | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((mapping or {}).items()))
 
@@ -147,6 +171,9 @@ class RouterState:
     port_forwards: tuple[PortForward, ...] = ()
     static_nats: tuple[StaticNat, ...] = ()
     sysctl_overrides: tuple[tuple[str, str], ...] = ()
+    dhcp_hosts: tuple[DhcpHost, ...] = ()
+    dhcp_ranges: tuple[DhcpRange, ...] = ()
+    dnsmasq_options: tuple[str, ...] = ()  # extra dnsmasq.conf lines, native document only
 
     # -- construction helpers ---------------------------------------------------------
     def with_cmdline(self, values: dict[str, str]) -> "RouterState":

@@ -33,6 +33,8 @@ class DaemonDesired:
     restart_files: frozenset[Path] = frozenset()
     checker: object = None
     reload_action: str = "reload"
+    # Written only before the daemon's first start (never under a running daemon), e.g. leases.
+    seed_files: dict[Path, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -149,7 +151,9 @@ def daemon_step(daemon: DaemonDesired, observed: Observed, backend) -> DaemonSte
         return DaemonStep(daemon.service, backend, changes, "stop" if running else "none",
                           "no longer needed", None, running)
     if not running:
-        return DaemonStep(daemon.service, backend, changes, "start", "not running", daemon.checker, running)
+        seeds = [(path, None, content, mode) for path, (content, mode) in daemon.seed_files.items()
+                 if observed.files.get(str(path)) is None]
+        return DaemonStep(daemon.service, backend, changes + seeds, "start", "not running", daemon.checker, running)
     if not changes:
         return None
     if any(path in daemon.restart_files for path, *_ in changes):

@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from vragent.errors import InvalidInput, ValidationError
-from vragent.model import (Direction, FirewallRule, GuestNetwork, PortForward, PortRange, Protocol,
+from vragent.model import (DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, PortForward, PortRange, Protocol,
                            PublicIp, RouterState, StaticNat)
 from vragent.render.sysctl import check_overrides
 from vragent.wire.fields import Fields, parse_ipv4
@@ -63,6 +63,17 @@ def to_document(state: RouterState) -> dict[str, Any]:
         "static_nats": [{"public_ip": str(r.public_ip), "internal_ip": str(r.internal_ip)}
                         for r in state.static_nats],
         "sysctl": dict(state.sysctl_overrides),
+        "dhcp": {
+            "hosts": [
+                {"mac": h.mac, "ip": str(h.ip), "hostname": h.hostname, "default_entry": h.default_entry,
+                 "ipv6": h.ipv6, "duid": h.duid, "dns": [str(d) for d in h.dns],
+                 "gateway": str(h.gateway) if h.gateway else None, "static_routes": h.static_routes}
+                for h in state.dhcp_hosts
+            ],
+            "ranges": [{"router_ip": str(r.router_ip), "gateway": str(r.gateway) if r.gateway else None,
+                        "prefix": r.prefix} for r in state.dhcp_ranges],
+            "dnsmasq_options": list(state.dnsmasq_options),
+        },
     }
 
 
@@ -95,6 +106,7 @@ def load_trusted(text: str) -> RouterState:
     if data.get("format") != FORMAT:
         raise ValueError(f"unsupported format {data.get('format')!r}")
     firewall = data.get("firewall", {})
+    dhcp = data.get("dhcp", {})
     return RouterState(
         cmdline=tuple(sorted(data.get("cmdline", {}).items())),
         public_ips=tuple(PublicIp(_address(p["ip"]), p["prefix"], p["device"],
@@ -118,6 +130,13 @@ def load_trusted(text: str) -> RouterState:
         static_nats=tuple(StaticNat(_address(r["public_ip"]), _address(r["internal_ip"]))
                           for r in data.get("static_nats", [])),
         sysctl_overrides=tuple(sorted(data.get("sysctl", {}).items())),
+        dhcp_hosts=tuple(DhcpHost(h["mac"], _address(h["ip"]), h["hostname"], h.get("default_entry", True),
+                                  h.get("ipv6"), h.get("duid"), tuple(_address(d) for d in h.get("dns", [])),
+                                  _address(h["gateway"]) if h.get("gateway") else None, h.get("static_routes", ""))
+                         for h in dhcp.get("hosts", [])),
+        dhcp_ranges=tuple(DhcpRange(_address(r["router_ip"]), _address(r["gateway"]) if r.get("gateway") else None,
+                                    r["prefix"]) for r in dhcp.get("ranges", [])),
+        dnsmasq_options=tuple(dhcp.get("dnsmasq_options", [])),
     )
 
 
@@ -193,7 +212,9 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         sysctl = {}
     errors.extend(check_overrides(sysctl, doc.at("sysctl")))
 
+    dhcp_hosts, dhcp_ranges, dnsmasq_options = _dhcp_section(doc, errors)
     return RouterState(
+        dhcp_hosts=dhcp_hosts, dhcp_ranges=dhcp_ranges, dnsmasq_options=dnsmasq_options,
         cmdline=state.cmdline,
         public_ips=tuple(sorted(public_ips, key=lambda p: p.ip)),
         guest_networks=tuple(sorted(guests, key=lambda n: n.device)),
@@ -202,6 +223,36 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         port_forwards=tuple(sorted(forwards, key=lambda r: (r.public_ip, r.protocol.value, r.public_ports))),
         static_nats=tuple(sorted(nats, key=lambda r: r.public_ip)),
     ).with_sysctl_overrides({str(k): str(v) for k, v in sysctl.items()})
+
+
+def _dhcp_section(doc: Fields, errors: list[ValidationError]):
+    from vragent.render.dnsmasq import check_options
+    from vragent.wire.dhcpentry import parse_mac, valid_hostname
+
+    section = Fields(doc.raw("dhcp", {}), doc.at("dhcp"), errors)
+    hosts = []
+    for index, raw in enumerate(section.list("hosts", [])):
+        item = Fields(raw, f"{section.at('hosts')}[{index}]", errors)
+        mac, ip, hostname = parse_mac(item, "mac"), item.ipv4("ip"), item.string("hostname")
+        if hostname is not None and not valid_hostname(hostname):
+            item.error("hostname", f"{hostname!r} is not a host name dnsmasq accepts")
+            hostname = None
+        dns = tuple(a for i, v in enumerate(item.list("dns", []))
+                    if (a := parse_ipv4(str(v), f"{item.at('dns')}[{i}]", errors)) is not None)
+        if None not in (mac, ip, hostname):
+            hosts.append(DhcpHost(mac, ip, hostname, bool(item.boolean("default_entry", True)),
+                                  item.string("ipv6", None), item.string("duid", None), dns,
+                                  item.ipv4("gateway", None), item.string("static_routes", "") or ""))
+    ranges = []
+    for index, raw in enumerate(section.list("ranges", [])):
+        item = Fields(raw, f"{section.at('ranges')}[{index}]", errors)
+        router_ip, prefix = item.ipv4("router_ip"), item.integer("prefix", lo=0, hi=32)
+        if router_ip is not None and prefix is not None:
+            ranges.append(DhcpRange(router_ip, item.ipv4("gateway", None), prefix))
+    options = section.list("dnsmasq_options", []) or []
+    errors.extend(check_options(options, section.at("dnsmasq_options")))
+    return (tuple(sorted(hosts, key=lambda h: h.ip)), tuple(ranges),
+            tuple(str(o) for o in options if isinstance(o, str)))
 
 
 def _enum(item: Fields, key: str, enum_type):

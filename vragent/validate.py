@@ -78,6 +78,14 @@ def check_state(state: RouterState, origins: dict[object, str] | None = None) ->
             errors.append(ValidationError(path, f"{nat.public_ip} has port forwarding ({forwarded[nat.public_ip]}); "
                                                 "static NAT would take all of its ports"))
 
+    router_addresses = {n.router_ip for n in guests} | {n.gateway for n in guests}
+    for index, host in enumerate(state.dhcp_hosts):
+        path = where(host, f"dhcp_hosts[{host.ip}]")
+        if not any(host.ip in n.network for n in guests):
+            errors.append(ValidationError(path, f"{host.ip} is in no guest network of this router"))
+        elif host.ip in router_addresses:
+            errors.append(ValidationError(path, f"{host.ip} is the router's own guest address"))
+
     for index, rule in enumerate(state.firewall_rules):
         if rule.direction is Direction.INGRESS and rule.public_ip not in held:
             errors.append(ValidationError(where(rule, f"firewall_rules[{rule.id}]"),

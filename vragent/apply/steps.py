@@ -309,3 +309,20 @@ class DaemonStep(Step):
             self._act("stop")
         else:
             self._act(self.action)
+
+
+@dataclass
+class DhcpReleaseStep(Step):
+    """Tell dnsmasq a VM's lease is over (dhcp_release sends it a DHCPRELEASE)."""
+
+    device: str
+    ip: IPv4Address
+    mac: str
+    kind = "dhcp"
+    reversible = False
+
+    def summary(self) -> str:
+        return f"release lease {self.ip} of {self.mac} on {self.device}"
+
+    def commit(self) -> None:
+        runner.run(["dhcp_release", self.device, str(self.ip), self.mac])

@@ -12,7 +12,8 @@ from vragent import state as state_doc
 from vragent import validate
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import RouterState
-from vragent.wire import cmdline, firewallrules, forwardrules, guestnetwork, ips, staticnatrules
+from vragent.wire import (cmdline, dhcpconfig, dhcpentry, firewallrules, forwardrules, guestnetwork, ips,
+                          staticnatrules)
 from vragent.wire.context import Context
 from vragent.wire.fields import Fields
 
@@ -23,13 +24,14 @@ _SCRIPTS_IGNORED = ("configure.py",)  # vragent always converges everything
 # type -> module with parse() and merge(); parse takes a Context when it needs one.
 HANDLERS: dict[str, ModuleType] = {
     t: module
-    for module in (cmdline, ips, guestnetwork, firewallrules, forwardrules, staticnatrules)
+    for module in (cmdline, ips, guestnetwork, firewallrules, forwardrules, staticnatrules, dhcpentry,
+                   dhcpconfig)
     for t in module.TYPES
 }
 _NEEDS_CONTEXT = (ips, guestnetwork)
 
 # Types the management server sends that later subsystems will handle.
-KNOWN_UNSUPPORTED = ("dhcpentry", "dhcpconfig", "loadbalancer", "networkacl", "vmdata", "vmpassword",
+KNOWN_UNSUPPORTED = ("loadbalancer", "networkacl", "vmdata", "vmpassword",
                      "monitorservice", "vpnuserlist", "remoteaccessvpn", "site2sitevpn", "staticroutes",
                      "ipaliases", "ipv6firewallrules", "bgppeers")
 

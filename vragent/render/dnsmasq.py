@@ -1,0 +1,164 @@
+"""DHCP and DNS for guest VMs (dnsmasq).
+
+dnsmasq.conf holds only what needs a restart; hosts, options and names live in files
+dnsmasq re-reads on SIGHUP (dhcp-hostsfile, dhcp-optsfile, addn-hosts). So a VM
+coming or going costs one signal, never a restart.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from vragent import templating
+from vragent.errors import ValidationError
+from vragent.model import RouterState
+from vragent.paths import Paths
+from vragent.plan import DaemonDesired
+from vragent.services import ServiceSpec
+
+LEASE_MAX = 10000
+# Settings vragent owns: a native document's extra options may not override them.
+_OWNED_OPTIONS = ("interface", "except-interface", "listen-address", "bind-", "port", "conf-file", "conf-dir",
+                  "addn-hosts", "dhcp-hostsfile", "dhcp-optsfile", "dhcp-leasefile", "pid-file", "user",
+                  "group", "resolv-file", "log-facility", "no-hosts")
+
+
+@dataclass(frozen=True)
+class DnsmasqPaths:
+    conf: Path
+    hosts: Path
+    dhcphosts: Path
+    dhcpopts: Path
+    resolv: Path
+    leases: Path
+    log: Path
+    pid: Path
+
+    @classmethod
+    def of(cls, paths: Paths) -> "DnsmasqPaths":
+        base = paths.under("etc/vragent/dnsmasq")
+        return cls(base / "dnsmasq.conf", base / "hosts", base / "dhcphosts", base / "dhcpopts",
+                   base / "resolv.conf", paths.under("var/lib/misc/dnsmasq.leases"),
+                   paths.under("var/log/dnsmasq.log"), paths.run_dir / "dnsmasq.pid")
+
+
+SERVICE = ServiceSpec(
+    name="dnsmasq",
+    argv=lambda paths: ["dnsmasq", f"--conf-file={DnsmasqPaths.of(paths).conf}",
+                        f"--pid-file={DnsmasqPaths.of(paths).pid}"],
+    pidfile=lambda paths: DnsmasqPaths.of(paths).pid,
+    reload_signal=signal.SIGHUP,
+)
+
+
+def _tag(ip) -> str:
+    return "vm_" + str(ip).replace(".", "_")
+
+
+def _dns_servers(state: RouterState, network) -> list[str]:
+    if state.config.get("useextdns", "false").lower() == "true" and network.dns:
+        return [str(d) for d in network.dns]
+    return [str(network.gateway)]
+
+
+def render_files(state: RouterState, paths: Paths) -> dict[Path, str]:
+    files = DnsmasqPaths.of(paths)
+    networks = state.all_guest_networks()
+    domain_default = state.config.get("domain") or "cloudnine.internal"
+    header = f"# {templating.GENERATED_HEADER}\n"
+
+    conf = templating.render(
+        "dnsmasq.conf.j2", paths=files, run_as_root=paths.root != Path("/"), lease_max=LEASE_MAX,
+        extra_options=list(state.dnsmasq_options),
+        networks=[{"device": n.device, "domain": n.domain or domain_default, "cidr": str(n.network),
+                   "start": str(n.network.network_address), "netmask": str(n.network.netmask)}
+                  for n in networks])
+
+    options = []
+    for network in networks:
+        tag = f"tag:{network.device}"
+        options.append(f"{tag},option:router,{network.gateway}")
+        options.append(f"{tag},option:dns-server,{','.join(_dns_servers(state, network))}")
+        options.append(f"{tag},option:domain-name,{network.domain or domain_default}")
+        if network.mtu:
+            options.append(f"{tag},option:mtu,{network.mtu}")
+    hosts_lines, dhcp_lines = [], []
+    for host in state.dhcp_hosts:
+        if host.default_entry:
+            dhcp_lines.append(f"{host.mac},{host.ip},{host.hostname},infinite")
+        else:
+            # A VM's secondary NIC: no default route, DNS or domain through this network.
+            tag = _tag(host.ip)
+            dhcp_lines.append(f"{host.mac},set:{tag},{host.ip},{host.hostname},infinite")
+            options += [f"tag:{tag},option:router", f"tag:{tag},option:dns-server",
+                        f"tag:{tag},option:domain-name"]
+        hosts_lines.append(f"{host.ip} {host.hostname}")
+    router_name = state.config.get("name")
+    for network in networks:
+        names = " ".join(n for n in (router_name, "data-server") if n)
+        hosts_lines.insert(0, f"{network.gateway} {names}")
+
+    upstream = [state.config.get(k) for k in ("dns1", "dns2")]
+    resolv = "".join(f"nameserver {server}\n" for server in upstream if server)
+    return {
+        files.conf: conf,
+        files.dhcphosts: header + "".join(line + "\n" for line in dhcp_lines),
+        files.dhcpopts: header + "".join(line + "\n" for line in options),
+        files.hosts: header + "".join(line + "\n" for line in hosts_lines),
+        files.resolv: header + resolv,
+    }
+
+
+def seed_leases(state: RouterState) -> str:
+    """Leases known before dnsmasq first starts (a recreated VR ACKs renewals at once)."""
+    return "".join(f"0 {h.mac} {h.ip} {h.hostname} *\n" for h in state.dhcp_hosts)
+
+
+def daemon(state: RouterState, paths: Paths) -> DaemonDesired:
+    files = DnsmasqPaths.of(paths)
+    enabled = bool(state.all_guest_networks()) and state.router_type == "router"
+    rendered = render_files(state, paths) if enabled else {}
+    wanted = {path: (rendered.get(path), 0o644) for path in
+              (files.conf, files.dhcphosts, files.dhcpopts, files.hosts, files.resolv)}
+    return DaemonDesired(
+        service=SERVICE,
+        enabled=enabled,
+        files=wanted,
+        restart_files=frozenset({files.conf}),
+        checker=lambda candidates: ["dnsmasq", "--test", f"--conf-file={candidates.get(files.conf, files.conf)}"],
+        seed_files={files.leases: (seed_leases(state), 0o644)} if enabled else {},
+    )
+
+
+def check_options(options, path: str) -> list[ValidationError]:
+    errors = []
+    if not isinstance(options, list):
+        return [ValidationError(path, "expected a list of dnsmasq.conf lines")]
+    for index, option in enumerate(options):
+        where = f"{path}[{index}]"
+        if not isinstance(option, str) or not option.strip():
+            errors.append(ValidationError(where, "expected a non-empty dnsmasq.conf line"))
+        elif any(c in option for c in "\n\r\0"):
+            errors.append(ValidationError(where, "must be a single line"))
+        elif option.split("=", 1)[0].strip().startswith(_OWNED_OPTIONS):
+            errors.append(ValidationError(where, f"{option.split('=', 1)[0]!r} is managed by vragent"))
+    return errors
+
+
+def release_steps(old: RouterState, new: RouterState) -> list:
+    """Leases of VMs that are gone (or moved to another IP) are released at once, so the
+    IP can go to a new MAC on its first DISCOVER (dnsmasq would otherwise refuse it)."""
+    from vragent.apply.steps import DhcpReleaseStep
+
+    kept = {(h.mac, h.ip) for h in new.dhcp_hosts}
+    networks = old.all_guest_networks()
+    steps = []
+    for host in old.dhcp_hosts:
+        if (host.mac, host.ip) in kept:
+            continue
+        device = next((n.device for n in networks if host.ip in n.network), None)
+        if device is not None:
+            steps.append(DhcpReleaseStep(device, host.ip, host.mac))
+    return steps

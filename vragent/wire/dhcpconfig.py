@@ -1,0 +1,36 @@
+"""`dhcpconfig` (dhcp.json): extra DHCP ranges of a shared network with IP aliases.
+
+The whole list is resent each time and replaces the section. Stored now; rendered
+when IP aliases are supported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from vragent.model import DhcpRange, RouterState
+from vragent.wire.fields import Fields
+
+TYPES = ("dhcpconfig",)
+
+
+@dataclass(frozen=True)
+class DhcpConfigChange:
+    ranges: tuple[DhcpRange, ...]
+
+
+def parse(fields: Fields) -> DhcpConfigChange | None:
+    entries = fields.list("entries", [])
+    ranges = []
+    for index, raw in enumerate(entries):
+        item = Fields(raw, f"{fields.at('entries')}[{index}]", fields.errors)
+        router_ip = item.ipv4("router_ip_address")
+        gateway = item.ipv4("gateway", None)
+        prefix = item.netmask_prefix("netmask")
+        if router_ip is not None and prefix is not None:
+            ranges.append(DhcpRange(router_ip, gateway, prefix))
+    return DhcpConfigChange(tuple(ranges))
+
+
+def merge(state: RouterState, change: DhcpConfigChange) -> RouterState:
+    return replace(state, dhcp_ranges=change.ranges)
