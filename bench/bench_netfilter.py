@@ -18,11 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import router_namespace, run_agent, scratch_dir, sh, write_json  # noqa: E402
 from tests.unit import pushes as p  # noqa: E402
+from vragent.lab import sample  # noqa: E402
 
 PUBLIC_IPS = [f"198.51.100.{n}" for n in range(20, 30)]
 
 
-def build_pushes(directory: Path, forwards: int, firewall: int) -> list[Path]:
+def build_pushes(directory: Path, forwards: int, firewall: int) -> tuple[list[Path], Path]:
     per_ip = -(-forwards // len(PUBLIC_IPS))
     cmdline = p.cmdline(eth0ip="10.0.0.1", eth0mask="255.255.0.0", guestgw="10.0.0.1")
     ips = p.ips(p.public_ip("198.51.100.10", source_nat=True, first=True), *[p.public_ip(ip) for ip in PUBLIC_IPS])
@@ -34,10 +35,12 @@ def build_pushes(directory: Path, forwards: int, firewall: int) -> list[Path]:
         rules.append(p.forward(ip, f"{port}:{port}", vm, "22:22"))
     fw = [p.ingress(100000 + index, PUBLIC_IPS[index % len(PUBLIC_IPS)], ports=(10000 + index, 10000 + index),
                     cidrs=(f"203.0.{index // 256 % 256}.{index % 256}/32",)) for index in range(firewall)]
-    return [write_json(directory, "cmd_line.json", cmdline),
-            write_json(directory, "ip_associations.json.b1", ips),
-            write_json(directory, "forwarding_rules.json.b1", p.forwards(*rules)),
-            write_json(directory, "firewall_rules.json.b1", p.firewall(*fw))]
+    base = [write_json(directory, "cmd_line.json", cmdline), write_json(directory, "ip_associations.json.b1", ips)]
+    # The rules arrive as one push: a VR-*.cfg batch, as the management server sends them on a restart.
+    batch = directory / "VR-bench.cfg"
+    batch.write_text(sample.batch_cfg([("forwarding_rules.json.b1", p.forwards(*rules)),
+                                       ("firewall_rules.json.b1", p.firewall(*fw))]))
+    return base, batch
 
 
 def main() -> None:
@@ -46,14 +49,15 @@ def main() -> None:
     parser.add_argument("--firewall", type=int, default=2000)
     args = parser.parse_args()
     work = scratch_dir("vragent-bench-")
-    pushes = build_pushes(work, args.forwards, args.firewall)
+    base, batch = build_pushes(work, args.forwards, args.firewall)
     one_more = write_json(work, "forwarding_rules.json.b2", p.forwards(
         p.forward(PUBLIC_IPS[0], "9999:9999", "10.0.0.2", "80:80")))
 
     with router_namespace("vrbench") as ns:
         root = work / "root"
-        cold = run_agent(ns, root, "apply", "--json", *map(str, pushes))
-        noop = run_agent(ns, root, "apply", "--json", *map(str, pushes))
+        run_agent(ns, root, "apply", "--json", *map(str, base))  # the router's NICs and public IPs
+        cold = run_agent(ns, root, "apply", "--json", str(batch))
+        noop = run_agent(ns, root, "apply", "--json", str(batch))
         add = run_agent(ns, root, "apply", "--json", str(one_more))
         rendered = sh("ip", "netns", "exec", ns, sys.executable, "-m", "vragent", "--root", str(root), "render")
         rule_count = sum(1 for line in rendered.splitlines() if line.startswith("-A"))

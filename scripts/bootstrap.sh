@@ -31,3 +31,5 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import pytest, pyfakefs, 
     .venv/bin/python -m pip install -q --disable-pip-version-check pytest pyfakefs hypothesis jsonschema
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . >/dev/null
+# Byte-compile as the Debian package does (this environment may forbid writing .pyc at import).
+.venv/bin/python -m compileall -q vragent >/dev/null

@@ -92,10 +92,10 @@ class Observed:
     running: dict[str, int | None] = field(default_factory=dict)  # service name -> pid
 
 
-def observe(sysctl_keys, file_paths=(), daemons=(), backend=None) -> Observed:
+def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addresses=None) -> Observed:
     from vragent import files
 
-    links, addresses = netlink.links_and_addresses()
+    links, addresses = links_and_addresses or netlink.links_and_addresses()
     return Observed(
         tables=iptables_tables(),
         sysctls={key: read_sysctl(key) for key in sysctl_keys},

@@ -28,5 +28,40 @@ def environment():
     return env
 
 
-def render(name: str, **context) -> str:
-    return environment().get_template(name).render(**context)
+def render(name: str, cache_dir: Path | None = None, **context) -> str:
+    """Render a template; with `cache_dir`, remember the last output per template.
+
+    Rendering is a pure function of the template text and the context, so the output is
+    memoised on disk (keyed by a hash of both): a push that does not change a daemon's
+    settings then costs no Jinja2 import (~25 ms of every small push).
+    """
+    if cache_dir is None:
+        return environment().get_template(name).render(**context)
+    import hashlib
+    import json
+
+    source = _template_source(name)
+    key = hashlib.sha256(source.encode() + json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()
+    cache = cache_dir / f"{name}.cache"
+    try:
+        cached_key, _, cached = cache.read_text().partition("\n")
+        if cached_key == key:
+            return cached
+    except OSError:
+        pass
+    output = environment().get_template(name).render(**context)
+    try:
+        from vragent.files import atomic_write
+
+        atomic_write(cache, f"{key}\n{output}", 0o600)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+    return output
+
+
+def _template_source(name: str) -> str:
+    for directory in template_dirs():
+        path = directory / name
+        if path.is_file():
+            return path.read_text()
+    raise FileNotFoundError(f"template {name} not found in {', '.join(map(str, template_dirs()))}")

@@ -230,3 +230,18 @@ def test_fast_ipv4_parser_agrees_with_ipaddress(text):
     except ValueError:
         expected = None
     assert ipv4_or_none(text) == expected
+
+
+@given(st.one_of(st.builds(lambda a, p: f"{a}/{p}", st.ip_addresses(v=4), st.integers(0, 40)),
+                 st.text(alphabet="0123456789./x", max_size=20)))
+def test_fast_network_parser_agrees_with_ipaddress(text):
+    import ipaddress
+
+    from vragent.wire.fields import parse_ipv4_network
+
+    try:
+        expected = ipaddress.ip_network(text, strict=False)
+        expected = expected if expected.version == 4 else None
+    except ValueError:
+        expected = None
+    assert parse_ipv4_network(text, "p", []) == expected

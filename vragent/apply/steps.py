@@ -3,10 +3,8 @@ candidate, commit, and roll back what it committed."""
 
 from __future__ import annotations
 
-import difflib
 import errno
 import os
-import tempfile
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
@@ -132,6 +130,8 @@ class IptablesStep(Step):
         return f"iptables {self.table}: {ops} change(s) in one transaction"
 
     def diff(self) -> str:
+        import difflib
+
         return "".join(difflib.unified_diff(
             self.running_view.splitlines(keepends=True), self.desired_view.splitlines(keepends=True),
             fromfile=f"iptables/{self.table} (running)", tofile=f"iptables/{self.table} (desired)"))
@@ -150,6 +150,8 @@ def _restore(argv: list[str], script: str, table: str) -> None:
     # iptables-restore reads a complete file on stdin (not a pipe we are still writing), so a
     # killed agent can never feed it half a transaction. Not a file argument: `-w FILE` would
     # take FILE as the wait time and restore nothing.
+    import tempfile
+
     with tempfile.NamedTemporaryFile("w", prefix=f"vragent-{table}-", suffix=".rules") as handle:
         handle.write(script)
         handle.flush()
@@ -186,6 +188,8 @@ class FileStep(Step):
         return f"file {verb} {self.path}"
 
     def diff(self) -> str:
+        import difflib
+
         return "".join(difflib.unified_diff(
             (self.old or "").splitlines(keepends=True), (self.new or "").splitlines(keepends=True),
             fromfile=f"{self.path} (running)", tofile=f"{self.path} (desired)"))

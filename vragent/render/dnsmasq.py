@@ -70,7 +70,8 @@ def render_files(state: RouterState, paths: Paths) -> dict[Path, str]:
     header = f"# {templating.GENERATED_HEADER}\n"
 
     conf = templating.render(
-        "dnsmasq.conf.j2", paths=files, run_as_root=paths.root != Path("/"), lease_max=LEASE_MAX,
+        "dnsmasq.conf.j2", cache_dir=paths.run_dir / "render-cache",
+        paths={k: str(v) for k, v in vars(files).items()}, run_as_root=paths.root != Path("/"), lease_max=LEASE_MAX,
         extra_options=list(state.dnsmasq_options),
         networks=[{"device": n.device, "domain": n.domain or domain_default, "cidr": str(n.network),
                    "start": str(n.network.network_address), "netmask": str(n.network.netmask)}

@@ -191,7 +191,19 @@ def parse_ipv4(value: str, path: str, errors: list[ValidationError]) -> IPv4Addr
     return address
 
 
+@functools.lru_cache(maxsize=65536)
+def _fast_network(value: str) -> IPv4Network | None:
+    address, slash, prefix = value.partition("/")
+    parsed = ipv4_or_none(address)
+    if parsed is None or (slash and not (prefix.isdigit() and prefix.isascii() and int(prefix) <= 32)):
+        return None
+    return IPv4Network((int(parsed), int(prefix) if slash else 32), strict=False)
+
+
 def parse_ipv4_network(value: str, path: str, errors: list[ValidationError]) -> IPv4Network | None:
+    network = _fast_network(value)
+    if network is not None:
+        return network
     try:
         # strict=False: the management server may send host bits ("10.1.1.5/24");
         # iptables masks them too, so we normalise to the network.

@@ -40,6 +40,7 @@ KNOWN_UNSUPPORTED = ("loadbalancer", "networkacl", "vmdata", "vmpassword",
 class Document:
     name: str  # the pushed file's name, e.g. firewall_rules.json.3f0c...
     data: Any
+    text: str | None = None  # the JSON as pushed, when it came from a file (fingerprints)
 
     @property
     def path(self) -> str:
@@ -55,7 +56,7 @@ def load_push(name: str, text: str) -> list[Document]:
     stripped = text.lstrip()
     if stripped.startswith(BATCH_HEADER) or stripped.startswith("<file>") or stripped.startswith("<version>"):
         return _load_batch(name, text)
-    return [Document(name, _load_json(text, name))]
+    return [Document(name, _load_json(text, name), text)]
 
 
 def _load_json(text: str, name: str, where: str = "") -> Any:
@@ -113,7 +114,7 @@ def _load_batch(name: str, text: str) -> list[Document]:
             continue
         content, file_line = files[target]
         try:
-            documents.append(Document(f"{name}:{target}", json.loads(content)))
+            documents.append(Document(f"{name}:{target}", json.loads(content), content))
         except json.JSONDecodeError as exc:
             errors.append(ValidationError(f"{name}:{target}:$", f"not valid JSON (line {file_line}): {exc}"))
     if errors:
@@ -121,6 +122,19 @@ def _load_batch(name: str, text: str) -> list[Document]:
     if not documents:
         raise InvalidInput([ValidationError(f"{name}:$", "the batch holds no config file to apply")])
     return documents
+
+
+def fingerprint(documents: list[Document]) -> str | None:
+    """A digest of what was pushed (not of the file names, which carry a fresh uuid each time)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for document in documents:
+        if document.text is None:
+            return None
+        digest.update(document.text.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def merge_documents(state: RouterState, documents: list[Document],
