@@ -71,10 +71,11 @@ def render(state: RouterState, paths: Paths) -> Desired:
     )
 
 
-def observe_for(desired: Desired, links=None) -> observe.Observed:
+def observe_for(desired: Desired, links=None, tables_only=None, known_tables=None) -> observe.Observed:
     daemon_files = [path for d in desired.daemons for path in (*d.files, *d.seed_files)]
     return observe.observe(desired.sysctls.keys(), [*desired.files, *daemon_files],
-                           [d.service for d in desired.daemons], desired.backend, links)
+                           [d.service for d in desired.daemons], desired.backend, links,
+                           tables_only, known_tables)
 
 
 def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
@@ -167,7 +168,9 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
         transaction.commit()
     finally:
         result.steps = transaction.report()
-    verification = build(desired, observe_for(desired)) if plan.steps else Plan()
+    touched = {step.table for step in plan.steps if step.kind == "iptables"}
+    verification = (build(desired, observe_for(desired, tables_only=touched, known_tables=observed.tables))
+                    if plan.steps else Plan())
     if not verification.empty:
         transaction.rollback(reason="verification found the router still differs")
         result.steps = transaction.report()

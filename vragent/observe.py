@@ -49,8 +49,18 @@ def parse_iptables_save(text: str) -> dict[str, ObservedTable]:
     return tables
 
 
-def iptables_tables() -> dict[str, ObservedTable]:
-    """All tables with one fork; a table the kernel has never loaded is reported empty."""
+def iptables_tables(only: set[str] | None = None, known: dict[str, ObservedTable] | None = None
+                    ) -> dict[str, ObservedTable]:
+    """All tables with one fork; a table the kernel has never loaded is reported empty.
+
+    With `only`, just those tables are read again and the rest taken from `known` (the
+    verification after a commit re-reads what the commit touched).
+    """
+    if only is not None and known is not None:
+        tables = dict(known)
+        for name in sorted(only):
+            tables.update(parse_iptables_save(runner.run(["iptables-save", "-t", name]).stdout))
+        return tables
     text = runner.run(["iptables-save"]).stdout
     tables = parse_iptables_save(text)
     for name in TABLES:
@@ -92,12 +102,13 @@ class Observed:
     running: dict[str, int | None] = field(default_factory=dict)  # service name -> pid
 
 
-def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addresses=None) -> Observed:
+def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addresses=None,
+            tables_only: set[str] | None = None, known_tables: dict[str, ObservedTable] | None = None) -> Observed:
     from vragent import files
 
     links, addresses = links_and_addresses or netlink.links_and_addresses()
     return Observed(
-        tables=iptables_tables(),
+        tables=iptables_tables(tables_only, known_tables),
         sysctls={key: read_sysctl(key) for key in sysctl_keys},
         links=links,
         addresses=addresses,

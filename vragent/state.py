@@ -14,6 +14,7 @@ from typing import Any
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import (DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, PortForward, PortRange, Protocol,
                            PublicIp, RouterState, StaticNat)
+from vragent.render.netfilter import text
 from vragent.render.sysctl import check_overrides
 from vragent.wire.fields import Fields, parse_ipv4
 
@@ -48,7 +49,7 @@ def to_document(state: RouterState) -> dict[str, Any]:
             "egress_default_allow": state.egress_default_allow,
             "rules": [
                 {"id": r.id, "direction": r.direction.value, "protocol": r.protocol.value,
-                 "public_ip": str(r.public_ip) if r.public_ip else None, "ports": _ports(r.ports),
+                 "public_ip": text(r.public_ip) if r.public_ip else None, "ports": _ports(r.ports),
                  "icmp_type": r.icmp_type, "icmp_code": r.icmp_code,
                  "source_cidrs": [str(c) for c in r.source_cidrs],
                  "dest_cidrs": [str(c) for c in r.dest_cidrs]}
@@ -56,8 +57,8 @@ def to_document(state: RouterState) -> dict[str, Any]:
             ],
         },
         "port_forwards": [
-            {"public_ip": str(r.public_ip), "protocol": r.protocol.value, "public_ports": str(r.public_ports),
-             "internal_ip": str(r.internal_ip), "internal_ports": str(r.internal_ports)}
+            {"public_ip": text(r.public_ip), "protocol": r.protocol.value, "public_ports": str(r.public_ports),
+             "internal_ip": text(r.internal_ip), "internal_ports": str(r.internal_ports)}
             for r in state.port_forwards
         ],
         "static_nats": [{"public_ip": str(r.public_ip), "internal_ip": str(r.internal_ip)}
@@ -90,6 +91,7 @@ def _address(text: str) -> IPv4Address:
     return IPv4Address(text)
 
 
+@functools.lru_cache(maxsize=None)
 def _ports_of(text: str | None) -> PortRange | None:
     if text is None:
         return None

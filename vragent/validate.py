@@ -13,12 +13,13 @@ from vragent.model import (CONTROL_DEVICE, Direction, FirewallRule, GUEST_DEVICE
                            RouterState, StaticNat)
 
 
-def check_state(state: RouterState, origins: dict[object, str] | None = None) -> list[ValidationError]:
+def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | None = None) -> list[ValidationError]:
     origins = origins or {}
     errors: list[ValidationError] = []
 
     def where(item: object, fallback: str) -> str:
-        return origins.get(item, f"state:{fallback}")
+        found = origins.get(id(item))
+        return found[1] if found is not None and found[0] is item else f"state:{fallback}"
 
     public = state.ordered_public_ips()
     held = {p.ip: p for p in public}

@@ -19,6 +19,7 @@ Layout (router type: eth0 guest, eth1 control, eth2+ public):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
@@ -59,8 +60,14 @@ class TableSpec:
         return sum(len(r) for r in self.chains.values()) + sum(len(r) for r in self.jumps.values())
 
 
+@functools.lru_cache(maxsize=65536)
+def text(address: IPv4Address) -> str:
+    """str() of an address, remembered: the same few thousand addresses are printed over and over."""
+    return str(address)
+
+
 def host(address: IPv4Address) -> str:
-    return f"{address}/32"
+    return f"{text(address)}/32"
 
 
 def net(network: IPv4Network) -> str:
@@ -160,7 +167,7 @@ def _ingress_firewall(state: RouterState, table: TableSpec) -> None:
 
 
 def _dnat_target(rule: PortForward) -> str:
-    target = f"{rule.internal_ip}:{rule.internal_ports.first}"
+    target = f"{text(rule.internal_ip)}:{rule.internal_ports.first}"
     if rule.internal_ports.size > 1:
         target += f"-{rule.internal_ports.last}"
         if rule.internal_ports.first != rule.public_ports.first:

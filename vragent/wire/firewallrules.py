@@ -117,5 +117,5 @@ def merge(state: RouterState, change: FirewallChange) -> RouterState:
     return replace(state, firewall_rules=ordered, egress_default_allow=default)
 
 
-def origins(change: FirewallChange) -> dict[object, str]:
-    return {rule: path for rule, path in change.upsert}
+def origins(change: FirewallChange) -> list[tuple[object, str]]:
+    return list(change.upsert)

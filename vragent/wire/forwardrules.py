@@ -64,5 +64,5 @@ def merge(state: RouterState, change: ForwardChange) -> RouterState:
     return replace(state, port_forwards=tuple(ordered))
 
 
-def origins(change: ForwardChange) -> dict[object, str]:
-    return {rule: path for rule, path in change.upsert}
+def origins(change: ForwardChange) -> list[tuple[object, str]]:
+    return list(change.upsert)

@@ -142,7 +142,9 @@ def merge_documents(state: RouterState, documents: list[Document],
     """Validate and merge every document into `state`; all errors raise together."""
     context = context or Context()
     errors: list[ValidationError] = []
-    origins: dict[object, str] = {}
+    # id(item) -> (item, JSON path): identity, because hashing thousands of frozen rules is
+    # slow; holding the item keeps its id from being reused by another object.
+    origins: dict[int, tuple[object, str]] = {}
     for document in documents:
         if document.is_native:
             state = state_doc.from_document(document.data, document.path, errors)
@@ -160,7 +162,9 @@ def merge_documents(state: RouterState, documents: list[Document],
         if change is None:
             continue
         state = handler.merge(state, change)
-        origins.update(handler.origins(change) if hasattr(handler, "origins") else {})
+        if hasattr(handler, "origins"):
+            pairs = handler.origins(change)
+            origins.update((id(item), (item, path)) for item, path in (pairs.items() if isinstance(pairs, dict) else pairs))
     if not errors:
         errors.extend(validate.check_state(state, origins))
     if errors:

@@ -45,5 +45,5 @@ def merge(state: RouterState, change: StaticNatChange) -> RouterState:
     return replace(state, static_nats=tuple(rules[ip] for ip in sorted(rules)))
 
 
-def origins(change: StaticNatChange) -> dict[object, str]:
-    return {rule: path for rule, path in change.upsert}
+def origins(change: StaticNatChange) -> list[tuple[object, str]]:
+    return list(change.upsert)
