@@ -258,3 +258,16 @@ def parse_port_range(value: Any, path: str, errors: list[ValidationError]) -> Po
         errors.append(ValidationError(path, f"{value!r}: the first port is above the last"))
         return None
     return PortRange(first, last)
+
+
+def keyed_merge(current, key, upsert, revoke, order):
+    """The incumbent's bag semantics for keyed rules: revoked keys go, upserts replace by key.
+
+    `upsert` holds (item, json path) pairs; the result is sorted by `order`.
+    """
+    items = {key(item): item for item in current}
+    for gone in revoke:
+        items.pop(gone, None)
+    for item, _ in upsert:
+        items[key(item)] = item
+    return tuple(sorted(items.values(), key=order))
