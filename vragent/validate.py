@@ -44,24 +44,35 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
             errors.append(ValidationError(where(pip, f"public_ips[{pip.ip}]"),
                                           f"{pip.device} is not a public NIC of a router"))
 
-    def in_guest_network(address) -> bool:
-        return not guests or any(address in n.network for n in guests)
+    # Integer bounds: membership tests run once per rule on routers with thousands of rules.
+    guest_bounds = [(int(n.network.network_address), int(n.network.broadcast_address)) for n in guests]
 
-    forwarded: dict[object, str] = {}  # public ip -> path of a rule forwarding from it
-    by_socket: dict[tuple, list[tuple[PortForward, str]]] = {}
-    for index, rule in enumerate(state.port_forwards):
-        path = where(rule, f"port_forwards[{index}]")
-        _check_public(rule, held, path, errors)
+    def in_guest_network(address) -> bool:
+        value = int(address)
+        return not guest_bounds or any(low <= value <= high for low, high in guest_bounds)
+
+    forwarded: dict[object, int] = {}  # public ip -> index of a rule forwarding from it
+    by_socket: dict[tuple, list[tuple[PortForward, int]]] = {}
+    forwards = state.port_forwards
+
+    def forward_path(index: int) -> str:
+        return where(forwards[index], f"port_forwards[{index}]")
+
+    for index, rule in enumerate(forwards):
+        if rule.public_ip not in held:
+            errors.append(ValidationError(forward_path(index), f"{rule.public_ip} is not a public IP of this router"))
         if not in_guest_network(rule.internal_ip):
-            errors.append(ValidationError(path, f"{rule.internal_ip} is in no guest network of this router"))
-        by_socket.setdefault((rule.public_ip, rule.protocol), []).append((rule, path))
-        forwarded.setdefault(rule.public_ip, path)
+            errors.append(ValidationError(forward_path(index),
+                                          f"{rule.internal_ip} is in no guest network of this router"))
+        by_socket.setdefault((rule.public_ip, rule.protocol), []).append((rule, index))
+        forwarded.setdefault(rule.public_ip, index)
     for (ip, protocol), rules in by_socket.items():
-        rules.sort(key=lambda pair: pair[0].public_ports)
-        for (before, before_path), (after, after_path) in zip(rules, rules[1:]):
+        rules.sort(key=lambda pair: (pair[0].public_ports.first, pair[0].public_ports.last))
+        for (before, before_index), (after, after_index) in zip(rules, rules[1:]):
             if after.public_ports.first <= before.public_ports.last:
-                errors.append(ValidationError(after_path, f"{ip} {protocol.value} ports {after.public_ports} "
-                                                          f"are already claimed by {before_path}"))
+                errors.append(ValidationError(forward_path(after_index),
+                                              f"{ip} {protocol.value} ports {after.public_ports} "
+                                              f"are already claimed by {forward_path(before_index)}"))
 
     seen_internal: dict[object, str] = {}
     for index, nat in enumerate(state.static_nats):
@@ -76,18 +87,20 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
             errors.append(ValidationError(path, f"{nat.internal_ip} already has static NAT ({seen_internal[nat.internal_ip]})"))
         seen_internal[nat.internal_ip] = path
         if nat.public_ip in forwarded:
-            errors.append(ValidationError(path, f"{nat.public_ip} has port forwarding ({forwarded[nat.public_ip]}); "
+            errors.append(ValidationError(path, f"{nat.public_ip} has port forwarding "
+                                                f"({forward_path(forwarded[nat.public_ip])}); "
                                                 "static NAT would take all of its ports"))
 
     router_addresses = {n.router_ip for n in guests} | {n.gateway for n in guests}
-    for index, host in enumerate(state.dhcp_hosts):
-        path = where(host, f"dhcp_hosts[{host.ip}]")
-        if not any(host.ip in n.network for n in guests):
-            errors.append(ValidationError(path, f"{host.ip} is in no guest network of this router"))
+    for host in state.dhcp_hosts:
+        if not guest_bounds or not in_guest_network(host.ip):
+            errors.append(ValidationError(where(host, f"dhcp_hosts[{host.ip}]"),
+                                          f"{host.ip} is in no guest network of this router"))
         elif host.ip in router_addresses:
-            errors.append(ValidationError(path, f"{host.ip} is the router's own guest address"))
+            errors.append(ValidationError(where(host, f"dhcp_hosts[{host.ip}]"),
+                                          f"{host.ip} is the router's own guest address"))
 
-    for index, rule in enumerate(state.firewall_rules):
+    for rule in state.firewall_rules:
         if rule.direction is Direction.INGRESS and rule.public_ip not in held:
             errors.append(ValidationError(where(rule, f"firewall_rules[{rule.id}]"),
                                           f"{rule.public_ip} is not a public IP of this router"))
