@@ -16,7 +16,7 @@ from vragent.model import (DhcpHost, DhcpRange, Direction, FirewallRule, GuestNe
                            PublicIp, RouterState, StaticNat)
 from vragent.render.netfilter import text
 from vragent.render.sysctl import check_overrides
-from vragent.wire.fields import Fields, parse_ipv4
+from vragent.wire.fields import Fields, fast_network, ipv4_or_none, parse_ipv4
 
 FORMAT = "vragent/1"
 
@@ -86,9 +86,22 @@ def dumps(state: RouterState, pretty: bool = False) -> str:
     return json.dumps(to_document(state), separators=(",", ":")) + "\n"
 
 
-@functools.lru_cache(maxsize=None)
 def _address(text: str) -> IPv4Address:
-    return IPv4Address(text)
+    address = ipv4_or_none(text)
+    if address is None:
+        raise ValueError(f"{text!r} is not an IPv4 address")
+    return address
+
+
+def _network(text: str) -> IPv4Network:
+    network = fast_network(text)
+    if network is None:
+        raise ValueError(f"{text!r} is not a CIDR")
+    return network
+
+
+_DIRECTIONS = {d.value: d for d in Direction}
+_PROTOCOLS = {p.value: p for p in Protocol}
 
 
 @functools.lru_cache(maxsize=None)
@@ -119,14 +132,14 @@ def load_trusted(text: str) -> RouterState:
                                           _address(n.get("gateway") or n["router_ip"]), n.get("mac"),
                                           tuple(_address(d) for d in n.get("dns", [])), n.get("domain", ""),
                                           n.get("mtu")) for n in data.get("guest_networks", [])),
-        firewall_rules=tuple(FirewallRule(r["id"], Direction(r["direction"]), Protocol(r["protocol"]),
+        firewall_rules=tuple(FirewallRule(r["id"], _DIRECTIONS[r["direction"]], _PROTOCOLS[r["protocol"]],
                                           _address(r["public_ip"]) if r.get("public_ip") else None,
                                           _ports_of(r.get("ports")), r.get("icmp_type"), r.get("icmp_code"),
-                                          tuple(IPv4Network(c) for c in r.get("source_cidrs", [])),
-                                          tuple(IPv4Network(c) for c in r.get("dest_cidrs", [])))
+                                          tuple(_network(c) for c in r.get("source_cidrs", [])),
+                                          tuple(_network(c) for c in r.get("dest_cidrs", [])))
                              for r in firewall.get("rules", [])),
         egress_default_allow=firewall.get("egress_default_allow", True),
-        port_forwards=tuple(PortForward(_address(r["public_ip"]), Protocol(r["protocol"]),
+        port_forwards=tuple(PortForward(_address(r["public_ip"]), _PROTOCOLS[r["protocol"]],
                                         _ports_of(r["public_ports"]), _address(r["internal_ip"]),
                                         _ports_of(r["internal_ports"])) for r in data.get("port_forwards", [])),
         static_nats=tuple(StaticNat(_address(r["public_ip"]), _address(r["internal_ip"]))
