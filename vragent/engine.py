@@ -98,6 +98,13 @@ def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
         result.errors.append({"path": "", "message": str(exc)})
     result.duration_ms = (time.monotonic() - started) * 1000
     result.forks = runner.forks - forks_before
+    if result.status in ("applied", "failed"):
+        from vragent import status
+
+        try:
+            status.record_apply(paths, result)
+        except OSError as exc:
+            logger.warning("could not record the apply for status: %s", exc)
     for error in result.errors:
         logger.error("%s: %s", error["path"] or "apply", error["message"])
     logger.info("push %s: %s, %d step(s), %.0f ms", ",".join(result.push), result.status,

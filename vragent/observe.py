@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from vragent import netlink, runner
-from vragent.render.netfilter import CHAIN_PREFIX, TABLES
+from vragent.render.netfilter import TABLES, is_owned
 
 
 @dataclass
@@ -18,7 +18,7 @@ class ObservedTable:
     chains: dict[str, list[str]] = field(default_factory=dict)  # every chain, built-in and user
 
     def owned_chains(self) -> dict[str, list[str]]:
-        return {name: rules for name, rules in self.chains.items() if name.startswith(CHAIN_PREFIX)}
+        return {name: rules for name, rules in self.chains.items() if is_owned(name)}
 
 
 def parse_iptables_save(text: str) -> dict[str, ObservedTable]:

@@ -15,7 +15,7 @@ from vragent.apply.steps import (AddressStep, ConntrackDeleteStep, DaemonStep, F
 from vragent.model import PortForward, RouterState, StaticNat
 from vragent.observe import Observed, ObservedTable
 from vragent.render.addresses import LinkPlan
-from vragent.render.netfilter import CHAIN_PREFIX, TableSpec
+from vragent.render.netfilter import TableSpec, is_owned
 
 # Above this share of changed rules a chain is refilled rather than edited in place.
 REFILL_RATIO = 0.5
@@ -168,7 +168,7 @@ def daemon_step(daemon: DaemonDesired, observed: Observed, backend) -> DaemonSte
 
 def _is_our_jump(rule: str) -> bool:
     words = rule.split()
-    return "-j" in words and words[words.index("-j") + 1].startswith(CHAIN_PREFIX)
+    return "-j" in words and is_owned(words[words.index("-j") + 1])
 
 
 def table_view(policies: dict[str, str], jumps: dict[str, list[str]], chains: dict[str, list[str]]) -> str:
@@ -196,7 +196,7 @@ def table_step(desired: TableSpec, observed: ObservedTable) -> IptablesStep | No
             declarations.append(f":{chain} - [0:0]")
 
     for builtin, rules in observed.chains.items():
-        if builtin.startswith(CHAIN_PREFIX):
+        if is_owned(builtin):
             continue
         wanted = desired.jumps.get(builtin, [])
         ours = [r for r in rules if _is_our_jump(r)]
@@ -226,7 +226,7 @@ def table_step(desired: TableSpec, observed: ObservedTable) -> IptablesStep | No
         return None
     running = table_view({c: observed.policies.get(c, "ACCEPT") for c in desired.policies},
                          {b: [r for r in rules if _is_our_jump(r)] for b, rules in observed.chains.items()
-                          if not b.startswith(CHAIN_PREFIX)},
+                          if not is_owned(b)},
                          current_owned)
     wanted_view = table_view(desired.policies, desired.jumps, desired.chains)
     script = f"*{desired.name}\n" + "\n".join(script_lines) + "\nCOMMIT\n"

@@ -543,7 +543,7 @@ def test_the_deb_builds_and_ships_everything(tmp_path):
     modes = {line.split()[5].removeprefix("."): line.split()[0] for line in listing.splitlines()}
     shipped = set(modes)
     for helper in ("fail-closed", "install-shims", "keepalived-vips", "sshd-listen", "neutralize-rules-v4",
-                   "shims/update_config.py", "shims/vr_cfg.sh"):
+                   "shims/update_config.py", "shims/vr_cfg.sh", "shims/netusage.sh"):
         assert modes[f"/usr/lib/vragent/{helper}"] == "-rwxr-xr-x", helper
     assert {
         "/usr/bin/vragent",

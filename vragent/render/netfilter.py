@@ -23,10 +23,18 @@ import functools
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from vragent.model import (CONTROL_DEVICE, Direction, FirewallRule, PortForward, Protocol, RouterState,
-                           SSH_PORT)
+from vragent.model import (CONTROL_DEVICE, PUBLIC_DEVICE, Direction, FirewallRule, PortForward, Protocol,
+                           RouterState, SSH_PORT)
 
 CHAIN_PREFIX = "vr-"
+# The incumbent's usage counters keep their names: the management server's netusage.sh
+# reads `iptables -L NETWORK_STATS` on the router and bills from the byte column.
+STATS_CHAIN = "NETWORK_STATS"
+
+
+def is_owned(chain: str) -> bool:
+    """Chains vragent refills as a whole; every other chain is left alone."""
+    return chain.startswith(CHAIN_PREFIX) or chain == STATS_CHAIN or chain.startswith(STATS_CHAIN + "_")
 TABLES = ("raw", "mangle", "nat", "filter")
 BUILTIN_CHAINS = {
     "raw": ("PREROUTING", "OUTPUT"),
@@ -93,11 +101,34 @@ def _join(*parts: str) -> str:
 
 def render(state: RouterState) -> dict[str, TableSpec]:
     tables = {name: TableSpec(name) for name in TABLES}
+    _usage_counters(state, tables["filter"])
     _filter_input(state, tables["filter"])
     _filter_forward(state, tables["filter"])
     _ingress_firewall(state, tables["mangle"])
     _nat(state, tables["nat"])
     return tables
+
+
+def _usage_counters(state: RouterState, table: TableSpec) -> None:
+    """Rules without a target, only counted: the order is the billing format (sent,
+    received, router-sent TCP, router-received TCP), so it must never change."""
+    if state.router_type != "router" or not state.all_guest_networks() or not state.public_devices():
+        return
+    guest = state.all_guest_networks()[0].device
+
+    def counters(chain: str, public: str) -> None:
+        table.add(chain, f"-i {guest} -o {public}")
+        table.add(chain, f"-i {public} -o {guest}")
+        table.add(chain, f"! -i {guest} -o {public} -p tcp")
+        table.add(chain, f"-i {public} ! -o {guest} -p tcp")
+
+    counters(STATS_CHAIN, PUBLIC_DEVICE)  # the incumbent hard-codes eth2 here
+    for builtin in ("INPUT", "FORWARD", "OUTPUT"):
+        table.jump(builtin, f"-j {STATS_CHAIN}")
+    for device in state.public_devices():
+        counters(f"{STATS_CHAIN}_{device}", device)
+        for builtin in ("INPUT", "FORWARD", "OUTPUT"):
+            table.jump(builtin, f"-j {STATS_CHAIN}_{device}")
 
 
 def _filter_input(state: RouterState, table: TableSpec) -> None:
