@@ -395,3 +395,18 @@ def test_concurrent_pushes_are_serialised_and_none_is_lost(lab, router):
     saved = router.iptables_save()
     assert all(f"--dport {3000 + n} -j DNAT" in saved for n in range(6))
     assert len(router.show()["port_forwards"]) == 6
+
+
+def test_drift_in_owned_chains_is_repaired_and_foreign_chains_are_untouched(lab, router):
+    push = sample.forward_rules(*[sample.forward_rule(PF_IP, 2000 + n, VM1_IP, 22) for n in range(10)])
+    apply_ok(router, push)
+    committed = router.iptables_save()
+    lab.run("vr", ["iptables", "-w", "-t", "nat", "-D", "vr-dnat", "3"])
+    lab.run("vr", ["iptables", "-w", "-A", "vr-INPUT", "-s", "203.0.113.66/32", "-j", "ACCEPT"])
+    lab.run("vr", ["iptables", "-w", "-N", "foreign"])
+    lab.run("vr", ["iptables", "-w", "-A", "foreign", "-j", "RETURN"])
+    repaired = router.apply(push)
+    assert repaired.returncode == 0 and {"iptables"} <= repaired.kinds()
+    saved = router.iptables_save()
+    assert "-A foreign -j RETURN" in saved and "203.0.113.66" not in saved
+    assert saved.replace(":foreign - [0:0]\n", "").replace("-A foreign -j RETURN\n", "") == committed
