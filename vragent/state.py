@@ -11,6 +11,7 @@ import json
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from vragent import state_lb
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import (Direction, FirewallRule, GuestNetwork, PortForward, PortRange, Protocol,
                            PublicIp, RouterState, StaticNat)
@@ -63,7 +64,7 @@ def to_document(state: RouterState) -> dict[str, Any]:
         "static_nats": [{"public_ip": str(r.public_ip), "internal_ip": str(r.internal_ip)}
                         for r in state.static_nats],
         "sysctl": dict(state.sysctl_overrides),
-    }
+    } | ({state_lb.KEY: state_lb.to_document(state.load_balancing)} if state.load_balancing != state_lb.EMPTY else {})
 
 
 def dumps(state: RouterState, pretty: bool = False) -> str:
@@ -118,6 +119,7 @@ def load_trusted(text: str) -> RouterState:
         static_nats=tuple(StaticNat(_address(r["public_ip"]), _address(r["internal_ip"]))
                           for r in data.get("static_nats", [])),
         sysctl_overrides=tuple(sorted(data.get("sysctl", {}).items())),
+        load_balancing=state_lb.load_trusted(data.get(state_lb.KEY)),
     )
 
 
@@ -201,6 +203,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         egress_default_allow=bool(firewall.boolean("egress_default_allow", True)),
         port_forwards=tuple(sorted(forwards, key=lambda r: (r.public_ip, r.protocol.value, r.public_ports))),
         static_nats=tuple(sorted(nats, key=lambda r: r.public_ip)),
+        load_balancing=state_lb.from_document(doc.raw(state_lb.KEY, None), doc.at(state_lb.KEY), errors),
     ).with_sysctl_overrides({str(k): str(v) for k, v in sysctl.items()})
 
 

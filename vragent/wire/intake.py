@@ -13,6 +13,7 @@ from vragent import validate
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import RouterState
 from vragent.wire import cmdline, firewallrules, forwardrules, guestnetwork, ips, staticnatrules
+from vragent.wire import loadbalancer
 from vragent.wire.context import Context
 from vragent.wire.fields import Fields
 
@@ -23,13 +24,13 @@ _SCRIPTS_IGNORED = ("configure.py",)  # vragent always converges everything
 # type -> module with parse() and merge(); parse takes a Context when it needs one.
 HANDLERS: dict[str, ModuleType] = {
     t: module
-    for module in (cmdline, ips, guestnetwork, firewallrules, forwardrules, staticnatrules)
+    for module in (cmdline, ips, guestnetwork, firewallrules, forwardrules, staticnatrules, loadbalancer)
     for t in module.TYPES
 }
 _NEEDS_CONTEXT = (ips, guestnetwork)
 
 # Types the management server sends that later subsystems will handle.
-KNOWN_UNSUPPORTED = ("dhcpentry", "dhcpconfig", "loadbalancer", "networkacl", "vmdata", "vmpassword",
+KNOWN_UNSUPPORTED = ("dhcpentry", "dhcpconfig", "networkacl", "vmdata", "vmpassword",
                      "monitorservice", "vpnuserlist", "remoteaccessvpn", "site2sitevpn", "staticroutes",
                      "ipaliases", "ipv6firewallrules", "bgppeers")
 
