@@ -7,14 +7,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vragent import files, lock, log, observe, runner
+from vragent import files, lock, log, observe, runner, services
 from vragent import state as state_doc
 from vragent.apply.transaction import Transaction
 from vragent.errors import ApplyFailed, InvalidInput, ValidationError
 from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.plan import Desired, Plan, build
-from vragent.render import addresses, netfilter, sysctl
+from vragent.render import addresses, haproxy, netfilter, sysctl
 from vragent.wire import Document, merge_documents
 from vragent.wire.context import Context
 
@@ -54,6 +54,14 @@ def load_state(paths: Paths) -> RouterState:
                           "apply a full native document to replace it") from None
 
 
+# Each daemon the router may run: factory(state, paths) -> plan.DaemonDesired.
+DAEMONS = [haproxy.daemon]
+
+
+def daemons(state: RouterState, paths: Paths) -> list:
+    return [factory(state, paths) for factory in DAEMONS]
+
+
 def render(state: RouterState, paths: Paths) -> Desired:
     sysctls = sysctl.render(state)
     return Desired(
@@ -61,11 +69,23 @@ def render(state: RouterState, paths: Paths) -> Desired:
         sysctls=sysctls,
         links=addresses.render(state),
         files={paths.under(sysctl.SYSCTL_FILE): (sysctl.file_content(sysctls), 0o644)},
+        daemons=daemons(state, paths),
+        backend=services.backend(paths),
     )
 
 
+def claim_owned_files(desired: Desired) -> None:
+    """Files in a daemon's own directories that it no longer wants are to be removed."""
+    for daemon in desired.daemons:
+        for directory in daemon.owned_dirs:
+            for path in observe.files_in(directory):
+                daemon.files.setdefault(path, (None, 0o600))
+
+
 def observe_for(desired: Desired) -> observe.Observed:
-    return observe.observe(desired.sysctls.keys(), desired.files.keys())
+    daemon_files = [path for daemon in desired.daemons for path in daemon.files]
+    return observe.observe(desired.sysctls.keys(), [*desired.files.keys(), *daemon_files],
+                           [daemon.service for daemon in desired.daemons], desired.backend)
 
 
 def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
@@ -102,6 +122,7 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     context = Context(links={name: link.mac for name, link in links.items() if name.startswith("eth")})
     new_state = merge_documents(old_state, documents, context)
     desired = render(new_state, paths)
+    claim_owned_files(desired)
     observed = observe_for(desired)
     plan = build(desired, observed, old_state, new_state)
     result.notes = plan.notes
