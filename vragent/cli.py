@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="print the full rendered ruleset as iptables-restore input")
     render.add_argument("files", nargs="*", metavar="FILE", help="render the state after these pushes (no apply)")
 
+    supervise = commands.add_parser("supervise", help="restart enabled daemons that died (where systemd does not)")
+    supervise.add_argument("--interval", type=float, default=1.0, help="seconds between checks (default %(default)s)")
+    supervise.add_argument("--once", action="store_true", help="check once and exit")
+
     lab = commands.add_parser("lab", help="a router replica in network namespaces")
     lab.add_argument("action", choices=("up", "down", "check"))
     lab.add_argument("--prefix", default="vrlab", help="namespace name prefix (default %(default)s)")
@@ -121,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_show(paths)
     if args.command == "render":
         return cmd_render(args, paths)
+    if args.command == "supervise":
+        from vragent import supervise
+
+        return supervise.run(paths, args.interval, args.once)
     if args.command == "lab":
         from vragent.lab import cli as lab_cli
 

@@ -1,0 +1,57 @@
+"""`vragent supervise`: restart the router's daemons when they die (where systemd does not).
+
+On a VR systemd restarts them (Restart=always in systemd/vragent-*.service). In the lab
+and in tests daemons run directly with pidfiles under the root; this loop polls every
+enabled daemon's pidfile once per interval and starts a dead one through the same
+backend and hooks an apply uses. Which daemons are enabled comes from the persisted
+state, read on every tick, so a daemon an apply stopped (its last load balancer gone)
+is not brought back.
+
+A tick takes the apply lock without waiting: while an apply runs (and may be stopping
+or restarting a daemon on purpose) the tick is skipped.
+"""
+
+from __future__ import annotations
+
+import time
+
+from vragent import engine, lock, log
+from vragent.errors import ApplyFailed, LockTimeout
+from vragent.paths import Paths
+
+
+def tick(paths: Paths) -> list[str]:
+    """One pass; returns the names of the daemons it started."""
+    logger = log.get()
+    started: list[str] = []
+    try:
+        with lock.apply_lock(paths.lock, wait=0):
+            state = engine.load_state(paths)
+            desired = engine.render(state, paths)
+            for daemon in desired.daemons:
+                if not daemon.enabled or desired.backend.running(daemon.service):
+                    continue
+                logger.warning("supervise: %s is not running; starting it", daemon.service.name)
+                try:
+                    if daemon.hooks is not None:
+                        daemon.hooks.before("start")
+                    desired.backend.start(daemon.service)
+                    if daemon.hooks is not None:
+                        daemon.hooks.after("start")
+                except Exception as exc:  # noqa: BLE001 - keep supervising the others, retry next tick
+                    logger.error("supervise: starting %s failed: %s", daemon.service.name, exc)
+                    continue
+                started.append(daemon.service.name)
+    except LockTimeout:
+        pass  # an apply is running; it converges the daemons itself
+    except ApplyFailed as exc:  # unreadable state: nothing to go by
+        logger.error("supervise: %s", exc)
+    return started
+
+
+def run(paths: Paths, interval: float = 1.0, once: bool = False) -> int:
+    while True:
+        tick(paths)
+        if once:
+            return 0
+        time.sleep(interval)
