@@ -297,7 +297,20 @@ class DaemonStep(Step):
             else:
                 files.atomic_write(path, new, mode)
             files.remove(path.with_name(path.name + ".failed"))
-        self._act(self.action)
+        try:
+            self._act(self.action)
+        except Exception:
+            # The daemon would not take the new files (a reload HAProxy could not complete):
+            # keep them as *.failed, put this step's own files back and make the daemon use
+            # them again; the transaction then undoes the steps before this one.
+            for path, _, new, mode in self.changes:
+                if new is not None:
+                    files.atomic_write(path.with_name(path.name + ".failed"), new, mode)
+            try:
+                self.rollback()
+            except Exception:  # noqa: BLE001 - report the original failure
+                pass
+            raise
 
     def _act(self, action: str) -> None:
         if action == "none":
