@@ -8,10 +8,11 @@ Around every reload (and restart) vragent talks to the stats socket:
 - before: `show servers state` is saved to the server-state file, which the new worker
   loads (`load-server-state-from-file global`), so servers keep their health and
   administrative state instead of starting over (CloudStack issue #6849);
-- after: it waits until a *new* worker answers on the socket. Only then is the new
-  configuration serving; if none does in time (HAProxy's master keeps the old worker
-  when the new one fails, e.g. an address it cannot bind), the step fails and the
-  transaction rolls back.
+- after: it waits until a *new* worker answers on the socket (only then is the new
+  configuration serving) and the master takes signals again (a SIGUSR2 sent while it
+  re-executes is lost). If no new worker answers in time (HAProxy's master keeps the
+  old worker when the new one fails, e.g. an address it cannot bind), the step fails
+  and the transaction rolls back.
 """
 
 from __future__ import annotations
@@ -64,6 +65,45 @@ def worker_pid(paths: Paths) -> int | None:
     return None
 
 
+def master_pid(paths: Paths) -> int | None:
+    try:
+        return int(layout.pidfile(paths).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def master_ready(pid: int | None) -> bool:
+    """True when the master would act on SIGUSR2 now.
+
+    While the master re-executes itself for a reload, SIGUSR2 is first blocked, then
+    ignored until its handlers are back (about 70 ms for a small file; longer for a large
+    one), so a second reload signalled in that window is silently lost. Its signal masks
+    in /proc tell when the window is over. No pid (or no /proc entry): nothing to wait for.
+    """
+    if pid is None:
+        return True
+    masks = {}
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in ("SigBlk", "SigIgn", "SigCgt"):
+                    masks[key] = int(value.strip(), 16)
+    except (OSError, ValueError):
+        return True
+    bit = 1 << (signal.SIGUSR2 - 1)
+    return len(masks) == 3 and not masks["SigBlk"] & bit and not masks["SigIgn"] & bit and bool(masks["SigCgt"] & bit)
+
+
+def _wait(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def save_server_state(paths: Paths) -> bool:
     """Dump `show servers state` where the next worker loads it from."""
     try:
@@ -90,6 +130,8 @@ class Hooks:
             layout.chroot_dir(self.paths).mkdir(parents=True, exist_ok=True)
         self._old_worker = None
         if action in ("reload", "restart"):
+            # A reload still settling (another apply's, supervise's) would swallow this one.
+            _wait(lambda: master_ready(master_pid(self.paths)), self.ready_timeout)
             self._old_worker = worker_pid(self.paths)
             if not save_server_state(self.paths):
                 logger.warning("haproxy: server state not saved (stats socket not answering); "
@@ -98,12 +140,17 @@ class Hooks:
     def after(self, action: str) -> None:
         if action not in ("start", "restart", "reload"):
             return
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
+
+        def serving() -> bool:
             pid = worker_pid(self.paths)
-            if pid is not None and pid != self._old_worker:
+            return pid is not None and pid != self._old_worker
+
+        if _wait(serving, self.ready_timeout):
+            # Done once the master can take the next reload, too.
+            if _wait(lambda: master_ready(master_pid(self.paths)), self.ready_timeout):
                 return
-            time.sleep(0.01)
+            raise OSError(f"haproxy's master ({master_pid(self.paths)}) still does not take signals "
+                          f"{self.ready_timeout:g} s after the {action}")
         if action == "reload" and self._old_worker is not None:
             raise OSError(f"haproxy did not start a worker with the new configuration within "
                           f"{self.ready_timeout:g} s; the old worker ({self._old_worker}) keeps serving")
