@@ -89,7 +89,8 @@ def load_trusted(data: dict | None) -> LoadBalancing:
             configuration=tuple(cs["configuration"]),
             listeners=tuple(_trusted_accept(a) for a in cs.get("listeners", [])),
             stats=tuple(_trusted_accept(a) for a in cs.get("stats", [])),
-            ssl_certs=tuple(SslCert(c["name"], c["cert"], c["key"], c.get("chain", "")) for c in cs.get("ssl_certs", [])),
+            ssl_certs=tuple(SslCert(c["name"], c["cert"], c["key"], c.get("chain", ""))
+                            for c in cs.get("ssl_certs", [])),
         )
     balancers = []
     for b in data.get("balancers", []):
@@ -132,11 +133,13 @@ def from_document(raw: Any, path: str, errors: list[ValidationError]) -> LoadBal
     for index, balancer in enumerate(balancers):
         where = f"{doc.at('balancers')}[{index}]"
         if balancer.name in names:
-            errors.append(ValidationError(f"{where}.name", f"{balancer.name!r} is also the name of balancers[{names[balancer.name]}]"))
+            errors.append(ValidationError(f"{where}.name", f"{balancer.name!r} is also the name of "
+                                                           f"balancers[{names[balancer.name]}]"))
         names.setdefault(balancer.name, index)
         socket = (balancer.ip, balancer.port)
         if socket in sockets:
-            errors.append(ValidationError(where, f"{balancer.ip}:{balancer.port} is already served by {sockets[socket]}"))
+            errors.append(ValidationError(where, f"{balancer.ip}:{balancer.port} is already served by "
+                                                 f"{sockets[socket]}"))
         sockets.setdefault(socket, where)
     if stats is not None and (stats.ip, stats.port) in sockets:
         doc.error("stats", f"{stats.ip}:{stats.port} is already served by {sockets[(stats.ip, stats.port)]}")

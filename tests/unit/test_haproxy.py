@@ -274,8 +274,8 @@ def test_native_balancers_are_validated_with_paths():
     assert f"{at}.balancers[1].stickiness.method: cookie stickiness needs an http listener" in messages
     assert f"{at}.balancers[1].health_check.http_path: is for http listeners; a tcp listener's check is a TCP connect" \
         in messages
-    assert f"{at}.balancers[2].health_check.http_path: 'no slash' is not a path (starts with '/', no spaces or quotes)" \
-        in messages
+    assert (f"{at}.balancers[2].health_check.http_path: 'no slash' is not a path "
+            "(starts with '/', no spaces or quotes)") in messages
     assert any(m.startswith(f"{at}.balancers[3].name: 'a b' is not a usable proxy name") for m in messages)
     assert f"{at}.stats.auth: must be user:password without spaces or quotes" in messages
 
@@ -294,7 +294,7 @@ def test_native_semantics_are_checked_against_the_router():
         balancers=[lb.balancer(LB_IP, 80, [("10.9.9.9", 80)], name="web"),
                    lb.balancer("203.0.113.5", 80, [(VM1, 80)])],
         stats={"ip": LB_IP, "port": 8081}))
-    assert f"state:load_balancing.balancers[0].backends[0]: 10.9.9.9 is in no guest network of this router" in messages
+    assert "state:load_balancing.balancers[0].backends[0]: 10.9.9.9 is in no guest network of this router" in messages
     assert "state:load_balancing.balancers[1]: 203.0.113.5 is not an address of this router" in messages
     assert (f"state:load_balancing.stats: {LB_IP} is a public IP: the stats page goes there only with "
             "\"public\": true") in messages
@@ -303,7 +303,8 @@ def test_native_semantics_are_checked_against_the_router():
 def test_stats_on_a_public_ip_when_asked():
     state = merge_documents(RouterState(), [native(lb.NativeLb(
         balancers=[lb.balancer(LB_IP, 80, [(VM1, 80)])], stats={"ip": LB_IP, "port": 8081, "public": True}))])
-    assert f"-A vr-lb -d {LB_IP}/32 -p tcp -m tcp --dport 8081 -j ACCEPT" in netfilter.render(state)["filter"].chains["vr-lb"]
+    rules = netfilter.render(state)["filter"].chains["vr-lb"]
+    assert f"-A vr-lb -d {LB_IP}/32 -p tcp -m tcp --dport 8081 -j ACCEPT" in rules
 
 
 def test_native_and_cloudstack_sections_exclude_each_other():
@@ -368,8 +369,12 @@ def test_first_load_balancer_starts_haproxy_and_a_change_reloads_it_never_restar
 def test_a_certificate_change_reloads_with_the_configuration():
     paths = Paths(Path("/r"))
     key = "-----BEGIN PRIVATE KEY-----\nB\n"
-    one = haproxy.daemon(with_lb(lb.loadbalancer(web(), ssl_certs=[lb.ssl_cert("web", "-----BEGIN CERTIFICATE-----\nA\n", key)])), paths)
-    two = haproxy.daemon(with_lb(lb.loadbalancer(web(), ssl_certs=[lb.ssl_cert("web", "-----BEGIN CERTIFICATE-----\nC\n", key)])), paths)
+
+    def with_cert(body: str):
+        cert = lb.ssl_cert("web", f"-----BEGIN CERTIFICATE-----\n{body}\n", key)
+        return haproxy.daemon(with_lb(lb.loadbalancer(web(), ssl_certs=[cert])), paths)
+
+    one, two = with_cert("A"), with_cert("C")
     step = daemon_step(two, observed(live(one), running=True), None)
     assert step.action == "reload"
     assert sorted(c[0].name for c in step.changes) == ["haproxy.cfg", "web.pem"]

@@ -79,7 +79,8 @@ class HttpNameServer:
 # `count` GETs, each on its own connection; prints one JSON list of bodies ("!error" for failures).
 _GET_MANY = r"""
 import http.client, json, ssl, sys
-host, port, count, timeout, path, source, tls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7] == "1"
+host, port, count, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+path, source, tls = sys.argv[5], sys.argv[6], sys.argv[7] == "1"
 answers = []
 for _ in range(count):
     try:
@@ -116,7 +117,8 @@ def http_answers(lab: Lab, role: str, host: str, port: int, count: int = 1, time
 # answers per backend name.
 _LOAD = r"""
 import http.client, json, sys, threading
-host, port, threads, minimum, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+host, port, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+minimum, timeout = int(sys.argv[4]), float(sys.argv[5])
 lock, stop = threading.Lock(), threading.Event()
 totals = {"requests": 0, "failures": 0, "errors": [], "answers": {}}
 
