@@ -36,11 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("restore", help="re-apply the persisted state (at boot); nothing to do without one")
     status = commands.add_parser("status", help="version, last change, daemons, VRRP role and drift")
     status.add_argument("--json", action="store_true")
-    supervise = commands.add_parser("supervise", help="restart dead daemons where systemd does not (the lab)")
-    supervise.add_argument("--interval", type=float, default=1.0)
-    supervise.add_argument("--once", action="store_true", help="one round, then exit")
     render = commands.add_parser("render", help="print the full rendered ruleset as iptables-restore input")
     render.add_argument("files", nargs="*", metavar="FILE", help="render the state after these pushes (no apply)")
+
+    supervise = commands.add_parser("supervise", help="restart enabled daemons that died (where systemd does not)")
+    supervise.add_argument("--interval", type=float, default=1.0, help="seconds between checks (default %(default)s)")
+    supervise.add_argument("--once", action="store_true", help="check once and exit")
 
     lab = commands.add_parser("lab", help="a router replica in network namespaces")
     lab.add_argument("action", choices=("up", "down", "check"))
@@ -179,10 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "supervise":
         from vragent import supervise
 
-        if args.once:
-            print(" ".join(supervise.supervise_once(paths)) or "all daemons running")
-            return 0
-        return supervise.run(paths, args.interval)
+        return supervise.run(paths, args.interval, args.once)
     if args.command == "lab":
         from vragent.lab import cli as lab_cli
 

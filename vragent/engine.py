@@ -14,7 +14,7 @@ from vragent.errors import ApplyFailed, InvalidInput, ValidationError
 from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.plan import Desired, Plan, build
-from vragent.render import addresses, dnsmasq, netfilter, sysctl
+from vragent.render import addresses, dnsmasq, haproxy, netfilter, sysctl
 from vragent.wire import Document, merge_documents
 from vragent.wire.intake import fingerprint
 from vragent.wire.context import Context
@@ -55,8 +55,12 @@ def load_state(paths: Paths) -> RouterState:
                           "apply a full native document to replace it") from None
 
 
-# Each daemon a subsystem runs: state, paths -> DaemonDesired.
-DAEMONS = (dnsmasq.daemon,)
+# Each daemon the router may run: factory(state, paths) -> plan.DaemonDesired.
+DAEMONS = [dnsmasq.daemon, haproxy.daemon]
+
+
+def daemons(state: RouterState, paths: Paths) -> list:
+    return [factory(state, paths) for factory in DAEMONS]
 
 
 def render(state: RouterState, paths: Paths) -> Desired:
@@ -66,9 +70,17 @@ def render(state: RouterState, paths: Paths) -> Desired:
         sysctls=sysctls,
         links=addresses.render(state),
         files={paths.under(sysctl.SYSCTL_FILE): (sysctl.file_content(sysctls), 0o644)},
-        daemons=[daemon(state, paths) for daemon in DAEMONS],
+        daemons=daemons(state, paths),
         backend=services.backend(paths),
     )
+
+
+def claim_owned_files(desired: Desired) -> None:
+    """Files in a daemon's own directories that it no longer wants are to be removed."""
+    for daemon in desired.daemons:
+        for directory in daemon.owned_dirs:
+            for path in observe.files_in(directory):
+                daemon.files.setdefault(path, (None, 0o600))
 
 
 def observe_for(desired: Desired, links=None, tables_only=None, known_tables=None) -> observe.Observed:
@@ -153,6 +165,7 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
         new_state = merge_documents(old_state, documents, context)
         state_text = state_doc.dumps(new_state)
     desired = render(new_state, paths)
+    claim_owned_files(desired)
     observed = observe_for(desired, links)
     plan = build(desired, observed, old_state, new_state)
     if observed.running.get(dnsmasq.SERVICE.name):

@@ -117,3 +117,16 @@ def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addr
         files={str(path): files.read_text(path) for path in file_paths},
         running={spec.name: backend.running(spec) for spec in daemons},
     )
+
+
+def files_in(directory) -> list:
+    """Regular files directly in `directory` (none if it does not exist), without vragent's
+    own candidates (*.new), rejected candidates (*.failed) and temporary files (.*)."""
+    from pathlib import Path
+
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [Path(e.path) for e in entries if e.is_file(follow_symlinks=False) and not e.name.startswith(".")
+            and not e.name.endswith((".new", ".failed"))]

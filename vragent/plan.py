@@ -35,6 +35,12 @@ class DaemonDesired:
     reload_action: str = "reload"
     # Written only before the daemon's first start (never under a running daemon), e.g. leases.
     seed_files: dict[Path, tuple[str, int]] = field(default_factory=dict)
+    # Optional: an object with before(action) and after(action), called around each
+    # start/reload/restart/stop (HAProxy saves server state, then waits for its new worker).
+    hooks: object = None
+    # Directories only this daemon's files live in: a file there that `files` does not
+    # name is removed (certificates of load balancers that are gone).
+    owned_dirs: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -149,19 +155,21 @@ def daemon_step(daemon: DaemonDesired, observed: Observed, backend) -> DaemonSte
         if not running and not changes:
             return None
         return DaemonStep(daemon.service, backend, changes, "stop" if running else "none",
-                          "no longer needed", None, running)
+                          "no longer needed", None, running, daemon.hooks)
     if not running:
         seeds = [(path, None, content, mode) for path, (content, mode) in daemon.seed_files.items()
                  if observed.files.get(str(path)) is None]
-        return DaemonStep(daemon.service, backend, changes + seeds, "start", "not running", daemon.checker, running)
+        return DaemonStep(daemon.service, backend, changes + seeds, "start", "not running", daemon.checker, running,
+                          daemon.hooks)
     if not changes:
         return None
     if any(path in daemon.restart_files for path, *_ in changes):
         names = ", ".join(p.name for p, *_ in changes if p in daemon.restart_files)
-        return DaemonStep(daemon.service, backend, changes, "restart", f"{names} changed", daemon.checker, running)
+        return DaemonStep(daemon.service, backend, changes, "restart", f"{names} changed", daemon.checker, running,
+                          daemon.hooks)
     names = ", ".join(p.name for p, *_ in changes)
     return DaemonStep(daemon.service, backend, changes, daemon.reload_action, f"{names} changed",
-                      daemon.checker, running)
+                      daemon.checker, running, daemon.hooks)
 
 
 # -- netfilter -------------------------------------------------------------------------------

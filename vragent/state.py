@@ -11,6 +11,7 @@ import json
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from vragent import state_lb
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import (DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, PortForward, PortRange, Protocol,
                            PublicIp, RouterState, StaticNat)
@@ -75,7 +76,7 @@ def to_document(state: RouterState) -> dict[str, Any]:
                         "prefix": r.prefix} for r in state.dhcp_ranges],
             "dnsmasq_options": list(state.dnsmasq_options),
         },
-    }
+    } | ({state_lb.KEY: state_lb.to_document(state.load_balancing)} if state.load_balancing != state_lb.EMPTY else {})
 
 
 def dumps(state: RouterState, pretty: bool = False) -> str:
@@ -152,6 +153,7 @@ def load_trusted(text: str) -> RouterState:
         dhcp_ranges=tuple(DhcpRange(_address(r["router_ip"]), _address(r["gateway"]) if r.get("gateway") else None,
                                     r["prefix"]) for r in dhcp.get("ranges", [])),
         dnsmasq_options=tuple(dhcp.get("dnsmasq_options", [])),
+        load_balancing=state_lb.load_trusted(data.get(state_lb.KEY)),
     )
 
 
@@ -237,6 +239,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         egress_default_allow=bool(firewall.boolean("egress_default_allow", True)),
         port_forwards=tuple(sorted(forwards, key=lambda r: (r.public_ip, r.protocol.value, r.public_ports))),
         static_nats=tuple(sorted(nats, key=lambda r: r.public_ip)),
+        load_balancing=state_lb.from_document(doc.raw(state_lb.KEY, None), doc.at(state_lb.KEY), errors),
     ).with_sysctl_overrides({str(k): str(v) for k, v in sysctl.items()})
 
 

@@ -11,6 +11,7 @@ from ipaddress import IPv4Network
 from vragent.errors import ValidationError
 from vragent.model import (CONTROL_DEVICE, Direction, FirewallRule, GUEST_DEVICE, PortForward,
                            RouterState, StaticNat)
+from vragent.model import LoadBalancing, Protocol
 
 
 def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | None = None) -> list[ValidationError]:
@@ -18,8 +19,7 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
     errors: list[ValidationError] = []
 
     def where(item: object, fallback: str) -> str:
-        found = origins.get(id(item))
-        return found[1] if found is not None and found[0] is item else f"state:{fallback}"
+        return origin_of(origins, item, f"state:{fallback}")
 
     public = state.ordered_public_ips()
     held = {p.ip: p for p in public}
@@ -104,9 +104,71 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
         if rule.direction is Direction.INGRESS and rule.public_ip not in held:
             errors.append(ValidationError(where(rule, f"firewall_rules[{rule.id}]"),
                                           f"{rule.public_ip} is not a public IP of this router"))
+    errors.extend(check_load_balancing(state, origins))
     return errors
 
 
 def _check_public(rule: PortForward | StaticNat, held: dict, path: str, errors: list[ValidationError]) -> None:
     if rule.public_ip not in held:
         errors.append(ValidationError(path, f"{rule.public_ip} is not a public IP of this router"))
+
+
+# -- load balancing --------------------------------------------------------------------
+
+def origin_of(origins: dict[int, tuple[object, str]], item: object, fallback: str) -> str:
+    """The JSON path an item of the state came from in this push, else `fallback`."""
+    found = origins.get(id(item))
+    return found[1] if found is not None and found[0] is item else fallback
+
+
+def check_load_balancing(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
+    """Listeners on addresses the router holds, no clash with NAT, backends in guest networks,
+    and a stats page on a public IP only when the document says so."""
+    lb = state.load_balancing
+    if lb == LoadBalancing():
+        return []
+    errors: list[ValidationError] = []
+    public = {p.ip for p in state.ordered_public_ips()}
+    local = set(public) | {n.router_ip for n in state.all_guest_networks()}
+    local |= {n.gateway for n in state.all_guest_networks()}
+    if state.control_interface is not None:
+        local.add(state.control_interface.ip)
+    forwarded: dict[object, list] = {}  # public ip -> its TCP port-forwarded ranges
+    for rule in state.port_forwards:
+        if rule.protocol is Protocol.TCP:
+            forwarded.setdefault(rule.public_ip, []).append(rule.public_ports)
+    static_nat = {n.public_ip for n in state.static_nats}
+    guests = state.all_guest_networks()
+
+    def check_listener(ip, port: int, path: str) -> None:
+        if ip is None:
+            return
+        if ip not in local:
+            errors.append(ValidationError(path, f"{ip} is not an address of this router"))
+        elif ip in static_nat:
+            errors.append(ValidationError(path, f"{ip} has static NAT: every port of it goes to a VM, "
+                                                "none reaches HAProxy"))
+        elif any(r.first <= port <= r.last for r in forwarded.get(ip, ())):
+            errors.append(ValidationError(path, f"{ip}:{port} is port-forwarded to a VM; HAProxy would never see it"))
+
+    if lb.cloudstack is not None:
+        for index, accept in enumerate(lb.cloudstack.listeners):
+            check_listener(accept.ip, accept.port,
+                           origin_of(origins, accept, f"state:load_balancing.cloudstack.listeners[{index}]"))
+        for index, accept in enumerate(lb.cloudstack.stats):
+            check_listener(accept.ip, accept.port,
+                           origin_of(origins, accept, f"state:load_balancing.cloudstack.stats[{index}]"))
+    for index, balancer in enumerate(lb.balancers):
+        path = origin_of(origins, balancer, f"state:load_balancing.balancers[{index}]")
+        check_listener(balancer.ip, balancer.port, path)
+        for b_index, backend in enumerate(balancer.backends):
+            if guests and not any(backend.ip in n.network for n in guests):
+                errors.append(ValidationError(f"{path}.backends[{b_index}]",
+                                              f"{backend.ip} is in no guest network of this router"))
+    if lb.stats is not None:
+        path = origin_of(origins, lb.stats, "state:load_balancing.stats")
+        check_listener(lb.stats.ip, lb.stats.port, path)
+        if lb.stats.ip in public and not lb.stats.public:
+            errors.append(ValidationError(path, f"{lb.stats.ip} is a public IP: the stats page goes there only "
+                                                "with \"public\": true"))
+    return errors

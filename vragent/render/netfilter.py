@@ -103,6 +103,7 @@ def render(state: RouterState) -> dict[str, TableSpec]:
     tables = {name: TableSpec(name) for name in TABLES}
     _usage_counters(state, tables["filter"])
     _filter_input(state, tables["filter"])
+    _load_balancer_input(state, tables["filter"])
     _filter_forward(state, tables["filter"])
     _ingress_firewall(state, tables["mangle"])
     _nat(state, tables["nat"])
@@ -145,6 +146,25 @@ def _filter_input(state: RouterState, table: TableSpec) -> None:
         table.add(chain, f"-i {guest.device} -p udp -m udp --dport 67 -j ACCEPT")
         for proto in ("udp", "tcp"):
             table.add(chain, f"-s {net(guest.network)} -i {guest.device} -p {proto} -m {proto} --dport 53 -j ACCEPT")
+
+
+def _load_balancer_input(state: RouterState, table: TableSpec) -> None:
+    """INPUT accepts for exactly the IP:port pairs HAProxy listens on (vr-lb, last in
+    vr-INPUT). Absent while no load balancer exists. Public IPs are still gated first by
+    their ingress firewall (mangle vr-fw-<ip>), as for port forwarding."""
+    accepts = state.load_balancing.accepts()
+    if not accepts:
+        return
+    chain = "vr-lb"
+    table.add("vr-INPUT", f"-j {chain}")
+    rules: dict[str, None] = {}
+    for accept in accepts:
+        destination = f"-d {host(accept.ip)}" if accept.ip is not None else ""
+        for source in accept.sources or (None,):
+            origin = f"-s {net(source)}" if source is not None else ""
+            rules[_join(origin, destination, f"-p tcp -m tcp --dport {accept.port}", "-j ACCEPT")] = None
+    for rule in rules:
+        table.add(chain, rule)
 
 
 def _filter_forward(state: RouterState, table: TableSpec) -> None:

@@ -13,7 +13,7 @@ from vragent import validate
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import RouterState
 from vragent.wire import (cmdline, dhcpconfig, dhcpentry, firewallrules, forwardrules, guestnetwork, ips,
-                          staticnatrules)
+                          loadbalancer, staticnatrules)
 from vragent.wire.context import Context
 from vragent.wire.fields import Fields
 
@@ -25,13 +25,13 @@ _SCRIPTS_IGNORED = ("configure.py",)  # vragent always converges everything
 HANDLERS: dict[str, ModuleType] = {
     t: module
     for module in (cmdline, ips, guestnetwork, firewallrules, forwardrules, staticnatrules, dhcpentry,
-                   dhcpconfig)
+                   dhcpconfig, loadbalancer)
     for t in module.TYPES
 }
 _NEEDS_CONTEXT = (ips, guestnetwork)
 
 # Types the management server sends that later subsystems will handle.
-KNOWN_UNSUPPORTED = ("loadbalancer", "networkacl", "vmdata", "vmpassword",
+KNOWN_UNSUPPORTED = ("networkacl", "vmdata", "vmpassword",
                      "monitorservice", "vpnuserlist", "remoteaccessvpn", "site2sitevpn", "staticroutes",
                      "ipaliases", "ipv6firewallrules", "bgppeers")
 
