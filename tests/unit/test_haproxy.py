@@ -485,3 +485,11 @@ def test_a_master_is_ready_for_a_reload_only_when_it_catches_sigusr2_unblocked()
     finally:
         signal.signal(signal.SIGUSR2, previous)
     assert master_ready(None)  # no master known: nothing to wait for
+
+
+def test_a_dry_run_never_prints_a_private_key(tmp_path: Path):
+    cert = lb.ssl_cert("web", "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n",
+                       "-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n")
+    new = state_doc.dumps(with_lb(lb.loadbalancer(web(), ssl_certs=[cert])))
+    diff = "".join(engine._state_diff(Paths(tmp_path), new))
+    assert "BEGIN CERTIFICATE" in diff and "(private key, not shown)" in diff and "SECRET" not in diff
