@@ -265,6 +265,8 @@ def _chain_edits(chain: str, current: list[str], wanted: list[str]) -> list[str]
 def conntrack_steps(old: RouterState, new: RouterState) -> list[Step]:
     """Flows of NAT rules that are gone or now point elsewhere; never a full flush."""
     steps: list[Step] = []
+    if old.port_forwards is new.port_forwards and old.static_nats is new.static_nats:
+        return steps  # the same rules (a re-applied push): nothing was revoked
     kept_forwards = set(new.port_forwards)
     for rule in old.port_forwards:
         if rule not in kept_forwards:

@@ -27,7 +27,8 @@ from vragent.model import LbAccept, RouterState
 from vragent.observe import Observed
 from vragent.paths import Paths
 from vragent.plan import daemon_step
-from vragent.render import haproxy, netfilter, templates
+from vragent import templating as templates
+from vragent.render import haproxy, netfilter
 from vragent.wire import Document, merge_documents
 
 GOLDEN = Path(__file__).parent / "golden_haproxy"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from vragent.model import CloudStackLb, LoadBalancer, LbBackend, LbProtocol, LoadBalancing, RouterState
 from vragent.paths import Paths
-from vragent.render import templates
+from vragent import templating as templates
 
 CONFIG = "etc/haproxy/haproxy.cfg"
 CERT_DIR = "etc/ssl/cloudstack"  # where the management server's bind lines expect them
