@@ -39,6 +39,21 @@ def _parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="print the full rendered ruleset as iptables-restore input")
     render.add_argument("files", nargs="*", metavar="FILE", help="render the state after these pushes (no apply)")
 
+    # Redundant router pairs (keepalived VRRP).
+    status = commands.add_parser("status", help="this router's VRRP role: PRIMARY, BACKUP or FAULT")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument("--checkrouter", action="store_true",
+                        help="print `Status: PRIMARY|BACKUP|FAULT` like CloudStack's checkrouter.sh")
+    transition = commands.add_parser("transition", help="make this router PRIMARY, BACKUP or FAULT now "
+                                                        "(keepalived normally decides; see `notify`)")
+    transition.add_argument("role", choices=("primary", "backup", "fault"))
+    transition.add_argument("--release-vips", action="store_true",
+                            help="also remove the VIPs (keepalived is gone; systemd's ExecStopPost)")
+    transition.add_argument("--if-keepalived-dead", action="store_true",
+                            help="do nothing while keepalived runs (a unit's ExecStopPost on a restart race)")
+    notify = commands.add_parser("notify", help="read keepalived's notify FIFO (its notify_fifo_script)")
+    notify.add_argument("fifo")
+
     lab = commands.add_parser("lab", help="a router replica in network namespaces")
     lab.add_argument("action", choices=("up", "down", "check"))
     lab.add_argument("--prefix", default="vrlab", help="namespace name prefix (default %(default)s)")
@@ -129,6 +144,38 @@ def cmd_render(args, paths: Paths) -> int:
     return 0
 
 
+def cmd_redundancy(args, paths: Paths) -> int:
+    from vragent import redundancy
+
+    try:
+        if args.command == "notify":
+            return redundancy.notify_loop(paths, args.fifo)
+        if args.command == "transition":
+            result = redundancy.transition(paths, redundancy.Role(args.role.upper()), reason="vragent transition",
+                                           release_vips=args.release_vips,
+                                           only_if_keepalived_dead=args.if_keepalived_dead)
+            if result is None:
+                print("not a redundant router: nothing to do")
+                return 0
+            _print_errors(result.errors)
+            print(f"transition {args.role}: {result.status} ({len(result.steps)} steps, {result.duration_ms:.0f} ms)")
+            return result.exit_code
+        report = redundancy.status(paths)
+    except ApplyFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report))
+    elif args.checkrouter or not report["redundant"]:
+        print(f"Status: {report['status']}")
+    else:
+        print(f"Status: {report['status']}")
+        for key in ("since", "reason", "transitions", "keepalived_pid", "conntrackd_pid", "interface", "vrid",
+                    "priority", "advert_int", "vips", "fingerprint"):
+            print(f"{key}: {report[key]}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     paths = Paths.from_root(args.root)
@@ -148,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             print(" ".join(supervise.supervise_once(paths)) or "all daemons running")
             return 0
         return supervise.run(paths, args.interval)
+    if args.command in ("status", "transition", "notify"):
+        return cmd_redundancy(args, paths)
     if args.command == "lab":
         from vragent.lab import cli as lab_cli
 

@@ -11,7 +11,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from vragent.apply.steps import (AddressStep, ConntrackDeleteStep, DaemonStep, FileStep, GratuitousArpStep,
-                                 IptablesStep, MtuStep, RouteStep, Step, SysctlStep)
+                                 IptablesStep, LinkStateStep, MtuStep, RouteStep, Step, SysctlStep)
 from vragent.model import PortForward, RouterState, StaticNat
 from vragent.observe import Observed, ObservedTable
 from vragent.render.addresses import LinkPlan
@@ -35,6 +35,9 @@ class DaemonDesired:
     reload_action: str = "reload"
     # Written only before the daemon's first start (never under a running daemon), e.g. leases.
     seed_files: dict[Path, tuple[str, int]] = field(default_factory=dict)
+    # Configured but not running: a redundant router that is not PRIMARY keeps the files of
+    # its primary-only daemons (dnsmasq, HAProxy) current and the daemons stopped.
+    standby: bool = False
 
 
 @dataclass
@@ -108,6 +111,10 @@ def _link_steps(wanted: LinkPlan, observed: Observed):
         link = observed.links.get(device)
         if link is not None and link.mtu != mtu:
             before.append(MtuStep(device, link.mtu, mtu))
+    for device, up in sorted(wanted.admin_up.items()):
+        link = observed.links.get(device)
+        if link is not None and link.up != up:
+            before.append(LinkStateStep(device, up))
     for device, interfaces in wanted.addresses.items():
         if device not in observed.links:
             continue  # validation reports unknown devices; never invent NICs
@@ -119,7 +126,8 @@ def _link_steps(wanted: LinkPlan, observed: Observed):
                     arps.append(GratuitousArpStep(device, interface.ip))
         # Addresses on a managed NIC that the state does not hold go, after the rules using them.
         # Primary addresses last, so the kernel does not drop secondaries with them.
-        extra = sorted(current - set(interfaces), key=lambda i: (i.network, i.ip), reverse=True)
+        extra = sorted(current - set(interfaces) - wanted.foreign.get(device, frozenset()),
+                       key=lambda i: (i.network, i.ip), reverse=True)
         for interface in extra:
             deletions.append(AddressStep(device, interface, add=False))
     if wanted.default_route is not None and observed.default_route != wanted.default_route:
@@ -145,6 +153,11 @@ def daemon_step(daemon: DaemonDesired, observed: Observed, backend) -> DaemonSte
                for path, (content, mode) in daemon.files.items()
                if observed.files.get(str(path)) != content]
     running = observed.running.get(daemon.service.name) is not None
+    if daemon.enabled and daemon.standby:
+        if not running and not changes:
+            return None
+        return DaemonStep(daemon.service, backend, changes, "stop" if running else "none",
+                          "standby: this redundant router is not PRIMARY", daemon.checker, running)
     if not daemon.enabled:
         if not running and not changes:
             return None

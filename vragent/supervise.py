@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import time
 
-from vragent import engine, lock, log
+from vragent import engine, lock, log, redundancy
 from vragent.errors import LockTimeout
 from vragent.paths import Paths
 
@@ -19,15 +19,19 @@ from vragent.paths import Paths
 def supervise_once(paths: Paths) -> list[str]:
     """One round; returns the names of the daemons it (re)started."""
     started = []
+    # A redundant router whose keepalived died leaves the pair (VIPs down) before it is restarted.
+    redundancy.supervise(paths)
     try:
         with lock.apply_lock(paths.lock, wait=0):
             state = engine.load_state(paths)
             desired = engine.render(state, paths)
             for daemon in desired.daemons:
-                if not daemon.enabled or desired.backend.running(daemon.service):
+                if not daemon.enabled or daemon.standby or desired.backend.running(daemon.service):
                     continue
                 if not all(path.exists() for path, (content, _) in daemon.files.items() if content is not None):
                     continue  # never applied yet: nothing to run
+                if daemon.service.name == "keepalived" and not redundancy.may_restart_keepalived(paths, state):
+                    continue  # the peer is still taking over
                 desired.backend.start(daemon.service)
                 started.append(daemon.service.name)
                 log.get().warning("supervise: %s was not running; started it", daemon.service.name)

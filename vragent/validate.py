@@ -90,6 +90,10 @@ def check_state(state: RouterState, origins: dict[object, str] | None = None) ->
         if rule.direction is Direction.INGRESS and rule.public_ip not in held:
             errors.append(ValidationError(where(rule, f"firewall_rules[{rule.id}]"),
                                           f"{rule.public_ip} is not a public IP of this router"))
+
+    from vragent import redundancy  # a redundant pair must agree on its VRID and VIPs
+
+    errors += redundancy.check_state(state, origins)
     return errors
 
 
