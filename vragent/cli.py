@@ -170,9 +170,15 @@ def cmd_redundancy(args, paths: Paths) -> int:
         print(f"Status: {report['status']}")
     else:
         print(f"Status: {report['status']}")
-        for key in ("since", "reason", "transitions", "keepalived_pid", "conntrackd_pid", "interface", "vrid",
-                    "priority", "advert_int", "vips", "fingerprint"):
+        if report["since"]:
+            import datetime
+
+            since = datetime.datetime.fromtimestamp(report["since"]).isoformat(timespec="seconds")
+            print(f"since: {since} ({report['reason']})")
+        for key in ("transitions", "keepalived_pid", "conntrackd_pid", "interface", "vrid", "priority",
+                    "advert_int", "fingerprint"):
             print(f"{key}: {report[key]}")
+        print(f"vips: {', '.join(report['vips'])}")
     return 0
 
 

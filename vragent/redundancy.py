@@ -447,6 +447,9 @@ def notify_loop(paths: Paths, fifo: str, parent_grace: float = 2.0) -> int:
     deadline = time.monotonic() + parent_grace
     while time.monotonic() < deadline:
         if os.getppid() != parent:
+            # Our parent, keepalived's VRRP process, is gone; its main process follows at once.
+            while keepalived_running(paths) and time.monotonic() < deadline + 3.0:
+                time.sleep(0.02)
             _isolated(transition, paths, Role.FAULT, reason="keepalived stopped", release_vips=True,
                       only_if_keepalived_dead=True)
             break
