@@ -185,6 +185,12 @@ def check_state(state: RouterState, origins: dict[object, str] | None = None) ->
     guests = state.all_guest_networks()
     if not guests:
         error("redundant_router", "a redundant router needs a guest network: VRRP runs on the guest NIC")
+    elif guests[0].device in state.public_devices():
+        # VRRP bound to a public NIC never hears the peer while the backup keeps it down (#3402).
+        network = guests[0]
+        errors.append(ValidationError(origins.get(network, f"state:guest_networks[{network.device}]") + ".device",
+                                      f"VRRP would run on {network.device}, which also holds public IPs; "
+                                      "it must run on a guest-only NIC"))
     for network in guests:
         from_cmdline = network not in state.guest_networks
         if from_cmdline:

@@ -149,6 +149,13 @@ def test_a_guest_network_whose_gateway_is_the_routers_own_address_is_refused():
                       "address, or both answer for it"]
 
 
+def test_vrrp_on_a_nic_that_also_holds_public_ips_is_refused():
+    cmdline = redundant_cmdline(1, eth0ip="0.0.0.0", guestgw="")
+    errors = errors_of(cmdline, public(), guest_network(1, device="eth2", ip="10.60.2.2", gateway="10.60.2.1"))
+    assert "push-2.json:$.device: VRRP would run on eth2, which also holds public IPs; it must run on a " \
+           "guest-only NIC" in errors, errors
+
+
 def test_a_router_turned_redundant_later_is_checked_against_its_saved_state():
     saved = state_of(p.cmdline(), public())  # standalone: the gateway is its own address
     with pytest.raises(InvalidInput) as raised:
