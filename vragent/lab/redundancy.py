@@ -122,9 +122,12 @@ class Pair:
         pids = self.keepalived_pids(role)
         if not pids:
             raise AssertionError(f"{role}: keepalived is not running")
+        # Stop them all first: killed one by one, the VRRP process would get its parent-death
+        # SIGTERM in between and shut down gracefully (priority 0), which is not a hard failure.
         moment = time.monotonic()
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in pids:
+                os.kill(pid, sig)
         return moment
 
     def stop_keepalived(self, role: str) -> float:
