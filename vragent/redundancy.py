@@ -43,6 +43,8 @@ from vragent.paths import Paths
 
 # Services only the PRIMARY runs (by ServiceSpec name); HAProxy joins when it exists.
 PRIMARY_ONLY = frozenset({"dnsmasq", "haproxy"})
+# The pair's own daemons: their lifecycle belongs to the supervisor (systemd on a VR).
+SUPERVISED = frozenset({"keepalived", "conntrackd"})
 # One VRRP instance, on the first guest NIC; its name must never change (a reload keeps
 # the state of an instance with the same name, a renamed one starts over as BACKUP).
 INSTANCE = "vragent_guest"
@@ -278,11 +280,12 @@ def shape(desired, state: RouterState, role: Role, release_vips: bool = False):
                     admin_up={**links.admin_up, **{device: primary for device in state.public_devices()}},
                     default_route=links.default_route if primary else None,
                     public=links.public if primary else frozenset())
-    # Leaving the pair because keepalived is gone: keepalived's restart is the supervisor's
-    # (systemd's) business, never a transition's.
-    held_back = PRIMARY_ONLY | ({"keepalived"} if release_vips else frozenset())
-    daemons = [replace(d, standby=True) if not primary and d.enabled and d.service.name in held_back else d
+    daemons = [replace(d, standby=True) if not primary and d.enabled and d.service.name in PRIMARY_ONLY else d
                for d in desired.daemons]
+    if release_vips:
+        # Leaving the pair because keepalived is gone: restarting keepalived and conntrackd is
+        # the supervisor's (systemd's) business, never this transition's; it leaves them alone.
+        daemons = [d for d in daemons if d.service.name not in SUPERVISED]
     return replace(desired, links=links, daemons=daemons)
 
 

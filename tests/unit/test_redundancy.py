@@ -210,10 +210,10 @@ def test_a_router_that_is_not_primary_holds_back_public_nics_and_primary_only_da
     assert IPv4Interface("198.51.100.10/24") in desired.links.addresses["eth2"]
 
 
-def test_leaving_the_pair_because_keepalived_died_releases_the_vip_and_never_starts_keepalived():
+def test_leaving_the_pair_because_keepalived_died_releases_the_vip_and_leaves_the_pair_daemons_alone():
     desired = desired_for(Role.FAULT, release_vips=True)
     assert desired.links.foreign == {} and VIP not in desired.links.addresses["eth0"]
-    assert standby(desired) == {"dnsmasq": True, "conntrackd": False, "keepalived": True}
+    assert standby(desired) == {"dnsmasq": True}  # keepalived and conntrackd are the supervisor's
 
 
 def observed(eth0: set, eth2_up: bool, running: dict, desired: Desired, route=None) -> Observed:
