@@ -59,6 +59,11 @@ class Pair:
         self.advert_int = advert_int
         self.supervise_interval = supervise_interval
         self.routers = {role: RouterAgent(lab, directory / role, role=role) for role in ROLES}
+        # The agents in the namespaces (and keepalived's notify reader, which inherits their
+        # environment) run this very vragent, whatever an editable install points at.
+        source = str(Path(__file__).resolve().parents[2])
+        for router in self.routers.values():
+            router.env["PYTHONPATH"] = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
         self.supervisors: dict[str, subprocess.Popen] = {}
 
     # -- bring-up --------------------------------------------------------------------------
