@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from vragent import engine, log
+from vragent import __version__, engine, log
 from vragent import state as state_doc
 from vragent.errors import ApplyFailed, InvalidInput
 from vragent.paths import Paths
@@ -22,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vragent", description="Configure a CloudStack virtual router atomically.")
     parser.add_argument("--root", help="relocate every path the agent uses under DIR (or set VRAGENT_ROOT)")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--version", action="version", version=f"vragent {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     apply = commands.add_parser("apply", help="apply CloudStack config files, a VR-*.cfg batch or a native document")
@@ -33,17 +34,18 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("show", help="print the persisted desired state (the native document)")
     commands.add_parser("restore", help="re-apply the persisted state (at boot); nothing to do without one")
-    supervise = commands.add_parser("supervise", help="restart dead daemons where systemd does not (the lab)")
-    supervise.add_argument("--interval", type=float, default=1.0)
-    supervise.add_argument("--once", action="store_true", help="one round, then exit")
+    status = commands.add_parser("status", help="version, last change, daemons, VRRP role and drift")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--checkrouter", action="store_true",
+                        help="print only `Status: PRIMARY|BACKUP|FAULT` like CloudStack's checkrouter.sh")
     render = commands.add_parser("render", help="print the full rendered ruleset as iptables-restore input")
     render.add_argument("files", nargs="*", metavar="FILE", help="render the state after these pushes (no apply)")
 
+    supervise = commands.add_parser("supervise", help="restart enabled daemons that died (where systemd does not)")
+    supervise.add_argument("--interval", type=float, default=1.0, help="seconds between checks (default %(default)s)")
+    supervise.add_argument("--once", action="store_true", help="check once and exit")
+
     # Redundant router pairs (keepalived VRRP).
-    status = commands.add_parser("status", help="this router's VRRP role: PRIMARY, BACKUP or FAULT")
-    status.add_argument("--json", action="store_true", help="print one JSON object")
-    status.add_argument("--checkrouter", action="store_true",
-                        help="print `Status: PRIMARY|BACKUP|FAULT` like CloudStack's checkrouter.sh")
     transition = commands.add_parser("transition", help="make this router PRIMARY, BACKUP or FAULT now "
                                                         "(keepalived normally decides; see `notify`)")
     transition.add_argument("role", choices=("primary", "backup", "fault"))
@@ -114,14 +116,53 @@ def cmd_show(paths: Paths) -> int:
     return 0
 
 
-def cmd_restore(paths: Paths) -> int:
-    """Boot: make the router what the persisted state says (rules, addresses, daemons)."""
-    from vragent import files
+def cmd_status(args, paths: Paths) -> int:
+    from vragent import status
+
+    if args.checkrouter:
+        from vragent import redundancy
+
+        try:
+            print(f"Status: {redundancy.status(paths)['status']}")
+        except ApplyFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    try:
+        report = status.collect(paths)
+    except ApplyFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(json.dumps(report) + "\n" if args.json else status.format_text(report))
+    return 0
+
+
+def cmd_restore(paths: Paths, link_wait: float = 30.0) -> int:
+    """Boot: make the router what the persisted state says (rules, addresses, daemons).
+
+    Without a readable state the router stays as the boot left it (closed: default DROP)
+    and the reason is printed; the NICs the state names may still be appearing, so wait
+    for them a bounded time first.
+    """
+    import time
+
+    from vragent import files, netlink
+    from vragent.render.addresses import render as render_links
 
     text = files.read_text(paths.state)
     if text is None:
-        print("no persisted state: nothing to restore")
+        print(f"no persisted state at {paths.state}: nothing to restore; the router stays closed")
         return 0
+    try:
+        wanted = set(render_links(engine.load_state(paths)).addresses)
+    except ApplyFailed as exc:
+        print(f"error: {exc}; the router stays closed", file=sys.stderr)
+        return 1
+    deadline = time.monotonic() + link_wait
+    while (missing := wanted - set(netlink.links())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if missing:
+        print(f"warning: {', '.join(sorted(missing))} did not appear within {link_wait:g} s", file=sys.stderr)
     result = engine.apply(paths, load_push(paths.state.name, text), names=["restore"])
     _print_errors(result.errors)
     print(f"restore: {result.status} ({len(result.steps)} steps, {result.duration_ms:.0f} ms)")
@@ -147,39 +188,21 @@ def cmd_render(args, paths: Paths) -> int:
 def cmd_redundancy(args, paths: Paths) -> int:
     from vragent import redundancy
 
+    if args.command == "notify":
+        return redundancy.notify_loop(paths, args.fifo)
     try:
-        if args.command == "notify":
-            return redundancy.notify_loop(paths, args.fifo)
-        if args.command == "transition":
-            result = redundancy.transition(paths, redundancy.Role(args.role.upper()), reason="vragent transition",
-                                           release_vips=args.release_vips,
-                                           only_if_keepalived_dead=args.if_keepalived_dead)
-            if result is None:
-                print("not a redundant router: nothing to do")
-                return 0
-            _print_errors(result.errors)
-            print(f"transition {args.role}: {result.status} ({len(result.steps)} steps, {result.duration_ms:.0f} ms)")
-            return result.exit_code
-        report = redundancy.status(paths)
+        result = redundancy.transition(paths, redundancy.Role(args.role.upper()), reason="vragent transition",
+                                       release_vips=args.release_vips,
+                                       only_if_keepalived_dead=args.if_keepalived_dead)
     except ApplyFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps(report))
-    elif args.checkrouter or not report["redundant"]:
-        print(f"Status: {report['status']}")
-    else:
-        print(f"Status: {report['status']}")
-        if report["since"]:
-            import datetime
-
-            since = datetime.datetime.fromtimestamp(report["since"]).isoformat(timespec="seconds")
-            print(f"since: {since} ({report['reason']})")
-        for key in ("transitions", "keepalived_pid", "conntrackd_pid", "interface", "vrid", "priority",
-                    "advert_int", "fingerprint"):
-            print(f"{key}: {report[key]}")
-        print(f"vips: {', '.join(report['vips'])}")
-    return 0
+    if result is None:
+        print("not a redundant router: nothing to do")
+        return 0
+    _print_errors(result.errors)
+    print(f"transition {args.role}: {result.status} ({len(result.steps)} steps, {result.duration_ms:.0f} ms)")
+    return result.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,14 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_render(args, paths)
     if args.command == "restore":
         return cmd_restore(paths)
+    if args.command == "status":
+        return cmd_status(args, paths)
     if args.command == "supervise":
         from vragent import supervise
 
-        if args.once:
-            print(" ".join(supervise.supervise_once(paths)) or "all daemons running")
-            return 0
-        return supervise.run(paths, args.interval)
-    if args.command in ("status", "transition", "notify"):
+        return supervise.run(paths, args.interval, args.once)
+    if args.command in ("transition", "notify"):
         return cmd_redundancy(args, paths)
     if args.command == "lab":
         from vragent.lab import cli as lab_cli

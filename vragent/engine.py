@@ -14,7 +14,7 @@ from vragent.errors import ApplyFailed, InvalidInput, ValidationError
 from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.plan import Desired, Plan, build
-from vragent.render import addresses, dnsmasq, netfilter, sysctl
+from vragent.render import addresses, dnsmasq, haproxy, netfilter, sysctl
 from vragent import redundancy
 from vragent.render import conntrackd, keepalived
 from vragent.wire import Document, merge_documents
@@ -57,10 +57,14 @@ def load_state(paths: Paths) -> RouterState:
                           "apply a full native document to replace it") from None
 
 
-# Each daemon a subsystem runs: state, paths -> DaemonDesired.
-DAEMONS = (dnsmasq.daemon,)
+# Each daemon the router may run: factory(state, paths) -> plan.DaemonDesired.
+DAEMONS = [dnsmasq.daemon, haproxy.daemon]
 # Redundant pairs: conntrackd before keepalived, so a new primary finds its cache to commit.
-DAEMONS += (conntrackd.daemon, keepalived.daemon)
+DAEMONS += [conntrackd.daemon, keepalived.daemon]
+
+
+def daemons(state: RouterState, paths: Paths) -> list:
+    return [factory(state, paths) for factory in DAEMONS]
 
 
 def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None,
@@ -71,7 +75,7 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
         sysctls=sysctls,
         links=addresses.render(state),
         files={paths.under(sysctl.SYSCTL_FILE): (sysctl.file_content(sysctls), 0o644)},
-        daemons=[daemon(state, paths) for daemon in DAEMONS],
+        daemons=daemons(state, paths),
         backend=services.backend(paths),
     )
     # A redundant router converges to its VRRP role (the persisted one unless told).
@@ -81,10 +85,19 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
     return desired
 
 
-def observe_for(desired: Desired, links=None) -> observe.Observed:
+def claim_owned_files(desired: Desired) -> None:
+    """Files in a daemon's own directories that it no longer wants are to be removed."""
+    for daemon in desired.daemons:
+        for directory in daemon.owned_dirs:
+            for path in observe.files_in(directory):
+                daemon.files.setdefault(path, (None, 0o600))
+
+
+def observe_for(desired: Desired, links=None, tables_only=None, known_tables=None) -> observe.Observed:
     daemon_files = [path for d in desired.daemons for path in (*d.files, *d.seed_files)]
     return observe.observe(desired.sysctls.keys(), [*desired.files, *daemon_files],
-                           [d.service for d in desired.daemons], desired.backend, links)
+                           [d.service for d in desired.daemons], desired.backend, links,
+                           tables_only, known_tables)
 
 
 def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
@@ -107,6 +120,13 @@ def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
         result.errors.append({"path": "", "message": str(exc)})
     result.duration_ms = (time.monotonic() - started) * 1000
     result.forks = runner.forks - forks_before
+    if result.status in ("applied", "failed"):
+        from vragent import status
+
+        try:
+            status.record_apply(paths, result)
+        except OSError as exc:
+            logger.warning("could not record the apply for status: %s", exc)
     for error in result.errors:
         logger.error("%s: %s", error["path"] or "apply", error["message"])
     logger.info("push %s: %s, %d step(s), %.0f ms", ",".join(result.push), result.status,
@@ -158,6 +178,7 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
         new_state = merge_documents(old_state, documents, context)
         state_text = state_doc.dumps(new_state)
     desired = render(new_state, paths, role, release_vips)
+    claim_owned_files(desired)
     observed = observe_for(desired, links)
     plan = build(desired, observed, old_state, new_state)
     if observed.running.get(dnsmasq.SERVICE.name):
@@ -180,7 +201,9 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
         transaction.commit()
     finally:
         result.steps = transaction.report()
-    verification = build(desired, observe_for(desired)) if plan.steps else Plan()
+    touched = {step.table for step in plan.steps if step.kind == "iptables"}
+    verification = (build(desired, observe_for(desired, tables_only=touched, known_tables=observed.tables))
+                    if plan.steps else Plan())
     if not verification.empty:
         transaction.rollback(reason="verification found the router still differs")
         result.steps = transaction.report()
@@ -227,6 +250,15 @@ def converge(paths: Paths, *, role: redundancy.Role | None = None, release_vips:
 def _state_diff(paths: Paths, new_text: str):
     import difflib
 
-    old = files.read_text(paths.state) or ""
+    old = _without_private_keys(files.read_text(paths.state) or "")
+    new_text = _without_private_keys(new_text)
     return difflib.unified_diff(old.splitlines(keepends=True), new_text.splitlines(keepends=True),
                                 fromfile=f"{paths.state} (saved)", tofile=f"{paths.state} (after apply)")
+
+
+def _without_private_keys(text: str) -> str:
+    """The state holds load balancers' TLS keys; a printed diff must not."""
+    import re
+
+    return re.sub(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----",
+                  "(private key, not shown)", text, flags=re.S)

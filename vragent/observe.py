@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from vragent import netlink, runner
-from vragent.render.netfilter import CHAIN_PREFIX, TABLES
+from vragent.render.netfilter import TABLES, is_owned
 
 
 @dataclass
@@ -18,7 +18,7 @@ class ObservedTable:
     chains: dict[str, list[str]] = field(default_factory=dict)  # every chain, built-in and user
 
     def owned_chains(self) -> dict[str, list[str]]:
-        return {name: rules for name, rules in self.chains.items() if name.startswith(CHAIN_PREFIX)}
+        return {name: rules for name, rules in self.chains.items() if is_owned(name)}
 
 
 def parse_iptables_save(text: str) -> dict[str, ObservedTable]:
@@ -49,8 +49,18 @@ def parse_iptables_save(text: str) -> dict[str, ObservedTable]:
     return tables
 
 
-def iptables_tables() -> dict[str, ObservedTable]:
-    """All tables with one fork; a table the kernel has never loaded is reported empty."""
+def iptables_tables(only: set[str] | None = None, known: dict[str, ObservedTable] | None = None
+                    ) -> dict[str, ObservedTable]:
+    """All tables with one fork; a table the kernel has never loaded is reported empty.
+
+    With `only`, just those tables are read again and the rest taken from `known` (the
+    verification after a commit re-reads what the commit touched).
+    """
+    if only is not None and known is not None:
+        tables = dict(known)
+        for name in sorted(only):
+            tables.update(parse_iptables_save(runner.run(["iptables-save", "-t", name]).stdout))
+        return tables
     text = runner.run(["iptables-save"]).stdout
     tables = parse_iptables_save(text)
     for name in TABLES:
@@ -92,12 +102,13 @@ class Observed:
     running: dict[str, int | None] = field(default_factory=dict)  # service name -> pid
 
 
-def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addresses=None) -> Observed:
+def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addresses=None,
+            tables_only: set[str] | None = None, known_tables: dict[str, ObservedTable] | None = None) -> Observed:
     from vragent import files
 
     links, addresses = links_and_addresses or netlink.links_and_addresses()
     return Observed(
-        tables=iptables_tables(),
+        tables=iptables_tables(tables_only, known_tables),
         sysctls={key: read_sysctl(key) for key in sysctl_keys},
         links=links,
         addresses=addresses,
@@ -106,3 +117,16 @@ def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addr
         files={str(path): files.read_text(path) for path in file_paths},
         running={spec.name: backend.running(spec) for spec in daemons},
     )
+
+
+def files_in(directory) -> list:
+    """Regular files directly in `directory` (none if it does not exist), without vragent's
+    own candidates (*.new), rejected candidates (*.failed) and temporary files (.*)."""
+    from pathlib import Path
+
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [Path(e.path) for e in entries if e.is_file(follow_symlinks=False) and not e.name.startswith(".")
+            and not e.name.endswith((".new", ".failed"))]

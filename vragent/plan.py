@@ -15,7 +15,7 @@ from vragent.apply.steps import (AddressStep, ConntrackDeleteStep, DaemonStep, F
 from vragent.model import PortForward, RouterState, StaticNat
 from vragent.observe import Observed, ObservedTable
 from vragent.render.addresses import LinkPlan
-from vragent.render.netfilter import CHAIN_PREFIX, TableSpec
+from vragent.render.netfilter import TableSpec, is_owned
 
 # Above this share of changed rules a chain is refilled rather than edited in place.
 REFILL_RATIO = 0.5
@@ -35,6 +35,12 @@ class DaemonDesired:
     reload_action: str = "reload"
     # Written only before the daemon's first start (never under a running daemon), e.g. leases.
     seed_files: dict[Path, tuple[str, int]] = field(default_factory=dict)
+    # Optional: an object with before(action) and after(action), called around each
+    # start/reload/restart/stop (HAProxy saves server state, then waits for its new worker).
+    hooks: object = None
+    # Directories only this daemon's files live in: a file there that `files` does not
+    # name is removed (certificates of load balancers that are gone).
+    owned_dirs: tuple[Path, ...] = ()
     # Configured but not running: a redundant router that is not PRIMARY keeps the files of
     # its primary-only daemons (dnsmasq, HAProxy) current and the daemons stopped.
     standby: bool = False
@@ -157,31 +163,33 @@ def daemon_step(daemon: DaemonDesired, observed: Observed, backend) -> DaemonSte
         if not running and not changes:
             return None
         return DaemonStep(daemon.service, backend, changes, "stop" if running else "none",
-                          "standby: this redundant router is not PRIMARY", daemon.checker, running)
+                          "standby: this redundant router is not PRIMARY", daemon.checker, running, daemon.hooks)
     if not daemon.enabled:
         if not running and not changes:
             return None
         return DaemonStep(daemon.service, backend, changes, "stop" if running else "none",
-                          "no longer needed", None, running)
+                          "no longer needed", None, running, daemon.hooks)
     if not running:
         seeds = [(path, None, content, mode) for path, (content, mode) in daemon.seed_files.items()
                  if observed.files.get(str(path)) is None]
-        return DaemonStep(daemon.service, backend, changes + seeds, "start", "not running", daemon.checker, running)
+        return DaemonStep(daemon.service, backend, changes + seeds, "start", "not running", daemon.checker, running,
+                          daemon.hooks)
     if not changes:
         return None
     if any(path in daemon.restart_files for path, *_ in changes):
         names = ", ".join(p.name for p, *_ in changes if p in daemon.restart_files)
-        return DaemonStep(daemon.service, backend, changes, "restart", f"{names} changed", daemon.checker, running)
+        return DaemonStep(daemon.service, backend, changes, "restart", f"{names} changed", daemon.checker, running,
+                          daemon.hooks)
     names = ", ".join(p.name for p, *_ in changes)
     return DaemonStep(daemon.service, backend, changes, daemon.reload_action, f"{names} changed",
-                      daemon.checker, running)
+                      daemon.checker, running, daemon.hooks)
 
 
 # -- netfilter -------------------------------------------------------------------------------
 
 def _is_our_jump(rule: str) -> bool:
     words = rule.split()
-    return "-j" in words and words[words.index("-j") + 1].startswith(CHAIN_PREFIX)
+    return "-j" in words and is_owned(words[words.index("-j") + 1])
 
 
 def table_view(policies: dict[str, str], jumps: dict[str, list[str]], chains: dict[str, list[str]]) -> str:
@@ -209,7 +217,7 @@ def table_step(desired: TableSpec, observed: ObservedTable) -> IptablesStep | No
             declarations.append(f":{chain} - [0:0]")
 
     for builtin, rules in observed.chains.items():
-        if builtin.startswith(CHAIN_PREFIX):
+        if is_owned(builtin):
             continue
         wanted = desired.jumps.get(builtin, [])
         ours = [r for r in rules if _is_our_jump(r)]
@@ -239,7 +247,7 @@ def table_step(desired: TableSpec, observed: ObservedTable) -> IptablesStep | No
         return None
     running = table_view({c: observed.policies.get(c, "ACCEPT") for c in desired.policies},
                          {b: [r for r in rules if _is_our_jump(r)] for b, rules in observed.chains.items()
-                          if not b.startswith(CHAIN_PREFIX)},
+                          if not is_owned(b)},
                          current_owned)
     wanted_view = table_view(desired.policies, desired.jumps, desired.chains)
     script = f"*{desired.name}\n" + "\n".join(script_lines) + "\nCOMMIT\n"

@@ -151,12 +151,17 @@ def settings(state: RouterState) -> VrrpSettings | None:
 
 # -- validation --------------------------------------------------------------------------------
 
-def check_state(state: RouterState, origins: dict[object, str] | None = None) -> list[ValidationError]:
-    """Refuse what could make the pair disagree on the VRID or the VIPs (two masters)."""
+def check_state(state: RouterState, origins: dict | None = None) -> list[ValidationError]:
+    """Refuse what could make the pair disagree on the VRID or the VIPs (two masters).
+
+    `origins` as validate.check_state takes it: where the items of this push came from."""
     if not enabled(state):
         return []
+    from vragent.validate import origin_of
+    from vragent.wire import cmdline as cmdline_wire
+
     origins = origins or {}
-    cmdline = origins.get("cmdline", "state:cmdline")
+    cmdline = origin_of(origins, cmdline_wire.ORIGIN, "state:cmdline")
     cfg = state.config
     errors: list[ValidationError] = []
 
@@ -190,7 +195,7 @@ def check_state(state: RouterState, origins: dict[object, str] | None = None) ->
     elif guests[0].device in state.public_devices():
         # VRRP bound to a public NIC never hears the peer while the backup keeps it down (#3402).
         network = guests[0]
-        errors.append(ValidationError(origins.get(network, f"state:guest_networks[{network.device}]") + ".device",
+        errors.append(ValidationError(origin_of(origins, network, f"state:guest_networks[{network.device}]") + ".device",
                                       f"VRRP would run on {network.device}, which also holds public IPs; "
                                       "it must run on a guest-only NIC"))
     for network in guests:
@@ -198,7 +203,7 @@ def check_state(state: RouterState, origins: dict[object, str] | None = None) ->
         if from_cmdline:
             path = f"{cmdline}.guestgw"
         else:
-            path = origins.get(network, f"state:guest_networks[{network.device}]") + ".router_guest_gateway"
+            path = origin_of(origins, network, f"state:guest_networks[{network.device}]") + ".router_guest_gateway"
         vip = network.gateway
         if from_cmdline and not cfg.get("guestgw"):
             errors.append(ValidationError(path, "is required on a redundant router: it is the VRRP VIP "
@@ -491,10 +496,14 @@ def supervise(paths: Paths) -> bool:
 
 
 def restart_hold_off(vrrp: VrrpSettings) -> float:
-    """How long a keepalived that died stays down: longer than the peer needs to take over
-    (3 x advert_int + skew), so a quick restart can never race the peer to the VIP and then
-    preempt it with a higher priority. systemd units use it as RestartSec."""
-    return 3 * vrrp.advert_int + 1.0
+    """How long a keepalived that died stays down before it is restarted.
+
+    The peer's master-down timer started at the last advertisement it heard (at most one
+    advert_int before the death); a restarted keepalived starts its own full timer only when
+    it starts. Restarting at once could let this router, with the higher priority, win that
+    race by a few milliseconds and then preempt the peer; a delay of advert_int + 1 s makes
+    the peer always first (systemd: RestartSec=2s for advert_int 1)."""
+    return vrrp.advert_int + 1.0
 
 
 def may_restart_keepalived(paths: Paths, state: RouterState) -> bool:

@@ -11,11 +11,13 @@ import json
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from vragent import state_lb
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import (DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, PortForward, PortRange, Protocol,
                            PublicIp, RouterState, StaticNat)
+from vragent.render.netfilter import text
 from vragent.render.sysctl import check_overrides
-from vragent.wire.fields import Fields, parse_ipv4
+from vragent.wire.fields import Fields, fast_network, ipv4_or_none, parse_ipv4
 
 FORMAT = "vragent/1"
 
@@ -48,7 +50,7 @@ def to_document(state: RouterState) -> dict[str, Any]:
             "egress_default_allow": state.egress_default_allow,
             "rules": [
                 {"id": r.id, "direction": r.direction.value, "protocol": r.protocol.value,
-                 "public_ip": str(r.public_ip) if r.public_ip else None, "ports": _ports(r.ports),
+                 "public_ip": text(r.public_ip) if r.public_ip else None, "ports": _ports(r.ports),
                  "icmp_type": r.icmp_type, "icmp_code": r.icmp_code,
                  "source_cidrs": [str(c) for c in r.source_cidrs],
                  "dest_cidrs": [str(c) for c in r.dest_cidrs]}
@@ -56,8 +58,8 @@ def to_document(state: RouterState) -> dict[str, Any]:
             ],
         },
         "port_forwards": [
-            {"public_ip": str(r.public_ip), "protocol": r.protocol.value, "public_ports": str(r.public_ports),
-             "internal_ip": str(r.internal_ip), "internal_ports": str(r.internal_ports)}
+            {"public_ip": text(r.public_ip), "protocol": r.protocol.value, "public_ports": str(r.public_ports),
+             "internal_ip": text(r.internal_ip), "internal_ports": str(r.internal_ports)}
             for r in state.port_forwards
         ],
         "static_nats": [{"public_ip": str(r.public_ip), "internal_ip": str(r.internal_ip)}
@@ -74,7 +76,7 @@ def to_document(state: RouterState) -> dict[str, Any]:
                         "prefix": r.prefix} for r in state.dhcp_ranges],
             "dnsmasq_options": list(state.dnsmasq_options),
         },
-    }
+    } | ({state_lb.KEY: state_lb.to_document(state.load_balancing)} if state.load_balancing != state_lb.EMPTY else {})
 
 
 def dumps(state: RouterState, pretty: bool = False) -> str:
@@ -85,11 +87,25 @@ def dumps(state: RouterState, pretty: bool = False) -> str:
     return json.dumps(to_document(state), separators=(",", ":")) + "\n"
 
 
-@functools.lru_cache(maxsize=None)
 def _address(text: str) -> IPv4Address:
-    return IPv4Address(text)
+    address = ipv4_or_none(text)
+    if address is None:
+        raise ValueError(f"{text!r} is not an IPv4 address")
+    return address
 
 
+def _network(text: str) -> IPv4Network:
+    network = fast_network(text)
+    if network is None:
+        raise ValueError(f"{text!r} is not a CIDR")
+    return network
+
+
+_DIRECTIONS = {d.value: d for d in Direction}
+_PROTOCOLS = {p.value: p for p in Protocol}
+
+
+@functools.lru_cache(maxsize=None)
 def _ports_of(text: str | None) -> PortRange | None:
     if text is None:
         return None
@@ -117,14 +133,14 @@ def load_trusted(text: str) -> RouterState:
                                           _address(n.get("gateway") or n["router_ip"]), n.get("mac"),
                                           tuple(_address(d) for d in n.get("dns", [])), n.get("domain", ""),
                                           n.get("mtu")) for n in data.get("guest_networks", [])),
-        firewall_rules=tuple(FirewallRule(r["id"], Direction(r["direction"]), Protocol(r["protocol"]),
+        firewall_rules=tuple(FirewallRule(r["id"], _DIRECTIONS[r["direction"]], _PROTOCOLS[r["protocol"]],
                                           _address(r["public_ip"]) if r.get("public_ip") else None,
                                           _ports_of(r.get("ports")), r.get("icmp_type"), r.get("icmp_code"),
-                                          tuple(IPv4Network(c) for c in r.get("source_cidrs", [])),
-                                          tuple(IPv4Network(c) for c in r.get("dest_cidrs", [])))
+                                          tuple(_network(c) for c in r.get("source_cidrs", [])),
+                                          tuple(_network(c) for c in r.get("dest_cidrs", [])))
                              for r in firewall.get("rules", [])),
         egress_default_allow=firewall.get("egress_default_allow", True),
-        port_forwards=tuple(PortForward(_address(r["public_ip"]), Protocol(r["protocol"]),
+        port_forwards=tuple(PortForward(_address(r["public_ip"]), _PROTOCOLS[r["protocol"]],
                                         _ports_of(r["public_ports"]), _address(r["internal_ip"]),
                                         _ports_of(r["internal_ports"])) for r in data.get("port_forwards", [])),
         static_nats=tuple(StaticNat(_address(r["public_ip"]), _address(r["internal_ip"]))
@@ -137,6 +153,7 @@ def load_trusted(text: str) -> RouterState:
         dhcp_ranges=tuple(DhcpRange(_address(r["router_ip"]), _address(r["gateway"]) if r.get("gateway") else None,
                                     r["prefix"]) for r in dhcp.get("ranges", [])),
         dnsmasq_options=tuple(dhcp.get("dnsmasq_options", [])),
+        load_balancing=state_lb.load_trusted(data.get(state_lb.KEY)),
     )
 
 
@@ -222,6 +239,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         egress_default_allow=bool(firewall.boolean("egress_default_allow", True)),
         port_forwards=tuple(sorted(forwards, key=lambda r: (r.public_ip, r.protocol.value, r.public_ports))),
         static_nats=tuple(sorted(nats, key=lambda r: r.public_ip)),
+        load_balancing=state_lb.from_document(doc.raw(state_lb.KEY, None), doc.at(state_lb.KEY), errors),
     ).with_sysctl_overrides({str(k): str(v) for k, v in sysctl.items()})
 
 

@@ -1,9 +1,15 @@
-"""`vragent supervise`: restart dead daemons where systemd is not there to do it (the lab).
+"""`vragent supervise`: restart the router's daemons when they die (where systemd does not).
 
-On a VR the systemd units restart a daemon that dies (Restart=always). Where the direct
-backend runs daemons, this loop does: every interval it starts each daemon the persisted
-state wants that has no live process. It never rewrites files (that is apply's job) and
-skips a round while an apply holds the lock.
+On a VR systemd restarts them (Restart=always in systemd/vragent-*.service). In the lab
+and in tests daemons run directly with pidfiles under the root; this loop polls every
+enabled daemon's pidfile once per interval and starts a dead one through the same
+backend and hooks an apply uses. Which daemons are enabled comes from the persisted
+state, read on every tick, so a daemon an apply stopped (its last load balancer gone)
+is not brought back; a daemon whose files were never written (no apply yet) is left
+alone. It never rewrites files: that is apply's job.
+
+A tick takes the apply lock without waiting: while an apply runs (and may be stopping
+or restarting a daemon on purpose) the tick is skipped.
 """
 
 from __future__ import annotations
@@ -12,13 +18,14 @@ import signal
 import time
 
 from vragent import engine, lock, log, redundancy
-from vragent.errors import LockTimeout
+from vragent.errors import ApplyFailed, LockTimeout
 from vragent.paths import Paths
 
 
-def supervise_once(paths: Paths) -> list[str]:
-    """One round; returns the names of the daemons it (re)started."""
-    started = []
+def tick(paths: Paths) -> list[str]:
+    """One pass; returns the names of the daemons it started."""
+    logger = log.get()
+    started: list[str] = []
     # A redundant router whose keepalived died leaves the pair (VIPs down) before it is restarted.
     redundancy.supervise(paths)
     try:
@@ -32,21 +39,33 @@ def supervise_once(paths: Paths) -> list[str]:
                     continue  # never applied yet: nothing to run
                 if daemon.service.name == "keepalived" and not redundancy.may_restart_keepalived(paths, state):
                     continue  # the peer is still taking over
-                desired.backend.start(daemon.service)
+                logger.warning("supervise: %s is not running; starting it", daemon.service.name)
+                try:
+                    if daemon.hooks is not None:
+                        daemon.hooks.before("start")
+                    desired.backend.start(daemon.service)
+                    if daemon.hooks is not None:
+                        daemon.hooks.after("start")
+                except Exception as exc:  # noqa: BLE001 - keep supervising the others, retry next tick
+                    logger.error("supervise: starting %s failed: %s", daemon.service.name, exc)
+                    continue
                 started.append(daemon.service.name)
-                log.get().warning("supervise: %s was not running; started it", daemon.service.name)
     except LockTimeout:
-        pass
+        pass  # an apply is running; it converges the daemons itself
+    except ApplyFailed as exc:  # unreadable state: nothing to go by
+        logger.error("supervise: %s", exc)
     return started
 
 
-def run(paths: Paths, interval: float = 1.0) -> int:
-    stopping = []
+def run(paths: Paths, interval: float = 1.0, once: bool = False) -> int:
+    stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     while not stopping:
         try:
-            supervise_once(paths)
-        except Exception as exc:  # noqa: BLE001 - a supervisor must outlive one bad round
+            tick(paths)
+        except Exception as exc:  # noqa: BLE001 - a supervisor must outlive one bad tick
             log.get().error("supervise: %s", exc)
+        if once:
+            return 0
         time.sleep(interval)
     return 0

@@ -177,8 +177,10 @@ def test_dry_run_prints_the_diff_and_changes_nothing(lab, router):
 
 
 def snapshot(lab, router: RouterAgent) -> tuple:
+    # Everything the agent keeps, but its logs and the record of the last attempt `status` shows.
     files = sorted((str(p.relative_to(router.root)), p.read_bytes()) for p in router.root.rglob("*")
-                   if p.is_file() and "pushes" not in p.parts and not p.name.endswith(".log"))
+                   if p.is_file() and "pushes" not in p.parts and not p.name.endswith(".log")
+                   and p.name != "last-apply.json")
     addresses = lab.run("vr", ["ip", "-4", "-o", "addr", "show"]).stdout
     return router.iptables_save(), files, addresses
 
@@ -364,3 +366,47 @@ def test_show_prints_the_state_document_and_it_applies_back_as_a_replacement(lab
     assert router.apply(replacement).returncode == 0
     assert "vr-dnat -d" not in router.iptables_save()
     assert stat.S_IMODE((router.root / "var/lib/vragent/state.json").stat().st_mode) == 0o600
+
+
+def test_a_push_waiting_for_the_lock_gives_up_clearly_and_changes_nothing(lab, router):
+    import fcntl
+
+    lock_path = router.root / "run/vragent/apply.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    before = snapshot(lab, router)
+    with open(lock_path, "w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        files = [router.write_push(sample.forward_rules(sample.forward_rule(PF_IP, 2222, VM1_IP, 22)))]
+        started = time.monotonic()
+        proc = router.run("apply", "--json", "--lock-timeout", "0.5", *map(str, files))
+        waited = time.monotonic() - started
+    result = json.loads(proc.stdout)
+    assert proc.returncode == 1 and result["status"] == "failed"
+    assert "another apply held" in result["errors"][0]["message"]
+    assert 0.5 <= waited < 5
+    assert snapshot(lab, router) == before
+
+
+def test_concurrent_pushes_are_serialised_and_none_is_lost(lab, router):
+    files = [router.write_push(sample.forward_rules(sample.forward_rule(PF_IP, 3000 + n, VM1_IP, 22)))
+             for n in range(6)]
+    processes = [lab.popen("vr", router.command("apply", str(path))) for path in files]
+    assert [p.wait(timeout=60) for p in processes] == [0] * 6
+    saved = router.iptables_save()
+    assert all(f"--dport {3000 + n} -j DNAT" in saved for n in range(6))
+    assert len(router.show()["port_forwards"]) == 6
+
+
+def test_drift_in_owned_chains_is_repaired_and_foreign_chains_are_untouched(lab, router):
+    push = sample.forward_rules(*[sample.forward_rule(PF_IP, 2000 + n, VM1_IP, 22) for n in range(10)])
+    apply_ok(router, push)
+    committed = router.iptables_save()
+    lab.run("vr", ["iptables", "-w", "-t", "nat", "-D", "vr-dnat", "3"])
+    lab.run("vr", ["iptables", "-w", "-A", "vr-INPUT", "-s", "203.0.113.66/32", "-j", "ACCEPT"])
+    lab.run("vr", ["iptables", "-w", "-N", "foreign"])
+    lab.run("vr", ["iptables", "-w", "-A", "foreign", "-j", "RETURN"])
+    repaired = router.apply(push)
+    assert repaired.returncode == 0 and {"iptables"} <= repaired.kinds()
+    saved = router.iptables_save()
+    assert "-A foreign -j RETURN" in saved and "203.0.113.66" not in saved
+    assert saved.replace(":foreign - [0:0]\n", "").replace("-A foreign -j RETURN\n", "") == committed

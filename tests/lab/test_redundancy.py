@@ -154,7 +154,7 @@ def test_an_established_connection_through_source_nat_survives_a_failover(pair, 
 def test_ordinary_pushes_cause_no_transition_and_no_lost_probe(pair, tmp_path):
     before = pair.transitions()
     keepalived = {role: pair.keepalived_pids(role) for role in pair.routers}
-    configs = {role: (r.root / "etc/vragent/keepalived/keepalived.conf").stat().st_mtime_ns
+    configs = {role: (r.root / "etc/keepalived/keepalived.conf").stat().st_mtime_ns
                for role, r in pair.routers.items()}
     pushes = []
     for n in range(5):
@@ -174,7 +174,7 @@ def test_ordinary_pushes_cause_no_transition_and_no_lost_probe(pair, tmp_path):
     assert log.lost(started, max(log.sent.values()) - 0.5) == []
     assert pair.transitions() == before
     assert {role: pair.keepalived_pids(role) for role in pair.routers} == keepalived
-    assert {role: (r.root / "etc/vragent/keepalived/keepalived.conf").stat().st_mtime_ns
+    assert {role: (r.root / "etc/keepalived/keepalived.conf").stat().st_mtime_ns
             for role, r in pair.routers.items()} == configs
 
 
@@ -191,7 +191,7 @@ def test_a_vrrp_change_reloads_keepalived_without_a_transition(pair, tmp_path):
             actions = [s["summary"] for s in result.steps if s["kind"] == "service"]
             assert actions == ["keepalived: reload (keepalived.conf changed)"], result.steps
             assert f"priority {50 + number}" in (pair.routers[role].root /
-                                                 "etc/vragent/keepalived/keepalived.conf").read_text()
+                                                 "etc/keepalived/keepalived.conf").read_text()
         time.sleep(3 * ADVERT_INT + 1)
     assert {role: pair.keepalived_pids(role) for role in pair.routers} == pids
     assert pair.transitions() == before and pair.primary() == primary
@@ -201,7 +201,7 @@ def test_a_vrrp_change_reloads_keepalived_without_a_transition(pair, tmp_path):
     assert holder(pair) == {primary}
 
     # A push that would make the pair disagree (the VIP as this router's own address) is refused.
-    config = pair.routers["vr2"].root / "etc/vragent/keepalived/keepalived.conf"
+    config = pair.routers["vr2"].root / "etc/keepalived/keepalived.conf"
     text = config.read_text()
     refused = pair.apply("vr2", {**sample.guestnetwork(2, redundant=True), "router_guest_gateway": "192.0.2.3"})
     assert refused.returncode == 2

@@ -17,10 +17,10 @@ from vragent.model import RouterState
 from vragent.netlink import Link
 from vragent.observe import Observed, ObservedTable
 from vragent.paths import Paths
-from vragent.plan import Desired, build
+from vragent.plan import DaemonDesired, Desired, build
 from vragent.redundancy import Role
 from vragent.render import addresses, conntrackd, dnsmasq, keepalived, netfilter
-from vragent.services import DirectBackend
+from vragent.services import DirectBackend, ServiceSpec
 from vragent.wire import merge_documents
 
 GOLDEN = Path(__file__).parent / "golden_redundancy"
@@ -208,6 +208,15 @@ def test_a_router_that_is_not_primary_holds_back_public_nics_and_primary_only_da
     assert standby(desired) == {"dnsmasq": True, "conntrackd": False, "keepalived": False}
     # The public addresses stay configured on the down NIC: becoming PRIMARY is a link up.
     assert IPv4Interface("198.51.100.10/24") in desired.links.addresses["eth2"]
+
+
+def test_haproxy_is_a_primary_only_daemon_too():
+    state = state_of(redundant_cmdline(1), public(), guest_network(1))
+    haproxy = DaemonDesired(service=ServiceSpec("haproxy", argv=lambda paths: [], pidfile=lambda paths: Path("/x")),
+                            enabled=True, files={})
+    desired = Desired(tables={}, sysctls={}, links=addresses.render(state), files={}, daemons=[haproxy])
+    assert [d.standby for d in redundancy.shape(desired, state, Role.BACKUP).daemons] == [True]
+    assert [d.standby for d in redundancy.shape(desired, state, Role.PRIMARY).daemons] == [False]
 
 
 def test_leaving_the_pair_because_keepalived_died_releases_the_vip_and_leaves_the_pair_daemons_alone():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
@@ -206,6 +207,9 @@ class FileStep(Step):
         return f"file {verb} {self.path}"
 
     def diff(self) -> str:
+        if not self.mode & 0o044:
+            # Private keys and the like: say that it changes, never what it holds.
+            return f"{self.summary()} (private, mode {self.mode:04o}; content not shown)\n"
         import difflib
 
         return "".join(difflib.unified_diff(
@@ -276,6 +280,7 @@ class DaemonStep(Step):
     reason: str
     checker: object = None  # callable(dict[live path -> candidate path]) -> argv, or None
     was_running: bool = False
+    hooks: object = None  # before(action) / after(action) around each action, or None
     kind = "service"
 
     def summary(self) -> str:
@@ -291,16 +296,18 @@ class DaemonStep(Step):
     def check(self) -> None:
         if self.checker is None:
             return
-        candidates = {}
+        candidates = {path: self._candidate(path) for path, _, new, _ in self.changes if new is not None}
         for path, _, new, mode in self.changes:
             if new is not None:
-                files.atomic_write(self._candidate(path), new, mode)
-                candidates[path] = self._candidate(path)
+                # A candidate naming another changed file (haproxy.cfg -> a new certificate) is
+                # checked against that file's candidate, which is all that exists yet.
+                files.atomic_write(candidates[path], candidate_text(new, candidates, path), mode)
         try:
             runner.run(self.checker(candidates))
         except runner.CommandFailed:
-            for path, candidate in candidates.items():
-                os.replace(candidate, path.with_name(path.name + ".failed"))
+            for path, _, new, mode in self.changes:
+                if new is not None:  # the rejected content itself, as it would have gone live
+                    files.atomic_write(path.with_name(path.name + ".failed"), new, mode)
             raise
         finally:
             for candidate in candidates.values():
@@ -313,11 +320,29 @@ class DaemonStep(Step):
             else:
                 files.atomic_write(path, new, mode)
             files.remove(path.with_name(path.name + ".failed"))
-        self._act(self.action)
+        try:
+            self._act(self.action)
+        except Exception:
+            # The daemon would not take the new files (a reload HAProxy could not complete):
+            # keep them as *.failed, put this step's own files back and make the daemon use
+            # them again; the transaction then undoes the steps before this one.
+            for path, _, new, mode in self.changes:
+                if new is not None:
+                    files.atomic_write(path.with_name(path.name + ".failed"), new, mode)
+            try:
+                self.rollback()
+            except Exception:  # noqa: BLE001 - report the original failure
+                pass
+            raise
 
     def _act(self, action: str) -> None:
-        if action != "none":
-            self.backend.perform(self.service, action)
+        if action == "none":
+            return
+        if self.hooks is not None:
+            self.hooks.before(action)
+        self.backend.perform(self.service, action)
+        if self.hooks is not None:
+            self.hooks.after(action)
 
     def rollback(self) -> None:
         for path, old, _, mode in self.changes:
@@ -348,3 +373,9 @@ class DhcpReleaseStep(Step):
 
     def commit(self) -> None:
         runner.run(["dhcp_release", self.device, str(self.ip), self.mac])
+def candidate_text(content: str, candidates: dict[Path, Path], own: Path) -> str:
+    """`content` with every other changed file's live path (a whole word) replaced by its candidate's."""
+    for live, candidate in candidates.items():
+        if live != own and str(live) in content:
+            content = re.sub(rf"(?<![^\s=\"']){re.escape(str(live))}(?![^\s\"';,])", str(candidate), content)
+    return content

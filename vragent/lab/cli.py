@@ -14,8 +14,9 @@ from typing import Callable
 
 from vragent.lab import sample
 from vragent.lab.agent import RouterAgent
+from vragent.lab.dhcp import DhcpClient, dig
 from vragent.lab.topology import (CONTROL_ROUTER_IP, EXTRA_PUBLIC_IPS, PUBLIC_GATEWAY, ROUTER_GUEST_IP,
-                                  SOURCE_NAT_IP, UPSTREAM_SOURCES, VM1_IP, VM2_IP, Lab)
+                                  SOURCE_NAT_IP, UPSTREAM_SOURCES, VM1_IP, VM1_MAC, VM2_IP, VM2_MAC, Lab)
 from vragent.lab.traffic import TcpServer, tcp_connect
 
 LAB_STATE = Path("/var/tmp/vragent-lab")
@@ -23,11 +24,18 @@ PF_IP, NAT_IP = EXTRA_PUBLIC_IPS[0], EXTRA_PUBLIC_IPS[1]
 ALLOWED, OTHER = UPSTREAM_SOURCES
 
 
+def dhcp_entry(mac: str, ip: str, name: str) -> dict:
+    return {"type": "dhcpentry", "host_name": name, "mac_address": mac, "ipv4_address": ip,
+            "default_entry": True, "remove": False}
+
+
 def sample_network() -> list[dict]:
-    """The isolated network the lab runs: source NAT, port forwarding, static NAT, firewall."""
+    """The isolated network the lab runs: DHCP/DNS, source NAT, port forwarding, static NAT, firewall."""
     return [
         sample.cmdline(),
         sample.ips(),
+        dhcp_entry(VM1_MAC, VM1_IP, "web-01"),
+        dhcp_entry(VM2_MAC, VM2_IP, "db-01"),
         sample.forward_rules(sample.forward_rule(PF_IP, 2222, VM1_IP, 22)),
         sample.staticnat_rules(sample.staticnat_rule(NAT_IP, VM2_IP)),
         sample.firewall_rules(
@@ -79,6 +87,12 @@ def check(prefix: str) -> int:
         return result.peer_seen if result.ok else None
 
     checks += [
+        ("DHCP: VM1 gets its static lease, gateway and name from the router",
+         lambda: _dhcp(lab) == (VM1_IP, ROUTER_GUEST_IP, "web-01")),
+        ("DNS: VM1 resolves VM2's name through the router",
+         lambda: dig(lab, "vm1", ROUTER_GUEST_IP, "db-01.lab.internal") == [VM2_IP]),
+        ("DNS: no answer on the public IP (no open resolver)",
+         lambda: dig(lab, "up", SOURCE_NAT_IP, "db-01.lab.internal") == []),
         ("guest VM reaches upstream, seen as the source-NAT IP",
          lambda: seen("vm1", PUBLIC_GATEWAY, 8080, "up") == SOURCE_NAT_IP),
         ("static NAT: upstream reaches VM2 on its public IP",
@@ -109,6 +123,18 @@ def check(prefix: str) -> int:
         passed, failed = passed + ok, failed + (not ok)
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
+
+
+def _dhcp(lab: Lab) -> tuple:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="vragent-lab-dhcp-") as directory:
+        client = DhcpClient(lab, "vm1", Path(directory))
+        try:
+            lease = client.obtain()
+        finally:
+            client.stop()
+    return lease.ip, lease.options.get("new_routers"), lease.options.get("new_host_name")
 
 
 def _forwarded(lab: Lab, source: str) -> bool:

@@ -92,11 +92,18 @@ class Pair:
     # -- what each router says ----------------------------------------------------------------
 
     def status(self, role: str) -> dict:
+        """`vragent status --json`'s redundancy section: role, transitions, VRID, fingerprint..."""
         proc = self.routers[role].run("status", "--json", timeout=20)
-        return json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout.strip() else {}
+        report = json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout.strip() else {}
+        return report.get("redundancy", {})
+
+    def role(self, role: str) -> str:
+        """What checkrouter.sh reports: PRIMARY, BACKUP or FAULT."""
+        out = self.routers[role].run("status", "--checkrouter", timeout=20).stdout.strip()
+        return out.removeprefix("Status: ") if out.startswith("Status: ") else "?"
 
     def statuses(self) -> dict[str, str]:
-        return {role: self.status(role).get("status", "?") for role in ROLES}
+        return {role: self.role(role) for role in ROLES}
 
     def primary(self) -> str | None:
         """The one PRIMARY, or None when there is none or more than one."""
@@ -117,7 +124,7 @@ class Pair:
         return pid if _alive(pid) else None
 
     def keepalived_pids(self, role: str) -> list[int]:
-        return [pid for name in ("keepalived.pid", "keepalived-vrrp.pid") if (pid := self.pid(role, name))]
+        return [pid for name in ("keepalived.pid", "keepalived_vrrp.pid") if (pid := self.pid(role, name))]
 
     # -- faults ----------------------------------------------------------------------------------
 

@@ -31,7 +31,8 @@ class ConntrackdPaths:
     @classmethod
     def of(cls, paths: Paths) -> "ConntrackdPaths":
         run = paths.run_dir
-        return cls(paths.under("etc/vragent/conntrackd/conntrackd.conf"), run / "conntrackd.pid",
+        # The paths systemd/vragent-conntrackd.service uses.
+        return cls(paths.under("etc/conntrackd/conntrackd.conf"), run / "conntrackd.pid",
                    run / "conntrackd.lock", run / "conntrackd.ctl", paths.under("var/log/conntrackd.log"))
 
 

@@ -28,22 +28,25 @@ class KeepalivedPaths:
     pid: Path
     vrrp_pid: Path
     checkers_pid: Path
+    bfd_pid: Path
     fifo: Path
     notify: Path
 
     @classmethod
     def of(cls, paths: Paths) -> "KeepalivedPaths":
         run = paths.run_dir
-        base = paths.under("etc/vragent/keepalived")
-        return cls(base / "keepalived.conf", run / "keepalived.pid", run / "keepalived-vrrp.pid",
-                   run / "keepalived-checkers.pid", run / "keepalived.fifo", base / "vragent-notify")
+        # The paths systemd/vragent-keepalived.service and packaging/lib/keepalived-vips use.
+        base = paths.under("etc/keepalived")
+        return cls(base / "keepalived.conf", run / "keepalived.pid", run / "keepalived_vrrp.pid",
+                   run / "keepalived_checkers.pid", run / "keepalived_bfd.pid", run / "keepalived.fifo",
+                   base / "vragent-notify")
 
 
 def _argv(paths: Paths) -> list[str]:
     files = KeepalivedPaths.of(paths)
     # --vrrp: no health checker process; every pidfile under the root (two routers, one host).
-    return ["keepalived", "--vrrp", "-f", str(files.conf), "-p", str(files.pid), "-r", str(files.vrrp_pid),
-            "-c", str(files.checkers_pid)]
+    return ["keepalived", "--vrrp", f"--use-file={files.conf}", f"--pid={files.pid}", f"--vrrp_pid={files.vrrp_pid}",
+            f"--checkers_pid={files.checkers_pid}", f"--bfd_pid={files.bfd_pid}"]
 
 
 def _clear_leftovers(paths: Paths) -> None:
@@ -56,7 +59,7 @@ def _clear_leftovers(paths: Paths) -> None:
     from vragent.services import _pid_alive
 
     files = KeepalivedPaths.of(paths)
-    for pidfile in (files.vrrp_pid, files.checkers_pid, files.pid):
+    for pidfile in (files.vrrp_pid, files.checkers_pid, files.bfd_pid, files.pid):
         try:
             pid = int(pidfile.read_text().split()[0])
         except (OSError, ValueError, IndexError):

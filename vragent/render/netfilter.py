@@ -19,13 +19,22 @@ Layout (router type: eth0 guest, eth1 control, eth2+ public):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from vragent.model import (CONTROL_DEVICE, Direction, FirewallRule, PortForward, Protocol, RouterState,
-                           SSH_PORT)
+from vragent.model import (CONTROL_DEVICE, PUBLIC_DEVICE, Direction, FirewallRule, PortForward, Protocol,
+                           RouterState, SSH_PORT)
 
 CHAIN_PREFIX = "vr-"
+# The incumbent's usage counters keep their names: the management server's netusage.sh
+# reads `iptables -L NETWORK_STATS` on the router and bills from the byte column.
+STATS_CHAIN = "NETWORK_STATS"
+
+
+def is_owned(chain: str) -> bool:
+    """Chains vragent refills as a whole; every other chain is left alone."""
+    return chain.startswith(CHAIN_PREFIX) or chain == STATS_CHAIN or chain.startswith(STATS_CHAIN + "_")
 TABLES = ("raw", "mangle", "nat", "filter")
 BUILTIN_CHAINS = {
     "raw": ("PREROUTING", "OUTPUT"),
@@ -59,8 +68,14 @@ class TableSpec:
         return sum(len(r) for r in self.chains.values()) + sum(len(r) for r in self.jumps.values())
 
 
+@functools.lru_cache(maxsize=65536)
+def text(address: IPv4Address) -> str:
+    """str() of an address, remembered: the same few thousand addresses are printed over and over."""
+    return str(address)
+
+
 def host(address: IPv4Address) -> str:
-    return f"{address}/32"
+    return f"{text(address)}/32"
 
 
 def net(network: IPv4Network) -> str:
@@ -86,11 +101,35 @@ def _join(*parts: str) -> str:
 
 def render(state: RouterState) -> dict[str, TableSpec]:
     tables = {name: TableSpec(name) for name in TABLES}
+    _usage_counters(state, tables["filter"])
     _filter_input(state, tables["filter"])
+    _load_balancer_input(state, tables["filter"])
     _filter_forward(state, tables["filter"])
     _ingress_firewall(state, tables["mangle"])
     _nat(state, tables["nat"])
     return tables
+
+
+def _usage_counters(state: RouterState, table: TableSpec) -> None:
+    """Rules without a target, only counted: the order is the billing format (sent,
+    received, router-sent TCP, router-received TCP), so it must never change."""
+    if state.router_type != "router" or not state.all_guest_networks() or not state.public_devices():
+        return
+    guest = state.all_guest_networks()[0].device
+
+    def counters(chain: str, public: str) -> None:
+        table.add(chain, f"-i {guest} -o {public}")
+        table.add(chain, f"-i {public} -o {guest}")
+        table.add(chain, f"! -i {guest} -o {public} -p tcp")
+        table.add(chain, f"-i {public} ! -o {guest} -p tcp")
+
+    counters(STATS_CHAIN, PUBLIC_DEVICE)  # the incumbent hard-codes eth2 here
+    for builtin in ("INPUT", "FORWARD", "OUTPUT"):
+        table.jump(builtin, f"-j {STATS_CHAIN}")
+    for device in state.public_devices():
+        counters(f"{STATS_CHAIN}_{device}", device)
+        for builtin in ("INPUT", "FORWARD", "OUTPUT"):
+            table.jump(builtin, f"-j {STATS_CHAIN}_{device}")
 
 
 def _filter_input(state: RouterState, table: TableSpec) -> None:
@@ -122,6 +161,25 @@ def _redundancy_input(state: RouterState, table: TableSpec) -> None:
     table.add("vr-INPUT", f"-d {host(redundancy.VRRP_GROUP)} -i {vrrp.interface} -p vrrp -j ACCEPT")
     table.add("vr-INPUT", f"-d {host(redundancy.SYNC_GROUP)} -i {vrrp.interface} -p udp -m udp "
                           f"--dport {redundancy.SYNC_PORT} -j ACCEPT")
+
+
+def _load_balancer_input(state: RouterState, table: TableSpec) -> None:
+    """INPUT accepts for exactly the IP:port pairs HAProxy listens on (vr-lb, last in
+    vr-INPUT). Absent while no load balancer exists. Public IPs are still gated first by
+    their ingress firewall (mangle vr-fw-<ip>), as for port forwarding."""
+    accepts = state.load_balancing.accepts()
+    if not accepts:
+        return
+    chain = "vr-lb"
+    table.add("vr-INPUT", f"-j {chain}")
+    rules: dict[str, None] = {}
+    for accept in accepts:
+        destination = f"-d {host(accept.ip)}" if accept.ip is not None else ""
+        for source in accept.sources or (None,):
+            origin = f"-s {net(source)}" if source is not None else ""
+            rules[_join(origin, destination, f"-p tcp -m tcp --dport {accept.port}", "-j ACCEPT")] = None
+    for rule in rules:
+        table.add(chain, rule)
 
 
 def _filter_forward(state: RouterState, table: TableSpec) -> None:
@@ -175,7 +233,7 @@ def _ingress_firewall(state: RouterState, table: TableSpec) -> None:
 
 
 def _dnat_target(rule: PortForward) -> str:
-    target = f"{rule.internal_ip}:{rule.internal_ports.first}"
+    target = f"{text(rule.internal_ip)}:{rule.internal_ports.first}"
     if rule.internal_ports.size > 1:
         target += f"-{rule.internal_ports.last}"
         if rule.internal_ports.first != rule.public_ports.first:

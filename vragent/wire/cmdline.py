@@ -69,5 +69,9 @@ def merge(state: RouterState, change: CmdlineChange) -> RouterState:
     return state.with_cmdline(dict(change.values))
 
 
-def origins(change: CmdlineChange) -> dict[object, str]:
-    return {"cmdline": change.path}
+# The key the cmd_line section's path is known by in `origins` (checks after the merge).
+ORIGIN = "cmdline"
+
+
+def origins(change: CmdlineChange) -> list[tuple[object, str]]:
+    return [(ORIGIN, change.path)]

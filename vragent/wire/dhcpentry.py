@@ -100,5 +100,5 @@ def merge(state: RouterState, change: DhcpChange) -> RouterState:
     return replace(state, dhcp_hosts=tuple(sorted(kept, key=lambda h: h.ip)))
 
 
-def origins(change: DhcpChange) -> dict[object, str]:
-    return {change.host: change.path} if change.host else {}
+def origins(change: DhcpChange) -> list[tuple[object, str]]:
+    return [(change.host, change.path)] if change.host else []

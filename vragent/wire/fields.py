@@ -192,7 +192,7 @@ def parse_ipv4(value: str, path: str, errors: list[ValidationError]) -> IPv4Addr
 
 
 @functools.lru_cache(maxsize=65536)
-def _fast_network(value: str) -> IPv4Network | None:
+def fast_network(value: str) -> IPv4Network | None:
     address, slash, prefix = value.partition("/")
     parsed = ipv4_or_none(address)
     if parsed is None or (slash and not (prefix.isdigit() and prefix.isascii() and int(prefix) <= 32)):
@@ -201,7 +201,7 @@ def _fast_network(value: str) -> IPv4Network | None:
 
 
 def parse_ipv4_network(value: str, path: str, errors: list[ValidationError]) -> IPv4Network | None:
-    network = _fast_network(value)
+    network = fast_network(value)
     if network is not None:
         return network
     try:
@@ -258,3 +258,16 @@ def parse_port_range(value: Any, path: str, errors: list[ValidationError]) -> Po
         errors.append(ValidationError(path, f"{value!r}: the first port is above the last"))
         return None
     return PortRange(first, last)
+
+
+def keyed_merge(current, key, upsert, revoke, order):
+    """The incumbent's bag semantics for keyed rules: revoked keys go, upserts replace by key.
+
+    `upsert` holds (item, json path) pairs; the result is sorted by `order`.
+    """
+    items = {key(item): item for item in current}
+    for gone in revoke:
+        items.pop(gone, None)
+    for item, _ in upsert:
+        items[key(item)] = item
+    return tuple(sorted(items.values(), key=order))

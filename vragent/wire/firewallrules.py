@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from vragent.model import Direction, FirewallRule, Protocol, RouterState
-from vragent.wire.fields import Fields
+from vragent.wire.fields import Fields, keyed_merge
 
 TYPES = ("firewallrules",)
 
@@ -107,15 +107,11 @@ def _is_system_egress_rule(rule: FirewallRule) -> bool:
 
 
 def merge(state: RouterState, change: FirewallChange) -> RouterState:
-    rules = {r.id: r for r in state.firewall_rules}
-    for rule_id in change.revoke:
-        rules.pop(rule_id, None)
-    for rule, _ in change.upsert:
-        rules[rule.id] = rule
-    ordered = tuple(sorted(rules.values(), key=lambda r: (int(r.id) if r.id.isdigit() else 1 << 62, r.id)))
+    ordered = keyed_merge(state.firewall_rules, lambda r: r.id, change.upsert, change.revoke,
+                          order=lambda r: (int(r.id) if r.id.isdigit() else 1 << 62, r.id))
     default = state.egress_default_allow if change.egress_default_allow is None else change.egress_default_allow
     return replace(state, firewall_rules=ordered, egress_default_allow=default)
 
 
-def origins(change: FirewallChange) -> dict[object, str]:
-    return {rule: path for rule, path in change.upsert}
+def origins(change: FirewallChange) -> list[tuple[object, str]]:
+    return list(change.upsert)

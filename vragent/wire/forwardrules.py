@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from vragent.model import PortForward, Protocol, RouterState
-from vragent.wire.fields import Fields
+from vragent.wire.fields import Fields, keyed_merge
 
 TYPES = ("forwardrules",)
 
@@ -55,14 +55,10 @@ def parse(fields: Fields) -> ForwardChange | None:
 
 
 def merge(state: RouterState, change: ForwardChange) -> RouterState:
-    rules = {r.key: r for r in state.port_forwards}
-    for key in change.revoke:
-        rules.pop(key, None)
-    for rule, _ in change.upsert:
-        rules[rule.key] = rule
-    ordered = sorted(rules.values(), key=lambda r: (r.public_ip, r.protocol.value, r.public_ports))
-    return replace(state, port_forwards=tuple(ordered))
+    return replace(state, port_forwards=keyed_merge(
+        state.port_forwards, lambda r: r.key, change.upsert, change.revoke,
+        order=lambda r: (r.public_ip, r.protocol.value, r.public_ports)))
 
 
-def origins(change: ForwardChange) -> dict[object, str]:
-    return {rule: path for rule, path in change.upsert}
+def origins(change: ForwardChange) -> list[tuple[object, str]]:
+    return list(change.upsert)

@@ -76,5 +76,5 @@ def merge(state: RouterState, change: GuestNetworkChange) -> RouterState:
     return replace(state, guest_networks=tuple(networks[d] for d in sorted(networks)))
 
 
-def origins(change: GuestNetworkChange) -> dict[object, str]:
-    return {change.network: change.path} if change.network else {}
+def origins(change: GuestNetworkChange) -> list[tuple[object, str]]:
+    return [(change.network, change.path)] if change.network else []

@@ -13,7 +13,7 @@ from vragent import validate
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import RouterState
 from vragent.wire import (cmdline, dhcpconfig, dhcpentry, firewallrules, forwardrules, guestnetwork, ips,
-                          staticnatrules)
+                          loadbalancer, staticnatrules)
 from vragent.wire.context import Context
 from vragent.wire.fields import Fields
 
@@ -25,13 +25,13 @@ _SCRIPTS_IGNORED = ("configure.py",)  # vragent always converges everything
 HANDLERS: dict[str, ModuleType] = {
     t: module
     for module in (cmdline, ips, guestnetwork, firewallrules, forwardrules, staticnatrules, dhcpentry,
-                   dhcpconfig)
+                   dhcpconfig, loadbalancer)
     for t in module.TYPES
 }
 _NEEDS_CONTEXT = (ips, guestnetwork)
 
 # Types the management server sends that later subsystems will handle.
-KNOWN_UNSUPPORTED = ("loadbalancer", "networkacl", "vmdata", "vmpassword",
+KNOWN_UNSUPPORTED = ("networkacl", "vmdata", "vmpassword",
                      "monitorservice", "vpnuserlist", "remoteaccessvpn", "site2sitevpn", "staticroutes",
                      "ipaliases", "ipv6firewallrules", "bgppeers")
 
@@ -142,7 +142,9 @@ def merge_documents(state: RouterState, documents: list[Document],
     """Validate and merge every document into `state`; all errors raise together."""
     context = context or Context()
     errors: list[ValidationError] = []
-    origins: dict[object, str] = {}
+    # id(item) -> (item, JSON path): identity, because hashing thousands of frozen rules is
+    # slow; holding the item keeps its id from being reused by another object.
+    origins: dict[int, tuple[object, str]] = {}
     for document in documents:
         if document.is_native:
             state = state_doc.from_document(document.data, document.path, errors)
@@ -160,7 +162,9 @@ def merge_documents(state: RouterState, documents: list[Document],
         if change is None:
             continue
         state = handler.merge(state, change)
-        origins.update(handler.origins(change) if hasattr(handler, "origins") else {})
+        if hasattr(handler, "origins"):
+            pairs = handler.origins(change)
+            origins.update((id(item), (item, path)) for item, path in (pairs.items() if isinstance(pairs, dict) else pairs))
     if not errors:
         errors.extend(validate.check_state(state, origins))
     if errors:

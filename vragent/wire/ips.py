@@ -89,5 +89,5 @@ def merge(state: RouterState, change: IpsChange) -> RouterState:
     return replace(state, public_ips=tuple(sorted(ips.values(), key=lambda p: p.ip)))
 
 
-def origins(change: IpsChange) -> dict[object, str]:
-    return {pip: path for pip, path in change.add}
+def origins(change: IpsChange) -> list[tuple[object, str]]:
+    return list(change.add)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 
 from vragent.model import RouterState, StaticNat
-from vragent.wire.fields import Fields
+from vragent.wire.fields import Fields, keyed_merge
 
 TYPES = ("staticnatrules",)
 
@@ -37,13 +37,9 @@ def parse(fields: Fields) -> StaticNatChange | None:
 
 
 def merge(state: RouterState, change: StaticNatChange) -> RouterState:
-    rules = {r.public_ip: r for r in state.static_nats}
-    for ip in change.revoke:
-        rules.pop(ip, None)
-    for rule, _ in change.upsert:
-        rules[rule.public_ip] = rule
-    return replace(state, static_nats=tuple(rules[ip] for ip in sorted(rules)))
+    key = lambda r: r.public_ip  # noqa: E731 - one entry per public IP
+    return replace(state, static_nats=keyed_merge(state.static_nats, key, change.upsert, change.revoke, order=key))
 
 
-def origins(change: StaticNatChange) -> dict[object, str]:
-    return {rule: path for rule, path in change.upsert}
+def origins(change: StaticNatChange) -> list[tuple[object, str]]:
+    return list(change.upsert)
