@@ -39,7 +39,8 @@ def collect(paths: Paths) -> dict:
     desired = engine.render(state, paths)
     observed = engine.observe_for(desired)
     report["daemons"] = {
-        d.service.name: {"wanted": d.enabled and not d.standby, "pid": observed.running.get(d.service.name),
+        d.service.name: {"wanted": d.enabled and not d.standby, "standby": d.standby,
+                         "pid": observed.running.get(d.service.name),
                          "healthy": (observed.running.get(d.service.name) is not None) == (d.enabled and not d.standby)}
         for d in desired.daemons}
     from vragent import redundancy
@@ -62,7 +63,8 @@ def format_text(report: dict) -> str:
                                     f"({last['steps']} steps, {last['duration_ms']:.0f} ms)" if last else "none"))
     for name, daemon in report["daemons"].items():
         health = ("running" if daemon["pid"] else "not running") + ("" if daemon["healthy"] else " (unexpected)")
-        lines.append(f"daemon {name}: {'wanted' if daemon['wanted'] else 'not wanted'}, {health}"
+        wanted = "wanted" if daemon["wanted"] else ("standby (not PRIMARY)" if daemon.get("standby") else "not wanted")
+        lines.append(f"daemon {name}: {wanted}, {health}"
                      + (f" (pid {daemon['pid']})" if daemon["pid"] else ""))
     lines.append(f"vrrp: {report['vrrp']}")
     pair = report.get("redundancy")
