@@ -36,12 +36,25 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("restore", help="re-apply the persisted state (at boot); nothing to do without one")
     status = commands.add_parser("status", help="version, last change, daemons, VRRP role and drift")
     status.add_argument("--json", action="store_true")
+    status.add_argument("--checkrouter", action="store_true",
+                        help="print only `Status: PRIMARY|BACKUP|FAULT` like CloudStack's checkrouter.sh")
     render = commands.add_parser("render", help="print the full rendered ruleset as iptables-restore input")
     render.add_argument("files", nargs="*", metavar="FILE", help="render the state after these pushes (no apply)")
 
     supervise = commands.add_parser("supervise", help="restart enabled daemons that died (where systemd does not)")
     supervise.add_argument("--interval", type=float, default=1.0, help="seconds between checks (default %(default)s)")
     supervise.add_argument("--once", action="store_true", help="check once and exit")
+
+    # Redundant router pairs (keepalived VRRP).
+    transition = commands.add_parser("transition", help="make this router PRIMARY, BACKUP or FAULT now "
+                                                        "(keepalived normally decides; see `notify`)")
+    transition.add_argument("role", choices=("primary", "backup", "fault"))
+    transition.add_argument("--release-vips", action="store_true",
+                            help="also remove the VIPs (keepalived is gone; systemd's ExecStopPost)")
+    transition.add_argument("--if-keepalived-dead", action="store_true",
+                            help="do nothing while keepalived runs (a unit's ExecStopPost on a restart race)")
+    notify = commands.add_parser("notify", help="read keepalived's notify FIFO (its notify_fifo_script)")
+    notify.add_argument("fifo")
 
     lab = commands.add_parser("lab", help="a router replica in network namespaces")
     lab.add_argument("action", choices=("up", "down", "check"))
@@ -106,6 +119,15 @@ def cmd_show(paths: Paths) -> int:
 def cmd_status(args, paths: Paths) -> int:
     from vragent import status
 
+    if args.checkrouter:
+        from vragent import redundancy
+
+        try:
+            print(f"Status: {redundancy.status(paths)['status']}")
+        except ApplyFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     try:
         report = status.collect(paths)
     except ApplyFailed as exc:
@@ -163,6 +185,26 @@ def cmd_render(args, paths: Paths) -> int:
     return 0
 
 
+def cmd_redundancy(args, paths: Paths) -> int:
+    from vragent import redundancy
+
+    if args.command == "notify":
+        return redundancy.notify_loop(paths, args.fifo)
+    try:
+        result = redundancy.transition(paths, redundancy.Role(args.role.upper()), reason="vragent transition",
+                                       release_vips=args.release_vips,
+                                       only_if_keepalived_dead=args.if_keepalived_dead)
+    except ApplyFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if result is None:
+        print("not a redundant router: nothing to do")
+        return 0
+    _print_errors(result.errors)
+    print(f"transition {args.role}: {result.status} ({len(result.steps)} steps, {result.duration_ms:.0f} ms)")
+    return result.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     paths = Paths.from_root(args.root)
@@ -181,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         from vragent import supervise
 
         return supervise.run(paths, args.interval, args.once)
+    if args.command in ("transition", "notify"):
+        return cmd_redundancy(args, paths)
     if args.command == "lab":
         from vragent.lab import cli as lab_cli
 

@@ -15,6 +15,8 @@ from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.plan import Desired, Plan, build
 from vragent.render import addresses, dnsmasq, haproxy, netfilter, sysctl
+from vragent import redundancy
+from vragent.render import conntrackd, keepalived
 from vragent.wire import Document, merge_documents
 from vragent.wire.intake import fingerprint
 from vragent.wire.context import Context
@@ -57,15 +59,18 @@ def load_state(paths: Paths) -> RouterState:
 
 # Each daemon the router may run: factory(state, paths) -> plan.DaemonDesired.
 DAEMONS = [dnsmasq.daemon, haproxy.daemon]
+# Redundant pairs: conntrackd before keepalived, so a new primary finds its cache to commit.
+DAEMONS += [conntrackd.daemon, keepalived.daemon]
 
 
 def daemons(state: RouterState, paths: Paths) -> list:
     return [factory(state, paths) for factory in DAEMONS]
 
 
-def render(state: RouterState, paths: Paths) -> Desired:
+def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None,
+           release_vips: bool = False) -> Desired:
     sysctls = sysctl.render(state)
-    return Desired(
+    desired = Desired(
         tables=netfilter.render(state),
         sysctls=sysctls,
         links=addresses.render(state),
@@ -73,6 +78,11 @@ def render(state: RouterState, paths: Paths) -> Desired:
         daemons=daemons(state, paths),
         backend=services.backend(paths),
     )
+    # A redundant router converges to its VRRP role (the persisted one unless told).
+    if redundancy.enabled(state):
+        desired = redundancy.shape(desired, state, redundancy.current_role(paths) if role is None else role,
+                                   release_vips)
+    return desired
 
 
 def claim_owned_files(desired: Desired) -> None:
@@ -152,19 +162,22 @@ class MergeMemo:
             files.atomic_write(self.path, f"{push} {_digest(state_text)}\n", 0o600)
 
 
-def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bool) -> None:
+def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bool,
+         role: redundancy.Role | None = None, release_vips: bool = False) -> None:
     logger = log.get()
     saved_text = files.read_text(paths.state)
     old_state = load_state(paths)
     links = observe.netlink.links_and_addresses()  # read once: for validation and for the plan
     memo, push = MergeMemo(paths), fingerprint(documents)
-    if memo.fits(push, saved_text):
+    if not documents:  # converge: the persisted state as it is (it was validated when saved)
+        new_state, state_text = old_state, saved_text
+    elif memo.fits(push, saved_text):
         new_state, state_text = old_state, saved_text
     else:
         context = Context(links={name: link.mac for name, link in links[0].items() if name.startswith("eth")})
         new_state = merge_documents(old_state, documents, context)
         state_text = state_doc.dumps(new_state)
-    desired = render(new_state, paths)
+    desired = render(new_state, paths, role, release_vips)
     claim_owned_files(desired)
     observed = observe_for(desired, links)
     plan = build(desired, observed, old_state, new_state)
@@ -199,9 +212,39 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     if state_changed:
         files.atomic_write(paths.state, state_text, 0o600)
         logger.info("state saved to %s", paths.state)
-    memo.remember(push, state_text)
+    if documents:
+        memo.remember(push, state_text)
     result.changed = bool(plan.steps) or state_changed
     result.status = "applied" if result.changed else "unchanged"
+
+
+SKIPPED = "skipped: the precondition no longer held once the lock was taken"
+
+
+def converge(paths: Paths, *, role: redundancy.Role | None = None, release_vips: bool = False,
+             lock_wait: float = lock.DEFAULT_WAIT, on_locked=None, name: str = "converge") -> Result:
+    """Make the router what the persisted state says, for a VRRP role (redundancy transitions).
+
+    `on_locked()` runs once the apply lock is held (it records the new role, so no push can
+    render a stale one); when it returns False nothing is done.
+    """
+    started = time.monotonic()
+    logger = log.get()
+    result = Result(status="failed", push=[name])
+    try:
+        with lock.apply_lock(paths.lock, lock_wait):
+            if on_locked is not None and not on_locked():
+                result.status, result.notes = "unchanged", [SKIPPED]
+            else:
+                _run(paths, [], result, dry_run=False, role=role, release_vips=release_vips)
+    except (InvalidInput, ApplyFailed) as exc:
+        result.status = "failed"
+        result.errors.append({"path": "", "message": str(exc)})
+    result.duration_ms = (time.monotonic() - started) * 1000
+    for error in result.errors:
+        logger.error("%s: %s", name, error["message"])
+    logger.info("%s: %s, %d step(s), %.0f ms", name, result.status, len(result.steps), result.duration_ms)
+    return result
 
 
 def _state_diff(paths: Paths, new_text: str):

@@ -14,6 +14,7 @@ class Link:
     index: int
     mac: str
     mtu: int
+    up: bool = True  # administratively up (IFF_UP); a redundant BACKUP keeps its public NIC down
 
 
 def _attr(msg, name: str):
@@ -54,7 +55,8 @@ def links_and_addresses() -> tuple[dict[str, Link], dict[str, set[IPv4Interface]
     addresses: dict[str, set[IPv4Interface]] = {}
     for entry in _ip_json("addr", "show"):
         name = entry["ifname"]
-        links[name] = Link(name, entry["ifindex"], entry.get("address", ""), entry.get("mtu", 0))
+        links[name] = Link(name, entry["ifindex"], entry.get("address", ""), entry.get("mtu", 0),
+                           "UP" in entry.get("flags", ()))
         for info in entry.get("addr_info", []):
             if info.get("family") == "inet":
                 addresses.setdefault(name, set()).add(IPv4Interface(f"{info['local']}/{info['prefixlen']}"))
@@ -109,3 +111,8 @@ def set_default_route(route: tuple[IPv4Address, str] | None) -> None:
 def set_mtu(device: str, mtu: int) -> None:
     with _iproute() as ipr:
         ipr.link("set", index=_index(ipr, device), mtu=mtu)
+
+
+def set_link_state(device: str, up: bool) -> None:
+    with _iproute() as ipr:
+        ipr.link("set", index=_index(ipr, device), state="up" if up else "down")

@@ -11,7 +11,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from vragent.apply.steps import (AddressStep, ConntrackDeleteStep, DaemonStep, FileStep, GratuitousArpStep,
-                                 IptablesStep, MtuStep, RouteStep, Step, SysctlStep)
+                                 IptablesStep, LinkStateStep, MtuStep, RouteStep, Step, SysctlStep)
 from vragent.model import PortForward, RouterState, StaticNat
 from vragent.observe import Observed, ObservedTable
 from vragent.render.addresses import LinkPlan
@@ -41,6 +41,9 @@ class DaemonDesired:
     # Directories only this daemon's files live in: a file there that `files` does not
     # name is removed (certificates of load balancers that are gone).
     owned_dirs: tuple[Path, ...] = ()
+    # Configured but not running: a redundant router that is not PRIMARY keeps the files of
+    # its primary-only daemons (dnsmasq, HAProxy) current and the daemons stopped.
+    standby: bool = False
 
 
 @dataclass
@@ -114,6 +117,10 @@ def _link_steps(wanted: LinkPlan, observed: Observed):
         link = observed.links.get(device)
         if link is not None and link.mtu != mtu:
             before.append(MtuStep(device, link.mtu, mtu))
+    for device, up in sorted(wanted.admin_up.items()):
+        link = observed.links.get(device)
+        if link is not None and link.up != up:
+            before.append(LinkStateStep(device, up))
     for device, interfaces in wanted.addresses.items():
         if device not in observed.links:
             continue  # validation reports unknown devices; never invent NICs
@@ -125,7 +132,8 @@ def _link_steps(wanted: LinkPlan, observed: Observed):
                     arps.append(GratuitousArpStep(device, interface.ip))
         # Addresses on a managed NIC that the state does not hold go, after the rules using them.
         # Primary addresses last, so the kernel does not drop secondaries with them.
-        extra = sorted(current - set(interfaces), key=lambda i: (i.network, i.ip), reverse=True)
+        extra = sorted(current - set(interfaces) - wanted.foreign.get(device, frozenset()),
+                       key=lambda i: (i.network, i.ip), reverse=True)
         for interface in extra:
             deletions.append(AddressStep(device, interface, add=False))
     if wanted.default_route is not None and observed.default_route != wanted.default_route:
@@ -151,6 +159,11 @@ def daemon_step(daemon: DaemonDesired, observed: Observed, backend) -> DaemonSte
                for path, (content, mode) in daemon.files.items()
                if observed.files.get(str(path)) != content]
     running = observed.running.get(daemon.service.name) is not None
+    if daemon.enabled and daemon.standby:
+        if not running and not changes:
+            return None
+        return DaemonStep(daemon.service, backend, changes, "stop" if running else "none",
+                          "standby: this redundant router is not PRIMARY", daemon.checker, running, daemon.hooks)
     if not daemon.enabled:
         if not running and not changes:
             return None

@@ -29,11 +29,6 @@ def record_apply(paths: Paths, result: "engine.Result") -> None:
     files.atomic_write(last_apply_path(paths), json.dumps(record) + "\n", 0o600)
 
 
-def vrrp_role(paths: Paths) -> str:
-    text = files.read_text(paths.run_dir / "redundant-state")
-    return text.strip() if text else "n/a"
-
-
 def collect(paths: Paths) -> dict:
     text = files.read_text(paths.state)
     report: dict = {"version": __version__, "state": str(paths.state),
@@ -44,10 +39,16 @@ def collect(paths: Paths) -> dict:
     desired = engine.render(state, paths)
     observed = engine.observe_for(desired)
     report["daemons"] = {
-        d.service.name: {"wanted": d.enabled, "pid": observed.running.get(d.service.name),
-                         "healthy": (observed.running.get(d.service.name) is not None) == d.enabled}
+        d.service.name: {"wanted": d.enabled and not d.standby, "standby": d.standby,
+                         "pid": observed.running.get(d.service.name),
+                         "healthy": (observed.running.get(d.service.name) is not None) == (d.enabled and not d.standby)}
         for d in desired.daemons}
-    report["vrrp"] = vrrp_role(paths)
+    from vragent import redundancy
+
+    pair = redundancy.status(paths)
+    report["vrrp"] = pair["status"] if pair["redundant"] else "n/a"
+    if pair["redundant"]:
+        report["redundancy"] = pair
     drift = build(desired, observed)
     report["drift"] = [step.summary() for step in drift.steps]
     report["notes"] = drift.notes
@@ -62,9 +63,16 @@ def format_text(report: dict) -> str:
                                     f"({last['steps']} steps, {last['duration_ms']:.0f} ms)" if last else "none"))
     for name, daemon in report["daemons"].items():
         health = ("running" if daemon["pid"] else "not running") + ("" if daemon["healthy"] else " (unexpected)")
-        lines.append(f"daemon {name}: {'wanted' if daemon['wanted'] else 'not wanted'}, {health}"
+        wanted = "wanted" if daemon["wanted"] else ("standby (not PRIMARY)" if daemon.get("standby") else "not wanted")
+        lines.append(f"daemon {name}: {wanted}, {health}"
                      + (f" (pid {daemon['pid']})" if daemon["pid"] else ""))
     lines.append(f"vrrp: {report['vrrp']}")
+    pair = report.get("redundancy")
+    if pair:
+        lines.append(f"  {pair['reason'] or 'no transition yet'}; {pair['transitions']} transition(s); "
+                     f"VRID {pair['vrid']} on {pair['interface']}, priority {pair['priority']}, "
+                     f"advert_int {pair['advert_int']} s; VIPs {', '.join(pair['vips'])}; "
+                     f"pair fingerprint {pair['fingerprint']}")
     lines.append("drift: none" if not report["drift"] else f"drift: {len(report['drift'])} difference(s)")
     lines += [f"  {item}" for item in report["drift"]]
     return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import signal
 import time
 
-from vragent import engine, lock, log
+from vragent import engine, lock, log, redundancy
 from vragent.errors import ApplyFailed, LockTimeout
 from vragent.paths import Paths
 
@@ -26,15 +26,19 @@ def tick(paths: Paths) -> list[str]:
     """One pass; returns the names of the daemons it started."""
     logger = log.get()
     started: list[str] = []
+    # A redundant router whose keepalived died leaves the pair (VIPs down) before it is restarted.
+    redundancy.supervise(paths)
     try:
         with lock.apply_lock(paths.lock, wait=0):
             state = engine.load_state(paths)
             desired = engine.render(state, paths)
             for daemon in desired.daemons:
-                if not daemon.enabled or desired.backend.running(daemon.service):
+                if not daemon.enabled or daemon.standby or desired.backend.running(daemon.service):
                     continue
                 if not all(path.exists() for path, (content, _) in daemon.files.items() if content is not None):
                     continue  # never applied yet: nothing to run
+                if daemon.service.name == "keepalived" and not redundancy.may_restart_keepalived(paths, state):
+                    continue  # the peer is still taking over
                 logger.warning("supervise: %s is not running; starting it", daemon.service.name)
                 try:
                     if daemon.hooks is not None:

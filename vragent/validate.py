@@ -105,6 +105,10 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
             errors.append(ValidationError(where(rule, f"firewall_rules[{rule.id}]"),
                                           f"{rule.public_ip} is not a public IP of this router"))
     errors.extend(check_load_balancing(state, origins))
+
+    from vragent import redundancy  # a redundant pair must agree on its VRID and VIPs
+
+    errors += redundancy.check_state(state, origins)
     return errors
 
 

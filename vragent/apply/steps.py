@@ -95,6 +95,24 @@ class AddressStep(Step):
         (netlink.delete_address if self.add else netlink.add_address)(self.device, self.interface)
 
 
+@dataclass
+class LinkStateStep(Step):
+    """A NIC administratively up or down (a redundant pair's public NIC follows the VRRP role)."""
+
+    device: str
+    up: bool
+    kind = "link"
+
+    def summary(self) -> str:
+        return f"link {self.device} {'up' if self.up else 'down'}"
+
+    def commit(self) -> None:
+        netlink.set_link_state(self.device, self.up)
+
+    def rollback(self) -> None:
+        netlink.set_link_state(self.device, not self.up)
+
+
 def _route_text(route) -> str:
     return "none" if route is None else f"default via {route[0]} dev {route[1]}"
 

@@ -271,7 +271,13 @@ class Lab:
         names = [self.ns(role) for role in roles if (NETNS_DIR / self.ns(role)).exists()]
         if not names:
             return
-        _stop_pids(pids_in_namespaces(names))
+        # Again while any are left: a process being stopped may start another (a supervisor,
+        # keepalived's notify script leaving the pair), which the first scan did not see.
+        for _ in range(10):
+            pids = pids_in_namespaces(names)
+            if not pids:
+                break
+            _stop_pids(pids)
         # -force: keep deleting the others if one disappeared meanwhile.
         subprocess.run([IP, "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in names),
                        capture_output=True, text=True, timeout=DEFAULT_TIMEOUT, check=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from vragent.model import CONTROL_DEVICE, RouterState
@@ -15,6 +15,10 @@ class LinkPlan:
     default_route: tuple[IPv4Address, str] | None
     mtu: dict[str, int]
     public: frozenset[IPv4Interface]  # addresses that announce themselves with gratuitous ARP
+    # Redundant pairs (vragent.redundancy): NICs whose admin state the role decides (device -> up),
+    # and addresses keepalived owns that the plan neither adds nor removes (device -> addresses).
+    admin_up: dict[str, bool] = field(default_factory=dict)
+    foreign: dict[str, frozenset[IPv4Interface]] = field(default_factory=dict)
 
 
 def render(state: RouterState) -> LinkPlan:

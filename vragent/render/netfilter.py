@@ -146,6 +146,21 @@ def _filter_input(state: RouterState, table: TableSpec) -> None:
         table.add(chain, f"-i {guest.device} -p udp -m udp --dport 67 -j ACCEPT")
         for proto in ("udp", "tcp"):
             table.add(chain, f"-s {net(guest.network)} -i {guest.device} -p {proto} -m {proto} --dport 53 -j ACCEPT")
+    _redundancy_input(state, table)
+
+
+def _redundancy_input(state: RouterState, table: TableSpec) -> None:
+    """A redundant pair hears its peer on the VRRP NIC: VRRP advertisements and conntrackd's
+    state sync (CloudStack #1064: without these both routers become master)."""
+    from vragent import redundancy
+
+    vrrp = redundancy.settings(state)
+    if vrrp is None:
+        return
+    # iptables-save names protocol 112 after /etc/protocols (netbase), as on every VR.
+    table.add("vr-INPUT", f"-d {host(redundancy.VRRP_GROUP)} -i {vrrp.interface} -p vrrp -j ACCEPT")
+    table.add("vr-INPUT", f"-d {host(redundancy.SYNC_GROUP)} -i {vrrp.interface} -p udp -m udp "
+                          f"--dport {redundancy.SYNC_PORT} -j ACCEPT")
 
 
 def _load_balancer_input(state: RouterState, table: TableSpec) -> None:

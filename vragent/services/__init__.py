@@ -29,6 +29,9 @@ class ServiceSpec:
     pidfile: Callable[[Paths], Path]
     reload_signal: int = signal.SIGHUP
     stop_timeout: float = 5.0
+    # Run by the direct backend just before a start, e.g. to clear a stale lock file left by
+    # a killed daemon (a systemd unit does the same with ExecStartPre=).
+    prestart: Callable[[Paths], None] | None = None
 
 
 class Backend:
@@ -84,6 +87,8 @@ class DirectBackend(Backend):
         pidfile = spec.pidfile(self.paths)
         pidfile.parent.mkdir(parents=True, exist_ok=True)
         pidfile.unlink(missing_ok=True)
+        if spec.prestart is not None:
+            spec.prestart(self.paths)
         runner.run(spec.argv(self.paths), timeout=30)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:

@@ -21,6 +21,7 @@ _MASK_KEYS = ("eth0mask", "eth1mask", "eth2mask")
 @dataclass(frozen=True)
 class CmdlineChange:
     values: tuple[tuple[str, str], ...]
+    path: str = ""  # JSON path of the cmd_line section, for errors found after the merge
 
 
 def parse(fields: Fields) -> CmdlineChange | None:
@@ -61,8 +62,16 @@ def parse(fields: Fields) -> CmdlineChange | None:
         section.error("mtu", f"{values['mtu']!r} is not an MTU (68..65535)")
     if "redundant_router" in values:
         values["redundant_router"] = "true" if values["redundant_router"].lower() in ("true", "1") else "false"
-    return CmdlineChange(tuple(sorted(values.items())))
+    return CmdlineChange(tuple(sorted(values.items())), fields.at("cmd_line"))
 
 
 def merge(state: RouterState, change: CmdlineChange) -> RouterState:
     return state.with_cmdline(dict(change.values))
+
+
+# The key the cmd_line section's path is known by in `origins` (checks after the merge).
+ORIGIN = "cmdline"
+
+
+def origins(change: CmdlineChange) -> list[tuple[object, str]]:
+    return [(ORIGIN, change.path)]
