@@ -63,6 +63,8 @@ DOCUMENTED_PATHS = {
     # CloudStack's entry points
     "/opt/cloud/bin/update_config.py",
     "/opt/cloud/bin/vr_cfg.sh",
+    "/opt/cloud/bin/netusage.sh",
+    "/opt/cloud/bin/checkrouter.sh",
 }
 
 
@@ -165,8 +167,10 @@ def test_keepalived_reloads_with_sighup_and_releases_its_vips_after_any_stop():
     # The configuration the daemon runs is remembered at start and at every reload ...
     assert service["ExecStartPre"] == ["/usr/lib/vragent/keepalived-vips snapshot"]
     assert service["ExecReload"] == ["/usr/lib/vragent/keepalived-vips snapshot", "/bin/kill -HUP $MAINPID"]
-    # ... and its addresses are removed after every stop, SIGKILL included.
-    assert service["ExecStopPost"] == ["/usr/lib/vragent/keepalived-vips release"]
+    # ... and its addresses are removed after every stop, SIGKILL included; then the router
+    # goes FAULT (public NIC down, primary-only daemons stopped) if keepalived is dead.
+    assert service["ExecStopPost"] == ["/usr/lib/vragent/keepalived-vips release",
+                                       "/usr/bin/vragent transition fault --release-vips --if-keepalived-dead"]
     assert one(service, "KillMode") == "mixed"
 
 
@@ -371,7 +375,8 @@ def test_shims_survive_a_cloud_scripts_patch(tmp_path):
 
 def test_shim_path_unit_watches_both_entry_points():
     path_unit = unit("vragent-shims.path")
-    assert set(path_unit["Path"]["PathChanged"]) == {"/opt/cloud/bin/update_config.py", "/opt/cloud/bin/vr_cfg.sh"}
+    assert set(path_unit["Path"]["PathChanged"]) == {"/opt/cloud/bin/update_config.py", "/opt/cloud/bin/vr_cfg.sh",
+                                                     "/opt/cloud/bin/netusage.sh", "/opt/cloud/bin/checkrouter.sh"}
     assert one(path_unit["Path"], "Unit") == "vragent-shims.service"
     service = unit("vragent-shims.service")
     assert "RemainAfterExit" not in service["Service"], "the path unit must be able to start it again"
@@ -543,7 +548,7 @@ def test_the_deb_builds_and_ships_everything(tmp_path):
     modes = {line.split()[5].removeprefix("."): line.split()[0] for line in listing.splitlines()}
     shipped = set(modes)
     for helper in ("fail-closed", "install-shims", "keepalived-vips", "sshd-listen", "neutralize-rules-v4",
-                   "shims/update_config.py", "shims/vr_cfg.sh", "shims/netusage.sh"):
+                   "shims/update_config.py", "shims/vr_cfg.sh", "shims/netusage.sh", "shims/checkrouter.sh"):
         assert modes[f"/usr/lib/vragent/{helper}"] == "-rwxr-xr-x", helper
     assert {
         "/usr/bin/vragent",
