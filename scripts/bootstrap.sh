@@ -30,6 +30,7 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import pytest, pyfakefs, 
     /usr/bin/python3 -m venv --system-site-packages .venv
     .venv/bin/python -m pip install -q --disable-pip-version-check pytest pyfakefs hypothesis jsonschema
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . >/dev/null
+# compat: a plain path entry (.pth), not an import hook that slows every agent start
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . --config-settings editable_mode=compat >/dev/null
 # Byte-compile as the Debian package does (this environment may forbid writing .pyc at import).
 .venv/bin/python -m compileall -q vragent >/dev/null

@@ -28,7 +28,6 @@ Where it fits in the pipeline:
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 import os
 import signal
@@ -103,6 +102,8 @@ class VrrpSettings:
 
     def fingerprint(self) -> str:
         """A digest of everything both routers must agree on (not of the password itself)."""
+        import hashlib
+
         pairwide = {"instance": INSTANCE, "interface": self.interface, "vrid": self.vrid,
                     "advert_int": self.advert_int, "auth": hashlib.sha256(self.password.encode()).hexdigest(),
                     "vips": [str(v) for v in self.vips]}
@@ -131,6 +132,8 @@ def settings(state: RouterState) -> VrrpSettings | None:
     guests = state.all_guest_networks()
     if not guests:
         return None
+    import hashlib  # here, not at import time: every apply imports this module
+
     cfg = state.config
     router_id = cfg.get("router_id", "1")
     password = cfg.get("router_password") or \

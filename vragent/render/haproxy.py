@@ -23,7 +23,6 @@ Every change is a reload: the master re-reads the whole file, global section inc
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from pathlib import Path
 
@@ -141,6 +140,8 @@ def reconcile(cs: CloudStackLb, paths: Paths) -> str:
               "# Lines marked \"vragent\" were changed so HAProxy runs in master-worker mode under vragent."]
     # The certificates' digests make every certificate change a change of this file too,
     # so its candidate is checked together with theirs and HAProxy reloads to use them.
+    import hashlib  # here, not at import time: every apply imports this module
+
     header += [f"# certificate {c.name}.pem sha256:{hashlib.sha256(c.pem().encode()).hexdigest()[:16]}"
                for c in cs.ssl_certs]
     return "\n".join(header + body).rstrip("\n") + "\n"
