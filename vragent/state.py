@@ -207,7 +207,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
     forwards = []
     for index, raw in enumerate(doc.list("port_forwards", [])):
         item = Fields(raw, f"{doc.at('port_forwards')}[{index}]", errors)
-        protocol = _enum(item, "protocol", Protocol)
+        protocol = item.enum("protocol", Protocol)
         values = (item.ipv4("public_ip"), protocol, item.port_range("public_ports"),
                   item.ipv4("internal_ip"), item.port_range("internal_ports"))
         if None not in values:
@@ -273,21 +273,10 @@ def _dhcp_section(doc: Fields, errors: list[ValidationError]):
             tuple(str(o) for o in options if isinstance(o, str)))
 
 
-def _enum(item: Fields, key: str, enum_type):
-    value = item.string(key)
-    if value is None:
-        return None
-    try:
-        return enum_type(value)
-    except ValueError:
-        item.error(key, f"{value!r} is not one of {', '.join(e.value for e in enum_type)}")
-        return None
-
-
 def _firewall_rule(item: Fields) -> FirewallRule | None:
     rule_id = item.string("id")
-    direction = _enum(item, "direction", Direction)
-    protocol = _enum(item, "protocol", Protocol)
+    direction = item.enum("direction", Direction)
+    protocol = item.enum("protocol", Protocol)
     public_ip = item.ipv4("public_ip", None)
     ports = item.port_range("ports", None)
     icmp_type = item.integer("icmp_type", None, lo=0, hi=255)

@@ -155,17 +155,6 @@ def _sources(item: Fields, key: str = "source_cidrs") -> tuple[IPv4Network, ...]
     return () if any(s.prefixlen == 0 for s in sources) else sources
 
 
-def _enum(item: Fields, key: str, enum_type, default):
-    value = item.string(key, default.value)
-    if value is None:
-        return None
-    try:
-        return enum_type(value)
-    except ValueError:
-        item.error(key, f"{value!r} is not one of {', '.join(e.value for e in enum_type)}")
-        return None
-
-
 def _native_balancer(item: Fields) -> LoadBalancer | None:
     ip, port = item.ipv4("ip"), _port(item, "port")
     default_name = f"{str(ip).replace('.', '_')}-{port}" if ip and port else None
@@ -173,8 +162,8 @@ def _native_balancer(item: Fields) -> LoadBalancer | None:
     if name is not None and not NAME.match(name):
         item.error("name", f"{name!r} is not a usable proxy name (letters, digits, '_', '.', ':', '-'; at most 64)")
         name = None
-    protocol = _enum(item, "protocol", LbProtocol, LbProtocol.TCP)
-    algorithm = _enum(item, "algorithm", LbAlgorithm, LbAlgorithm.ROUNDROBIN)
+    protocol = item.enum("protocol", LbProtocol, LbProtocol.TCP)
+    algorithm = item.enum("algorithm", LbAlgorithm, LbAlgorithm.ROUNDROBIN)
     backends: list[LbBackend] = []
     for index, raw in enumerate(item.list("backends", []) or []):
         backend = Fields(raw, f"{item.at('backends')}[{index}]", item.errors)

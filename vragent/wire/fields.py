@@ -103,6 +103,17 @@ class Fields:
             self.error(key, f"{value!r} is neither a netmask nor a prefix length")
         return prefix
 
+    def enum(self, key: str, enum_type, default: Any = _MISSING):
+        """One of a closed set of values (an Enum's values); `default` is a member or omitted."""
+        value = self.string(key, default.value if isinstance(default, enum_type) else default)
+        if value is None:
+            return None
+        try:
+            return enum_type(value)
+        except ValueError:
+            self.error(key, f"{value!r} is not one of {', '.join(e.value for e in enum_type)}")
+            return None
+
     def device(self, key: str, default: Any = _MISSING) -> str | None:
         value = self.string(key, default)
         if value is None or value is default:
