@@ -35,7 +35,29 @@ def router_namespace(name: str = "vrbench"):
         yield name
     finally:
         for ns in (name, peer):
+            stop_processes_in(ns)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def stop_processes_in(ns: str) -> None:
+    """Daemons the agent started in the namespace (dnsmasq, ...) would outlive it: stop them by PID."""
+    import signal
+
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGTERM)
+        except (ProcessLookupError, ValueError):
+            pass
+    deadline = time.monotonic() + 5
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if os.path.exists(f"/proc/{p}")]
+        time.sleep(0.05)
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
 
 
 @dataclass
