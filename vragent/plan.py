@@ -5,7 +5,6 @@ An empty plan means the router already is what the state says.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -258,6 +257,8 @@ def _chain_edits(chain: str, current: list[str], wanted: list[str]) -> list[str]
     """Edit a chain in place by rule position; refill it when most of it changes."""
     if current == wanted:
         return []
+    import difflib  # only when a chain differs: most applies never get here
+
     matcher = difflib.SequenceMatcher(a=current, b=wanted, autojunk=False)
     opcodes = [op for op in matcher.get_opcodes() if op[0] != "equal"]
     changed = sum(max(i2 - i1, j2 - j1) for _, i1, i2, j1, j2 in opcodes)

@@ -7,7 +7,6 @@ persisted state (empty when the live router is exactly what was committed).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -30,6 +29,8 @@ def record_apply(paths: Paths, result: "engine.Result") -> None:
 
 
 def collect(paths: Paths) -> dict:
+    import hashlib
+
     text = files.read_text(paths.state)
     report: dict = {"version": __version__, "state": str(paths.state),
                     "fingerprint": "sha256:" + hashlib.sha256(text.encode()).hexdigest() if text else None}
