@@ -17,6 +17,7 @@ import jinja2
 import jsonschema
 import pytest
 
+from tests.unit import golden
 from tests.unit import pushes as p
 from vragent import engine
 from vragent import state as state_doc
@@ -75,12 +76,7 @@ def render_case(case: dict) -> dict:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
 def test_golden(case: Path):
-    data = json.loads(case.read_text())
-    rendered = render_case(data)
-    if os.environ.get("VRAGENT_UPDATE_GOLDEN"):
-        data["expected"] = rendered
-        case.write_text(json.dumps(data, indent=1) + "\n")
-    assert rendered == data["expected"]
+    golden.check(case, render_case)
 
 
 def test_there_are_golden_cases_of_both_sources():

@@ -3,14 +3,13 @@ effect on the desired router and on the plan, notify parsing, the role record.""
 
 from __future__ import annotations
 
-import json
-import os
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 import pytest
 
 from tests.unit import pushes as p
+from tests.unit import golden
 from vragent import redundancy
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
@@ -72,12 +71,7 @@ def render_case(pushes: list) -> dict:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
 def test_golden(case: Path):
-    data = json.loads(case.read_text())
-    rendered = render_case(data["pushes"])
-    if os.environ.get("VRAGENT_UPDATE_GOLDEN"):
-        data["expected"] = rendered
-        case.write_text(json.dumps(data, indent=1) + "\n")
-    assert rendered == data["expected"]
+    golden.check(case, lambda data: render_case(data["pushes"]))
 
 
 def test_there_are_golden_cases():

@@ -5,12 +5,11 @@ Regenerate after an intended change with VRAGENT_UPDATE_GOLDEN=1 and review the 
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import pytest
 
+from tests.unit import golden
 from vragent.model import RouterState
 from vragent.render import netfilter, sysctl
 from vragent.wire import Document, merge_documents
@@ -27,12 +26,7 @@ def render_case(pushes: list) -> dict:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
 def test_golden(case: Path):
-    data = json.loads(case.read_text())
-    rendered = render_case(data["pushes"])
-    if os.environ.get("VRAGENT_UPDATE_GOLDEN"):
-        data["expected"] = rendered
-        case.write_text(json.dumps(data, indent=1) + "\n")
-    assert rendered == data["expected"]
+    golden.check(case, lambda data: render_case(data["pushes"]))
 
 
 def test_there_are_golden_cases():
