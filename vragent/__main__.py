@@ -1,5 +1,3 @@
-import sys
+from vragent.cli import run
 
-from vragent.cli import main
-
-sys.exit(main())
+run()
