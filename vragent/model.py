@@ -193,10 +193,6 @@ class RouterState:
     def router_type(self) -> str | None:
         return self.config.get("type")
 
-    @property
-    def is_empty(self) -> bool:
-        return self == RouterState()
-
     def cmdline_interface(self, device: str) -> IPv4Interface | None:
         cfg = self.config
         ip, mask = cfg.get(f"{device}ip"), cfg.get(f"{device}mask")

@@ -17,20 +17,6 @@ class Link:
     up: bool = True  # administratively up (IFF_UP); a redundant BACKUP keeps its public NIC down
 
 
-def _attr(msg, name: str):
-    """Attribute lookup that works with pyroute2 0.7 and 0.9 message objects."""
-    getter = getattr(msg, "get_attr", None)
-    if getter is not None:
-        try:
-            return getter(name)
-        except Exception:  # noqa: BLE001 - fall back to scanning below
-            pass
-    for key, value in msg.get("attrs", ()):
-        if key == name:
-            return value
-    return None
-
-
 @contextmanager
 def _iproute():
     from pyroute2 import IPRoute

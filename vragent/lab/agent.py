@@ -85,8 +85,3 @@ class RouterAgent:
 
     def clean(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def base_pushes() -> list[dict]:
-    """The sample isolated network: cmdline, its public IPs."""
-    return [sample.cmdline(), sample.ips()]
