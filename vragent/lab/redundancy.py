@@ -25,7 +25,7 @@ from typing import Any, Callable
 from vragent.lab import sample
 from vragent.lab.agent import RouterAgent
 from vragent.lab.topology import ROUTER_GUEST_IP, ROUTER_MACS, VM1_IP, Lab, switch_port
-from vragent.lab.traffic import PYTHON, _python
+from vragent.lab.traffic import ICMP_ECHO_SOCKET, PYTHON, _python
 
 ROLES = ("vr", "vr2")
 NUMBER = {"vr": 1, "vr2": 2}
@@ -172,15 +172,7 @@ def _alive(pid: int) -> bool:
 _PROBER = r"""
 import os, select, socket, struct, sys, time
 dst, interval, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-
-def checksum(data):
-    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    total = (total >> 16) + (total & 0xFFFF)
-    return ~(total + (total >> 16)) & 0xFFFF
-
-ident = os.getpid() & 0xFFFF
-sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-log = open(out, "w", buffering=1)
+""" + ICMP_ECHO_SOCKET + r"""log = open(out, "w", buffering=1)
 seq, next_send = 0, time.monotonic()
 print("ready", flush=True)
 while True:

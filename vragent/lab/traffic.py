@@ -33,10 +33,8 @@ def _python(script: str, *args: object) -> list[str]:
 
 # ICMP echo over a raw socket (root in the namespace). Sends one request every 0.2 s
 # until `count` distinct replies arrived or the deadline passed, like `ping -c N -w T`.
-_PING = r"""
-import os, select, socket, struct, sys, time
-dst, count, timeout, source = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-
+# The part every in-namespace ICMP echo helper shares: the Internet checksum and a raw socket.
+ICMP_ECHO_SOCKET = r"""
 def checksum(data):
     total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
     total = (total >> 16) + (total & 0xFFFF)
@@ -44,7 +42,12 @@ def checksum(data):
 
 ident = os.getpid() & 0xFFFF
 sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-if source:
+"""
+
+_PING = r"""
+import os, select, socket, struct, sys, time
+dst, count, timeout, source = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+""" + ICMP_ECHO_SOCKET + r"""if source:
     sock.bind((source, 0))  # an address the namespace lacks raises: a test bug, not "no reply"
 deadline = time.monotonic() + timeout
 replies, seq, next_send = set(), 0, 0.0
