@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("files", nargs="+", metavar="FILE", help="push file(s); - reads standard input")
     apply.add_argument("--dry-run", action="store_true", help="print the plan as a diff and change nothing")
     apply.add_argument("--json", action="store_true", help="print one JSON result object")
+    apply.add_argument("--full", action="store_true",
+                       help="merge the push and read every table again even when the agent remembers "
+                            "that nothing changed since it last verified them")
     apply.add_argument("--lock-timeout", type=float, default=engine.lock.DEFAULT_WAIT,
                        help="seconds to wait for a concurrent apply (default %(default)s)")
 
@@ -92,7 +95,8 @@ def cmd_apply(args, paths: Paths) -> int:
     except OSError as exc:
         result = engine.Result(status="invalid", push=args.files, errors=[{"path": "", "message": str(exc)}])
     else:
-        result = engine.apply(paths, documents, dry_run=args.dry_run, lock_wait=args.lock_timeout, names=labels)
+        result = engine.apply(paths, documents, dry_run=args.dry_run, lock_wait=args.lock_timeout, names=labels,
+                              full=args.full)
     if args.json:
         print(json.dumps(result.as_json(), indent=None))
     else:

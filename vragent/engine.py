@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vragent import files, lock, log, observe, runner, services
+from vragent import files, lock, log, memo, netlink, observe, runner, services
 from vragent import state as state_doc
 from vragent.apply.transaction import Transaction
 from vragent.errors import ApplyFailed, InvalidInput, ValidationError
@@ -35,6 +35,14 @@ class Result:
     duration_ms: float = 0.0
     diff: str = ""
     forks: int = 0
+    phases: dict[str, float] = field(default_factory=dict)  # phase -> ms, in the order run
+    _phase_started: float = field(default_factory=time.monotonic, repr=False)
+
+    def phase_done(self, name: str) -> None:
+        """Close the phase that ran since the previous one (timings for operators and benches)."""
+        now = time.monotonic()
+        self.phases[name] = round((now - self._phase_started) * 1000, 1)
+        self._phase_started = now
 
     @property
     def exit_code(self) -> int:
@@ -43,15 +51,19 @@ class Result:
     def as_json(self) -> dict:
         return {"status": self.status, "exit_code": self.exit_code, "changed": self.changed,
                 "push": self.push, "steps": self.steps, "errors": self.errors, "notes": self.notes,
-                "duration_ms": round(self.duration_ms, 1), "forks": self.forks}
+                "duration_ms": round(self.duration_ms, 1), "forks": self.forks,
+                "phases_ms": self.phases}
 
 
 def load_state(paths: Paths) -> RouterState:
-    text = files.read_text(paths.state)
+    return state_from_text(files.read_text(paths.state), paths)
+
+
+def state_from_text(text: str | None, paths: Paths, rules: bool = True) -> RouterState:
     if text is None:
         return RouterState()
     try:
-        return state_doc.load_trusted(text)
+        return state_doc.load_trusted(text, rules)
     except Exception as exc:  # noqa: BLE001 - any defect in the file means the same thing
         raise ApplyFailed(f"the persisted state {paths.state} is unreadable ({exc!r}); "
                           "apply a full native document to replace it") from None
@@ -68,10 +80,12 @@ def daemons(state: RouterState, paths: Paths) -> list:
 
 
 def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None,
-           release_vips: bool = False) -> Desired:
+           release_vips: bool = False, tables: bool = True) -> Desired:
+    """The whole router the state asks for; without `tables` when they are known to be
+    what the state renders to already (memo.TablesMemo)."""
     sysctls = sysctl.render(state)
     desired = Desired(
-        tables=netfilter.render(state),
+        tables=netfilter.render(state) if tables else {},
         sysctls=sysctls,
         links=addresses.render(state),
         files={paths.under(sysctl.SYSCTL_FILE): (sysctl.file_content(sysctls), 0o644)},
@@ -94,24 +108,26 @@ def claim_owned_files(desired: Desired) -> None:
 
 
 def observe_for(desired: Desired, links=None, tables_only=None, known_tables=None) -> observe.Observed:
+    """What the plan for `desired` compares with; tables only when it has them."""
     daemon_files = [path for d in desired.daemons for path in (*d.files, *d.seed_files)]
     return observe.observe(desired.sysctls.keys(), [*desired.files, *daemon_files],
                            [d.service for d in desired.daemons], desired.backend, links,
-                           tables_only, known_tables)
+                           tables_only, known_tables, tables=bool(desired.tables))
 
 
 def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
-          lock_wait: float = lock.DEFAULT_WAIT, names: list[str] | None = None) -> Result:
+          lock_wait: float = lock.DEFAULT_WAIT, names: list[str] | None = None, full: bool = False) -> Result:
+    """Apply a push as one transaction. `full`: trust no memo (merge and read everything)."""
     started = time.monotonic()
     forks_before = runner.forks
     logger = log.get()
     result = Result(status="failed", push=names or sorted({d.name.split(":")[0] for d in documents}))
     try:
         if dry_run:
-            _run(paths, documents, result, dry_run=True)
+            _run(paths, documents, result, dry_run=True, full=full)
         else:
             with lock.apply_lock(paths.lock, lock_wait):
-                _run(paths, documents, result, dry_run=False)
+                _run(paths, documents, result, dry_run=False, full=full)
     except InvalidInput as exc:
         result.status = "invalid"
         result.errors = [{"path": e.path, "message": e.message} for e in exc.errors]
@@ -134,57 +150,44 @@ def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
     return result
 
 
-def _digest(text: str | None) -> str:
-    import hashlib
-
-    return hashlib.sha256((text or "").encode()).hexdigest()
-
-
-class MergeMemo:
-    """Remembers that pushing P onto state S gave state S again.
-
-    Merging is a pure, idempotent function (each CloudStack type sets or deletes keys), so
-    when the state on disk is exactly what the last apply of the same push produced, a new
-    merge would give it back unchanged: the agent skips parsing, merging and validating the
-    push again (most of a no-op re-apply of a large push) and goes straight to drift checks.
-    """
-
-    def __init__(self, paths: Paths):
-        self.path = paths.run_dir / "merge-memo"
-
-    def fits(self, push: str | None, state_text: str | None) -> bool:
-        if push is None or state_text is None:
-            return False
-        return files.read_text(self.path) == f"{push} {_digest(state_text)}\n"
-
-    def remember(self, push: str | None, state_text: str) -> None:
-        if push is not None:
-            files.atomic_write(self.path, f"{push} {_digest(state_text)}\n", 0o600)
-
-
 def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bool,
-         role: redundancy.Role | None = None, release_vips: bool = False) -> None:
+         role: redundancy.Role | None = None, release_vips: bool = False, full: bool = False) -> None:
     logger = log.get()
+    generation = netlink.ruleset_generation()  # before anything reads the tables
     saved_text = files.read_text(paths.state)
-    old_state = load_state(paths)
+    saved_digest = memo.digest(saved_text)
+    merge_memo, push = memo.MergeMemo(paths), fingerprint(documents)
+    # Converging to the persisted state (validated when saved), or a push already merged.
+    state_as_saved = not documents or (not full and merge_memo.fits(push, saved_digest))
+    tables_memo = memo.TablesMemo(paths)
+    tables_as_verified = not full and state_as_saved and tables_memo.fits(generation, saved_digest)
+    # Unless nothing at all is to be done with them, plan against the tables as remembered
+    # verified, if the generation says they still run unchanged; else read them.
+    remembered = None if full or tables_as_verified else tables_memo.running(generation)
+    old_state = state_from_text(saved_text, paths, rules=not tables_as_verified)
+    result.phase_done("load")
     links = observe.netlink.links_and_addresses()  # read once: for validation and for the plan
-    memo, push = MergeMemo(paths), fingerprint(documents)
-    if not documents:  # converge: the persisted state as it is (it was validated when saved)
-        new_state, state_text = old_state, saved_text
-    elif memo.fits(push, saved_text):
+    if state_as_saved:
         new_state, state_text = old_state, saved_text
     else:
         context = Context(links={name: link.mac for name, link in links[0].items() if name.startswith("eth")})
         new_state = merge_documents(old_state, documents, context)
         state_text = state_doc.dumps(new_state)
-    desired = render(new_state, paths, role, release_vips)
+    result.phase_done("merge")
+    state_changed = saved_text != state_text
+    state_digest = memo.digest(state_text) if state_changed else saved_digest
+
+    desired = render(new_state, paths, role, release_vips, tables=not tables_as_verified)
     claim_owned_files(desired)
-    observed = observe_for(desired, links)
+    result.phase_done("render")
+    observed = observe_for(desired, links,
+                           known_tables=observe.remembered_tables(remembered) if remembered else None)
+    result.phase_done("observe")
     plan = build(desired, observed, old_state, new_state)
     if observed.running.get(dnsmasq.SERVICE.name):
         plan.steps += dnsmasq.release_steps(old_state, new_state)
     result.notes = plan.notes
-    state_changed = saved_text != state_text
+    result.phase_done("plan")
 
     if dry_run:
         result.status = "dry-run"
@@ -201,21 +204,51 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
         transaction.commit()
     finally:
         result.steps = transaction.report()
+    result.phase_done("commit")
     touched = {step.table for step in plan.steps if step.kind == "iptables"}
-    verification = (build(desired, observe_for(desired, tables_only=touched, known_tables=observed.tables))
-                    if plan.steps else Plan())
+    if touched:
+        # Our commits moved the generation by one each; any other move means someone else
+        # changed a table meanwhile, and the tables will be read in full next time.
+        expected = generation.advanced_by(len(touched)) if generation is not None else None
+        generation = netlink.ruleset_generation()
+        if generation != expected:
+            generation = None
+    verification = build(desired, observe_for(desired, **_tables_to_verify(plan, observed))) if plan.steps else Plan()
     if not verification.empty:
         transaction.rollback(reason="verification found the router still differs")
         result.steps = transaction.report()
         raise ApplyFailed("after commit the router still differs from the desired state "
                           f"({'; '.join(s.summary() for s in verification.steps)}); rolled back")
+    result.phase_done("verify")
     if state_changed:
         files.atomic_write(paths.state, state_text, 0o600)
         logger.info("state saved to %s", paths.state)
     if documents:
-        memo.remember(push, state_text)
+        merge_memo.remember(push, state_digest)
+    if not tables_as_verified:
+        tables_memo.remember(generation, state_digest, desired.tables)
     result.changed = bool(plan.steps) or state_changed
     result.status = "applied" if result.changed else "unchanged"
+    result.phase_done("record")
+
+
+# Reading a chain back costs a fork and time in proportion to its rules; past this many
+# changed chains one iptables-save of everything is cheaper.
+CHAINS_READ_ONE_BY_ONE = 6
+
+
+def _tables_to_verify(plan: Plan, observed: observe.Observed) -> dict:
+    """How the verification sees the tables: when the plan was made against remembered
+    tables and changed only a few chains, just those chains read again; otherwise every
+    changed table read again (one iptables-save)."""
+    steps = [step for step in plan.steps if step.kind == "iptables"]
+    if (any(step.rollback_text is not None for step in steps)
+            or sum(len(step.touched_chains) for step in steps) > CHAINS_READ_ONE_BY_ONE):
+        return {"tables_only": {step.table for step in steps}, "known_tables": observed.tables}
+    tables = dict(observed.tables)
+    for step in steps:
+        tables[step.table] = observe.reread_chains(observed.tables[step.table], step.touched_chains)
+    return {"known_tables": tables}
 
 
 SKIPPED = "skipped: the precondition no longer held once the lock was taken"

@@ -13,7 +13,9 @@ from vragent.render.netfilter import TABLES, is_owned
 @dataclass
 class ObservedTable:
     name: str
-    save_text: str  # the table exactly as iptables-save printed it (for rollback)
+    # The table exactly as iptables-save printed it (for rollback); None for a remembered
+    # view, which holds only what vragent manages (its chains, its jumps, its policies).
+    save_text: str | None
     policies: dict[str, str] = field(default_factory=dict)
     chains: dict[str, list[str]] = field(default_factory=dict)  # every chain, built-in and user
 
@@ -54,12 +56,18 @@ def iptables_tables(only: set[str] | None = None, known: dict[str, ObservedTable
     """All tables with one fork; a table the kernel has never loaded is reported empty.
 
     With `only`, just those tables are read again and the rest taken from `known` (the
-    verification after a commit re-reads what the commit touched).
+    verification after a commit re-reads what the commit touched); with `known` alone,
+    nothing is read (tables remembered as verified, see memo.TablesMemo).
     """
+    if known is not None and only is None:
+        return known
     if only is not None and known is not None:
         tables = dict(known)
-        for name in sorted(only):
-            tables.update(parse_iptables_save(runner.run(["iptables-save", "-t", name]).stdout))
+        if len(only) == 1:
+            tables.update(parse_iptables_save(runner.run(["iptables-save", "-t", next(iter(only))]).stdout))
+        elif only:  # one fork for all: nf_tables lists the whole ruleset for any table anyway
+            read = parse_iptables_save(runner.run(["iptables-save"]).stdout)
+            tables.update({name: read.get(name, ObservedTable(name, f"*{name}\nCOMMIT\n")) for name in only})
         return tables
     text = runner.run(["iptables-save"]).stdout
     tables = parse_iptables_save(text)
@@ -67,6 +75,34 @@ def iptables_tables(only: set[str] | None = None, known: dict[str, ObservedTable
         if name not in tables:
             tables[name] = ObservedTable(name, f"*{name}\nCOMMIT\n")
     return tables
+
+
+def remembered_tables(payload: dict) -> dict[str, ObservedTable]:
+    """The tables as memo.TablesMemo remembers them verified: vragent's part of each."""
+    tables = {}
+    for name in TABLES:
+        policies, jumps, chains = payload.get(name, ({}, {}, {}))
+        tables[name] = ObservedTable(name, None, dict(policies), {**jumps, **chains})
+    return tables
+
+
+def reread_chains(known: ObservedTable, chains) -> ObservedTable:
+    """`known` with these chains read again (`iptables -S`, one fork each: a chain of a few
+    hundred rules reads in milliseconds, where iptables-save reads every rule of the table)."""
+    table = ObservedTable(known.name, None, dict(known.policies), dict(known.chains))
+    for chain in sorted(chains):
+        listed = runner.run(["iptables", "-w", "-t", known.name, "-S", chain], check=False)
+        table.chains.pop(chain, None)
+        table.policies.pop(chain, None)
+        if listed.returncode != 0:
+            continue  # no such chain (any other failure also fails the verification)
+        rules = table.chains[chain] = []
+        for line in listed.stdout.splitlines():
+            if line.startswith("-A "):
+                rules.append(line)
+            elif line.startswith("-P "):
+                table.policies[chain] = line.split()[2]
+    return table
 
 
 def read_sysctl(key: str) -> str | None:
@@ -103,12 +139,13 @@ class Observed:
 
 
 def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addresses=None,
-            tables_only: set[str] | None = None, known_tables: dict[str, ObservedTable] | None = None) -> Observed:
+            tables_only: set[str] | None = None, known_tables: dict[str, ObservedTable] | None = None,
+            tables: bool = True) -> Observed:
     from vragent import files
 
     links, addresses = links_and_addresses or netlink.links_and_addresses()
     return Observed(
-        tables=iptables_tables(tables_only, known_tables),
+        tables=iptables_tables(tables_only, known_tables) if tables else {},
         sysctls={key: read_sysctl(key) for key in sysctl_keys},
         links=links,
         addresses=addresses,

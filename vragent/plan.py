@@ -75,6 +75,8 @@ def build(desired: Desired, observed: Observed, old_state: RouterState | None = 
     link_steps, deletions, arps = _link_steps(desired.links, observed)
     plan.steps += link_steps
     for name in ("raw", "mangle", "nat", "filter"):
+        if name not in desired.tables:
+            continue  # known to be as wanted (memo.TablesMemo): not rendered, not read
         step = table_step(desired.tables[name], observed.tables[name])
         if step is not None:
             plan.steps.append(step)
@@ -206,14 +208,17 @@ def table_step(desired: TableSpec, observed: ObservedTable) -> IptablesStep | No
     ops: list[str] = []
     declarations: list[str] = []
     removals: list[str] = []
+    touched: set[str] = set()  # every chain this step changes, for reading back
     for chain, policy in sorted(desired.policies.items()):
         if observed.policies.get(chain) != policy:
             ops.append(f"-P {chain} {policy}")
+            touched.add(chain)
 
     current_owned = observed.owned_chains()
     for chain in desired.chains:
         if chain not in current_owned:
             declarations.append(f":{chain} - [0:0]")
+            touched.add(chain)
 
     for builtin, rules in observed.chains.items():
         if is_owned(builtin):
@@ -222,22 +227,28 @@ def table_step(desired: TableSpec, observed: ObservedTable) -> IptablesStep | No
         ours = [r for r in rules if _is_our_jump(r)]
         if rules[: len(wanted)] == wanted and len(ours) == len(wanted):
             continue
+        touched.add(builtin)
         for rule in reversed(ours):
             ops.append("-D" + rule[2:])
         for position, rule in enumerate(wanted, start=1):
             ops.append(f"-I {builtin} {position} " + rule.split(" ", 2)[2])
     for builtin, wanted in desired.jumps.items():
         if builtin not in observed.chains:  # a table the kernel has not loaded yet
+            touched.add(builtin)
             for position, rule in enumerate(wanted, start=1):
                 ops.append(f"-I {builtin} {position} " + rule.split(" ", 2)[2])
 
     for chain, rules in desired.chains.items():
-        ops += _chain_edits(chain, current_owned.get(chain, []), rules)
+        edits = _chain_edits(chain, current_owned.get(chain, []), rules)
+        if edits:
+            ops += edits
+            touched.add(chain)
 
     for chain in current_owned:
         if chain not in desired.chains:
             removals.append(f"-F {chain}")
             removals.append(f"-X {chain}")
+            touched.add(chain)
     # Flush every stale chain before deleting any: they may reference each other.
     removals = [r for r in removals if r.startswith("-F")] + [r for r in removals if r.startswith("-X")]
 
@@ -250,7 +261,32 @@ def table_step(desired: TableSpec, observed: ObservedTable) -> IptablesStep | No
                          current_owned)
     wanted_view = table_view(desired.policies, desired.jumps, desired.chains)
     script = f"*{desired.name}\n" + "\n".join(script_lines) + "\nCOMMIT\n"
-    return IptablesStep(desired.name, script, observed.save_text, running, wanted_view)
+    undo = None if observed.save_text is not None else _undo_script(observed, desired, touched)
+    return IptablesStep(desired.name, script, observed.save_text, running, wanted_view,
+                        touched_chains=frozenset(touched), undo_script=undo)
+
+
+def _undo_script(old: ObservedTable, desired: TableSpec, touched: set[str]) -> str:
+    """Puts the touched chains back as `old` had them, by refilling rather than by position,
+    so it holds whatever state a commit or a failed verification left them in. For a
+    remembered view (no iptables-save text to restore the table from)."""
+    old_owned = old.owned_chains()
+    lines = [f":{chain} - [0:0]" for chain in sorted(touched) if chain in old_owned and chain not in desired.chains]
+    for chain in sorted(touched):
+        if chain in old.policies:
+            lines.append(f"-P {chain} {old.policies[chain]}")
+    for chain in sorted(touched):
+        if chain in old_owned:
+            lines.append(f"-F {chain}")
+            lines += old_owned[chain]
+        elif not is_owned(chain):  # a built-in: our jumps back at its top, foreign rules kept
+            for rule in desired.jumps.get(chain, []):
+                lines.append("-D" + rule[2:])
+            for position, rule in enumerate(old.chains.get(chain, []), start=1):
+                lines.append(f"-I {chain} {position} " + rule.split(" ", 2)[2])
+    created = [chain for chain in sorted(touched) if is_owned(chain) and chain not in old_owned]
+    lines += [f"-F {chain}" for chain in created] + [f"-X {chain}" for chain in created]
+    return f"*{old.name}\n" + "\n".join(lines) + "\nCOMMIT\n"
 
 
 def _chain_edits(chain: str, current: list[str], wanted: list[str]) -> list[str]:

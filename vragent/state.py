@@ -105,6 +105,32 @@ _DIRECTIONS = {d.value: d for d in Direction}
 _PROTOCOLS = {p.value: p for p in Protocol}
 
 
+def _trusted_constructor(cls):
+    """Builds `cls` from every field's value, in order, skipping the dataclass __init__.
+
+    A frozen dataclass's __init__ sets each field through object.__setattr__: ~3 us an
+    object, and the state of a large router holds 10,000 of them (5x faster this way).
+    Only for values vragent itself wrote and already validated.
+    """
+    from dataclasses import fields
+
+    names = tuple(f.name for f in fields(cls))
+    new = object.__new__
+
+    def construct(*values):
+        made = new(cls)
+        made.__dict__.update(zip(names, values))
+        return made
+
+    return construct
+
+
+_trusted_firewall_rule = _trusted_constructor(FirewallRule)
+_trusted_port_forward = _trusted_constructor(PortForward)
+_trusted_static_nat = _trusted_constructor(StaticNat)
+_trusted_dhcp_host = _trusted_constructor(DhcpHost)
+
+
 @functools.lru_cache(maxsize=None)
 def _ports_of(text: str | None) -> PortRange | None:
     if text is None:
@@ -113,10 +139,21 @@ def _ports_of(text: str | None) -> PortRange | None:
     return PortRange(int(first), int(last))
 
 
-def load_trusted(text: str) -> RouterState:
+class NotLoaded(tuple):
+    """A section load_trusted(rules=False) left out: any use of it is a bug, and says so."""
+
+    def _refuse(self, *args, **kwargs):
+        raise RuntimeError("this apply loaded the state without its rule sections and then used them")
+
+    __iter__ = __len__ = __getitem__ = __contains__ = __eq__ = __hash__ = __bool__ = _refuse
+
+
+def load_trusted(text: str, rules: bool = True) -> RouterState:
     """Load the state file vragent itself wrote, without re-validating every field.
 
-    Raises on anything unexpected; the caller reports the file as unreadable.
+    `rules=False` leaves out the firewall and port-forwarding rules (most of a large
+    state, used only to render and check the tables) for an apply that knows it needs
+    neither. Raises on anything unexpected; the caller reports the file as unreadable.
     """
     data = json.loads(text)
     if data.get("format") != FORMAT:
@@ -133,20 +170,20 @@ def load_trusted(text: str) -> RouterState:
                                           _address(n.get("gateway") or n["router_ip"]), n.get("mac"),
                                           tuple(_address(d) for d in n.get("dns", [])), n.get("domain", ""),
                                           n.get("mtu")) for n in data.get("guest_networks", [])),
-        firewall_rules=tuple(FirewallRule(r["id"], _DIRECTIONS[r["direction"]], _PROTOCOLS[r["protocol"]],
+        firewall_rules=NotLoaded() if not rules else tuple(_trusted_firewall_rule(r["id"], _DIRECTIONS[r["direction"]], _PROTOCOLS[r["protocol"]],
                                           _address(r["public_ip"]) if r.get("public_ip") else None,
                                           _ports_of(r.get("ports")), r.get("icmp_type"), r.get("icmp_code"),
                                           tuple(_network(c) for c in r.get("source_cidrs", [])),
                                           tuple(_network(c) for c in r.get("dest_cidrs", [])))
                              for r in firewall.get("rules", [])),
         egress_default_allow=firewall.get("egress_default_allow", True),
-        port_forwards=tuple(PortForward(_address(r["public_ip"]), _PROTOCOLS[r["protocol"]],
+        port_forwards=NotLoaded() if not rules else tuple(_trusted_port_forward(_address(r["public_ip"]), _PROTOCOLS[r["protocol"]],
                                         _ports_of(r["public_ports"]), _address(r["internal_ip"]),
                                         _ports_of(r["internal_ports"])) for r in data.get("port_forwards", [])),
-        static_nats=tuple(StaticNat(_address(r["public_ip"]), _address(r["internal_ip"]))
+        static_nats=tuple(_trusted_static_nat(_address(r["public_ip"]), _address(r["internal_ip"]))
                           for r in data.get("static_nats", [])),
         sysctl_overrides=tuple(sorted(data.get("sysctl", {}).items())),
-        dhcp_hosts=tuple(DhcpHost(h["mac"], _address(h["ip"]), h["hostname"], h.get("default_entry", True),
+        dhcp_hosts=tuple(_trusted_dhcp_host(h["mac"], _address(h["ip"]), h["hostname"], h.get("default_entry", True),
                                   h.get("ipv6"), h.get("duid"), tuple(_address(d) for d in h.get("dns", [])),
                                   _address(h["gateway"]) if h.get("gateway") else None, h.get("static_routes", ""))
                          for h in dhcp.get("hosts", [])),

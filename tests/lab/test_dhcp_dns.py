@@ -127,9 +127,9 @@ def test_a_second_apply_writes_nothing_and_signals_nothing(network):
     pid = dnsmasq_pid(router)
     config_dir = router.root / "etc/vragent/dnsmasq"
     mtimes = {p.name: p.stat().st_mtime_ns for p in config_dir.iterdir()}
-    again = router.apply(sample.cmdline(), sample.ips(), guest_network_with_mtu(),
-                         dhcp_entry(VM1_MAC, VM1_IP, "web-01"), dhcp_entry(VM2_MAC, VM2_IP, "db-01"))
-    assert again.result["status"] == "unchanged" and again.steps == []
+    for again in router.reapply(sample.cmdline(), sample.ips(), guest_network_with_mtu(),
+                                dhcp_entry(VM1_MAC, VM1_IP, "web-01"), dhcp_entry(VM2_MAC, VM2_IP, "db-01")):
+        assert again.result["status"] == "unchanged" and again.steps == []
     assert {p.name: p.stat().st_mtime_ns for p in config_dir.iterdir()} == mtimes
     assert dnsmasq_pid(router) == pid
 

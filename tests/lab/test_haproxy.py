@@ -92,9 +92,9 @@ def apply_ok(router: RouterAgent, *payloads):
     assert first.returncode == 0, (first.errors, first.stderr)
     before = (router.iptables_save(), file_identity(config_file(router)), master_pid(router), worker_pid(router),
               file_identity(router.root / "var/lib/vragent/state.json"))
-    again = router.apply(*payloads)
-    assert again.returncode == 0, again.errors
-    assert again.result["status"] == "unchanged" and again.steps == []
+    for again in router.reapply(*payloads):
+        assert again.returncode == 0, again.errors
+        assert again.result["status"] == "unchanged" and again.steps == []
     after = (router.iptables_save(), file_identity(config_file(router)), master_pid(router), worker_pid(router),
              file_identity(router.root / "var/lib/vragent/state.json"))
     assert after == before

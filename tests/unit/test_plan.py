@@ -76,3 +76,79 @@ def test_converged_table_plans_nothing():
     spec = TableSpec("filter", policies={"INPUT": "DROP"}, jumps={"INPUT": ["-A INPUT -j vr-INPUT"]},
                      chains={"vr-INPUT": ["-A vr-INPUT -i lo -j ACCEPT"]})
     assert table_step(spec, observed) is None
+
+
+# -- planning against remembered tables, and undoing it ---------------------------------------
+
+def run_script(chains: dict[str, list[str]], policies: dict[str, str], script: str) -> None:
+    """Apply an iptables-restore --noflush script to a model table, as iptables does."""
+    for line in script.splitlines()[1:-1]:
+        words = line.split(" ", 3)
+        if line.startswith(":"):
+            chains.setdefault(words[0][1:], [])
+        elif words[0] == "-P":
+            policies[words[1]] = words[2]
+        elif words[0] == "-F":
+            chains[words[1]] = []
+        elif words[0] == "-X":
+            assert not chains[words[1]] and not any(f"-j {words[1]}" in r for c in chains.values() for r in c)
+            del chains[words[1]]
+        elif words[0] == "-A":
+            chains[words[1]].append(line)
+        elif words[0] == "-I":
+            chains[words[1]].insert(int(words[2]) - 1, f"-A {words[1]} {words[3]}")
+        elif words[0] == "-D" and words[2].isdigit():
+            del chains[words[1]][int(words[2]) - 1]
+        elif words[0] == "-D":
+            chains[words[1]].remove("-A" + line[2:])
+        else:
+            raise AssertionError(line)
+
+
+PF_RULES = [f"-p tcp -m tcp --dport {port} -j DNAT --to-destination 192.0.2.11:22" for port in range(2000, 2006)]
+
+
+def nat_spec(forwards: dict[str, list[str]], policy: str) -> TableSpec:
+    spec = TableSpec("nat", {"OUTPUT": policy}, {"PREROUTING": ["-A PREROUTING -j vr-dnat"]}, {"vr-dnat": []})
+    if forwards:
+        spec.jumps["OUTPUT"] = ["-A OUTPUT -j vr-dnat"]
+    for ip, rules in forwards.items():
+        spec.chains["vr-dnat"].append(f"-A vr-dnat -d {ip}/32 -j vr-pf-{ip}")
+        spec.chains[f"vr-pf-{ip}"] = [f"-A vr-pf-{ip} {rule}" for rule in rules]
+    return spec
+
+
+forwards_by_ip = st.dictionaries(st.sampled_from(["198.51.100.20", "198.51.100.21", "198.51.100.22"]),
+                                 st.lists(st.sampled_from(PF_RULES), max_size=5, unique=True), max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(old=forwards_by_ip, new=forwards_by_ip, old_policy=st.sampled_from(["ACCEPT", "DROP"]),
+       new_policy=st.sampled_from(["ACCEPT", "DROP"]))
+def test_a_plan_against_remembered_tables_commits_exactly_and_its_undo_puts_everything_back(
+        old, new, old_policy, new_policy):
+    from vragent.observe import remembered_tables
+
+    before, after = nat_spec(old, old_policy), nat_spec(new, new_policy)
+    remembered = remembered_tables({"nat": (before.policies, before.jumps, before.chains)})["nat"]
+    step = table_step(after, remembered)
+    if step is None:
+        assert (before.policies, before.jumps, before.chains) == (after.policies, after.jumps, after.chains)
+        return
+    # The running table also holds rules vragent does not own, below its jumps.
+    foreign = {"PREROUTING": ["-A PREROUTING -s 203.0.113.9/32 -j RETURN"], "OUTPUT": []}
+    chains = {name: list(rules) for name, rules in before.chains.items()}
+    for builtin in ("PREROUTING", "OUTPUT"):
+        chains[builtin] = before.jumps.get(builtin, []) + foreign[builtin]
+    policies = dict(before.policies)
+    original = ({k: list(v) for k, v in chains.items()}, dict(policies))
+
+    run_script(chains, policies, step.script)
+    assert policies == after.policies
+    assert {c: r for c, r in chains.items() if c.startswith("vr-")} == after.chains
+    for builtin in ("PREROUTING", "OUTPUT"):
+        assert chains[builtin] == after.jumps.get(builtin, []) + foreign[builtin]
+    assert step.touched_chains >= {c for c in after.chains if after.chains[c] != before.chains.get(c)}
+
+    run_script(chains, policies, step.undo_script)
+    assert (chains, policies) == original

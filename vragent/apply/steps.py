@@ -17,6 +17,9 @@ from vragent.render.sysctl import proc_path
 class Step:
     kind = "step"
     reversible = True
+    # The commit itself is all-or-nothing and its check only rehearses it (iptables-restore
+    # --test): when nothing is committed before it, a failing commit leaves nothing to undo.
+    commit_is_its_own_check = False
 
     def summary(self) -> str:
         raise NotImplementedError
@@ -139,10 +142,15 @@ class IptablesStep(Step):
 
     table: str
     script: str  # iptables-restore --noflush input
-    rollback_text: str  # the whole table as it was (iptables-save), restored with -T
+    rollback_text: str | None  # the whole table as it was (iptables-save), restored with -T
     running_view: str
     desired_view: str
+    touched_chains: frozenset[str] = frozenset()  # read back by the verification
+    # Without the table's iptables-save text (planned against remembered tables): the
+    # iptables-restore --noflush input that puts the touched chains back.
+    undo_script: str | None = None
     kind = "iptables"
+    commit_is_its_own_check = True
 
     def summary(self) -> str:
         ops = sum(1 for line in self.script.splitlines() if line[:2] in ("-A", "-I", "-D", "-F", "-X", "-P", ":v"))
@@ -162,7 +170,10 @@ class IptablesStep(Step):
         _restore(["iptables-restore", "-w", "--noflush"], self.script, self.table)
 
     def rollback(self) -> None:
-        _restore(["iptables-restore", "-w", "-T", self.table], self.rollback_text, self.table)
+        if self.rollback_text is None:
+            _restore(["iptables-restore", "-w", "--noflush"], self.undo_script, self.table)
+        else:
+            _restore(["iptables-restore", "-w", "-T", self.table], self.rollback_text, self.table)
 
 
 def _restore(argv: list[str], script: str, table: str) -> None:

@@ -18,7 +18,9 @@ class Transaction:
         self.status: dict[int, str] = {}
 
     def check(self) -> None:
-        for step in self.steps:
+        for index, step in enumerate(self.steps):
+            if index == 0 and step.commit_is_its_own_check:
+                continue  # rehearsing it would double the work of the biggest step, for nothing
             try:
                 step.check()
             except (CommandFailed, OSError) as exc:
@@ -33,9 +35,9 @@ class Transaction:
             except Exception as exc:  # noqa: BLE001 - any failure must roll back (pyroute2 raises its own types)
                 self.status[id(step)] = "failed"
                 self.logger.error("step %s: failed: %s", step.summary(), exc)
+                undone = len(self._reversible_done())
                 self.rollback(reason=f"{step.summary()} failed")
-                raise ApplyFailed(f"{step.summary()} failed: {exc}; "
-                                  f"rolled back {len(self._reversible_done())} committed step(s)") from None
+                raise ApplyFailed(f"{step.summary()} failed: {exc}; rolled back {undone} committed step(s)") from None
             self.done.append(step)
             self.status[id(step)] = "ok"
             self.logger.info("step %s: ok (%.0f ms)", step.summary(), (time.monotonic() - started) * 1000)

@@ -60,16 +60,22 @@ class RouterAgent:
         path.write_text(text)
         return path
 
-    def apply(self, *payloads: dict | str | Path, dry_run: bool = False) -> ApplyResult:
+    def apply(self, *payloads: dict | str | Path, dry_run: bool = False, full: bool = False) -> ApplyResult:
         """Apply payloads (dicts in wire format, batch texts, or existing files) as one push."""
         files = [p if isinstance(p, Path) else self.write_push(p) for p in payloads]
-        args = ["apply", "--json", *(["--dry-run"] if dry_run else []), *map(str, files)]
+        args = ["apply", "--json", *(["--dry-run"] if dry_run else []), *(["--full"] if full else []),
+                *map(str, files)]
         proc = self.run(*args)
         try:
             result = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
         except json.JSONDecodeError:
             result = {}
         return ApplyResult(proc.returncode, result, proc.stdout, proc.stderr)
+
+    def reapply(self, *payloads: dict | str | Path) -> list[ApplyResult]:
+        """The same push again, twice: as the agent remembers things, and with --full (every
+        table read back and compared). A converged router changes nothing either way."""
+        return [self.apply(*payloads), self.apply(*payloads, full=True)]
 
     def dry_run_text(self, *payloads: dict | str) -> str:
         files = [self.write_push(p) for p in payloads]

@@ -9,7 +9,8 @@ agent would never converge: tests/lab/test_netfilter_roundtrip.py proves it.
 Layout (router type: eth0 guest, eth1 control, eth2+ public):
   mangle PREROUTING -> vr-PREROUTING: guest NICs RETURN, then per public IP
          -d ip -> vr-fw-<ip>: established, the ingress firewall rules, DROP
-  nat    PREROUTING, OUTPUT -> vr-dnat: port forwarding and static NAT DNAT
+  nat    PREROUTING, OUTPUT -> vr-dnat: static NAT DNAT, and per public IP
+         -d ip -> vr-pf-<ip>: its port forwards
          POSTROUTING -> vr-snat: hairpin SNAT, static NAT SNAT, source NAT
   filter INPUT -> vr-INPUT (policy DROP): lo, established, icmp, SSH 3922 on the
          control NIC, DHCP/DNS from guest networks
@@ -249,10 +250,18 @@ def _nat(state: RouterState, table: TableSpec) -> None:
     dnat, snat = "vr-dnat", "vr-snat"
     table.chain(dnat)
     table.chain(snat)
+    # One chain per public IP: a packet walks its own IP's forwards only, and a change to one
+    # IP's forwards is edited and read back in a chain of hundreds, not of ten thousand.
+    forwards: dict[IPv4Address, list[PortForward]] = {}
     for rule in state.port_forwards:
-        proto = rule.protocol.value
-        table.add(dnat, f"-d {host(rule.public_ip)} -p {proto} -m {proto} --dport {rule.public_ports.match()} "
-                        f"-j DNAT --to-destination {_dnat_target(rule)}")
+        forwards.setdefault(rule.public_ip, []).append(rule)
+    for public_ip, rules in forwards.items():
+        chain = f"vr-pf-{public_ip}"
+        table.add(dnat, f"-d {host(public_ip)} -j {chain}")
+        for rule in rules:
+            proto = rule.protocol.value
+            table.add(chain, f"-p {proto} -m {proto} --dport {rule.public_ports.match()} "
+                             f"-j DNAT --to-destination {_dnat_target(rule)}")
     for nat in state.static_nats:
         table.add(dnat, f"-d {host(nat.public_ip)} -j DNAT --to-destination {nat.internal_ip}")
 
