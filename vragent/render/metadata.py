@@ -120,10 +120,17 @@ def daemon(state: RouterState, paths: Paths):
 
 
 def password_steps(state: RouterState, paths: Paths) -> list:
-    """The passwords of this push, handed to the password server's file (never converged)."""
+    """The passwords of this push the password server does not hold yet, handed to its file.
+
+    It reads that file (an observation, like observe.py's): a password still pending is
+    not handed over again, so re-applying a push before the VM asked changes nothing;
+    once the VM acknowledged it, pushing it again offers it again (a new event)."""
+    from vragent import passwordfile
     from vragent.apply.steps import PasswordHandoverStep
 
     if not state.password_offers:
         return []
-    return [PasswordHandoverStep(MetadataPaths.of(paths).passwords,
-                                 {str(offer.ip): offer.password for offer in state.password_offers})]
+    path = MetadataPaths.of(paths).passwords
+    pending = passwordfile.read(path)
+    new = {str(o.ip): o.password for o in state.password_offers if pending.get(str(o.ip)) != o.password}
+    return [PasswordHandoverStep(path, new)] if new else []
