@@ -102,7 +102,7 @@ check "vragent-shims.service puts them back; the incumbent's other scripts stay"
      /opt/cloud/bin/get_template_version.sh | grep -q incumbent'
 
 check "the units pass systemd-analyze verify" \
-    'systemd-analyze verify --man=no vragent-fail-closed.service vragent-restore.service vragent-dnsmasq.service vragent-haproxy.service \
+    'systemd-analyze verify --man=no vragent-fail-closed.service vragent-restore.service vragent-dnsmasq.service vragent-haproxy.service vragent-metadata.service \
      vragent-keepalived.service vragent-conntrackd.service vragent-shims.service vragent-shims.path \
      ssh.service 2>&1 | grep -v "^$" | (! grep .)'
 check "fail-closed closes a fresh network namespace: DROP policies, SSH on the control NIC" \
@@ -112,7 +112,7 @@ check "fail-closed closes a fresh network namespace: DROP policies, SSH on the c
      grep -qx -- "-A vr-INPUT -i eth1 -p tcp -m tcp --dport 3922 -j ACCEPT" /tmp/vragent-check/closed'
 check "the boot units and vragent-shims.path are enabled, the daemons are not" \
     'systemctl is-enabled vragent-fail-closed.service vragent-restore.service vragent-shims.path && \
-     for d in dnsmasq haproxy keepalived conntrackd; do \
+     for d in dnsmasq haproxy metadata keepalived conntrackd; do \
          [ "$(systemctl is-enabled vragent-$d.service)" = static ] || exit 1; done'
 check "the packages' own daemon units are masked" \
     'for u in haproxy keepalived conntrackd dnsmasq; do \

@@ -14,7 +14,7 @@ from vragent.errors import ApplyFailed, InvalidInput, ValidationError
 from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.plan import Desired, Plan, build
-from vragent.render import addresses, dnsmasq, haproxy, netfilter, sysctl
+from vragent.render import addresses, dnsmasq, haproxy, metadata, monitoring, netfilter, sysctl
 from vragent import redundancy
 from vragent.render import conntrackd, keepalived
 from vragent.wire import Document, merge_documents
@@ -70,7 +70,7 @@ def state_from_text(text: str | None, paths: Paths, rules: bool = True) -> Route
 
 
 # Each daemon the router may run: factory(state, paths) -> plan.DaemonDesired.
-DAEMONS = [dnsmasq.daemon, haproxy.daemon]
+DAEMONS = [dnsmasq.daemon, haproxy.daemon, metadata.daemon]
 # Redundant pairs: conntrackd before keepalived, so a new primary finds its cache to commit.
 DAEMONS += [conntrackd.daemon, keepalived.daemon]
 
@@ -88,7 +88,8 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
         tables=netfilter.render(state) if tables else {},
         sysctls=sysctls,
         links=addresses.render(state),
-        files={paths.under(sysctl.SYSCTL_FILE): (sysctl.file_content(sysctls), 0o644)},
+        files={paths.under(sysctl.SYSCTL_FILE): (sysctl.file_content(sysctls), 0o644),
+               **monitoring.files(state, paths)},
         daemons=daemons(state, paths),
         backend=services.backend(paths),
     )
@@ -186,6 +187,7 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     plan = build(desired, observed, old_state, new_state)
     if observed.running.get(dnsmasq.SERVICE.name):
         plan.steps += dnsmasq.release_steps(old_state, new_state)
+    plan.steps += metadata.password_steps(new_state, paths)
     result.notes = plan.notes
     result.phase_done("plan")
 

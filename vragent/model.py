@@ -155,6 +155,58 @@ class DhcpRange:
     prefix: int
 
 
+@dataclass(frozen=True)
+class VmData:
+    """What one guest VM reads from the router's metadata service (CloudStack `vmdata`).
+
+    Served over HTTP to requests from `ip` only (render/metadata.py, metadata_server.py).
+    """
+
+    ip: IPv4Address
+    userdata: bytes | None = None  # decoded; None: no user-data (404)
+    # (key, value) in the order pushed: the manifest lists exactly these keys. Keys are
+    # unique case-insensitively (the paths guests request are matched that way).
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self.userdata is None and not self.metadata
+
+
+@dataclass(frozen=True)
+class PasswordOffer:
+    """A VM's new password (CloudStack `vmpassword`), handed to the password server during
+    the apply of its push and never persisted in the state: the server keeps it (its own
+    file, mode 0600) until the VM acknowledges it."""
+
+    ip: IPv4Address
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class MonitoredService:
+    """One `[name]:key=value:...` entry of a `monitorservice` push's `config`."""
+
+    name: str
+    options: tuple[tuple[str, str], ...]  # processname, servicename, pidfile, ... as sent
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """The management server's health-monitoring settings (CloudStack `monitorservice`).
+
+    vragent runs no checks itself; it keeps the settings and renders the files the image's
+    own monitor script reads (render/monitoring.py)."""
+
+    services: tuple[MonitoredService, ...] = ()
+    disabled: bool = False  # disable_monitoring
+    health_checks_enabled: bool = False
+    basic_interval: int | None = None  # minutes
+    advanced_interval: int | None = None  # minutes
+    excluded_checks: tuple[str, ...] = ()
+    health_checks_config: str = "{}"  # a JSON object, opaque to vragent, canonical (sorted keys)
+
+
 def _frozen_items(mapping: dict[str, str] | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((mapping or {}).items()))
 
@@ -176,6 +228,10 @@ class RouterState:
     dnsmasq_options: tuple[str, ...] = ()  # extra dnsmasq.conf lines, native document only
     # Defined at the end of this module; a factory so the class may come after this one.
     load_balancing: LoadBalancing = field(default_factory=lambda: LoadBalancing())
+    vm_data: tuple[VmData, ...] = ()  # sorted by VM IP
+    monitoring: Monitoring | None = None
+    # Passwords of the push being applied; never persisted (see PasswordOffer).
+    password_offers: tuple[PasswordOffer, ...] = ()
 
     # -- construction helpers ---------------------------------------------------------
     def with_cmdline(self, values: dict[str, str]) -> "RouterState":

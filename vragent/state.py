@@ -11,7 +11,7 @@ import json
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from vragent import state_lb
+from vragent import state_lb, state_services
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import (DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, PortForward, PortRange, Protocol,
                            PublicIp, RouterState, StaticNat)
@@ -76,7 +76,8 @@ def to_document(state: RouterState) -> dict[str, Any]:
                         "prefix": r.prefix} for r in state.dhcp_ranges],
             "dnsmasq_options": list(state.dnsmasq_options),
         },
-    } | ({state_lb.KEY: state_lb.to_document(state.load_balancing)} if state.load_balancing != state_lb.EMPTY else {})
+    } | ({state_lb.KEY: state_lb.to_document(state.load_balancing)} if state.load_balancing != state_lb.EMPTY else {}) \
+      | state_services.to_document(state.vm_data, state.monitoring)
 
 
 def dumps(state: RouterState, pretty: bool = False) -> str:
@@ -160,6 +161,7 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
         raise ValueError(f"unsupported format {data.get('format')!r}")
     firewall = data.get("firewall", {})
     dhcp = data.get("dhcp", {})
+    vm_data, monitoring = state_services.load_trusted(data)
     return RouterState(
         cmdline=tuple(sorted(data.get("cmdline", {}).items())),
         public_ips=tuple(PublicIp(_address(p["ip"]), p["prefix"], p["device"],
@@ -191,6 +193,7 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
                                     r["prefix"]) for r in dhcp.get("ranges", [])),
         dnsmasq_options=tuple(dhcp.get("dnsmasq_options", [])),
         load_balancing=state_lb.load_trusted(data.get(state_lb.KEY)),
+        vm_data=vm_data, monitoring=monitoring,
     )
 
 
@@ -267,7 +270,9 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
     errors.extend(check_overrides(sysctl, doc.at("sysctl")))
 
     dhcp_hosts, dhcp_ranges, dnsmasq_options = _dhcp_section(doc, errors)
+    vm_data, monitoring = state_services.from_document(doc, errors)
     return RouterState(
+        vm_data=vm_data, monitoring=monitoring,
         dhcp_hosts=dhcp_hosts, dhcp_ranges=dhcp_ranges, dnsmasq_options=dnsmasq_options,
         cmdline=state.cmdline,
         public_ips=tuple(sorted(public_ips, key=lambda p: p.ip)),

@@ -11,7 +11,7 @@ from ipaddress import IPv4Network
 from vragent.errors import ValidationError
 from vragent.model import (CONTROL_DEVICE, Direction, FirewallRule, GUEST_DEVICE, PortForward,
                            RouterState, StaticNat)
-from vragent.model import LoadBalancing, Protocol
+from vragent.model import LoadBalancing, Protocol, VmData
 
 
 def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | None = None) -> list[ValidationError]:
@@ -105,6 +105,7 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
             errors.append(ValidationError(where(rule, f"firewall_rules[{rule.id}]"),
                                           f"{rule.public_ip} is not a public IP of this router"))
     errors.extend(check_load_balancing(state, origins))
+    errors.extend(check_vm_services(state, origins))
 
     from vragent import redundancy  # a redundant pair must agree on its VRID and VIPs
 
@@ -115,6 +116,26 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
 def _check_public(rule: PortForward | StaticNat, held: dict, path: str, errors: list[ValidationError]) -> None:
     if rule.public_ip not in held:
         errors.append(ValidationError(path, f"{rule.public_ip} is not a public IP of this router"))
+
+
+def check_vm_services(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
+    """Metadata and passwords are served to a VM of a guest network this router serves.
+
+    Only what this push brought is checked: data persisted earlier whose network has gone
+    since is simply not served (render/metadata.py), so it never blocks a later push."""
+    guests = state.all_guest_networks()
+    router_addresses = {n.router_ip for n in guests} | {n.gateway for n in guests}
+    errors: list[ValidationError] = []
+    for item in (*state.vm_data, *state.password_offers):
+        found = origins.get(id(item))
+        if found is None or found[0] is not item:
+            continue
+        path = found[1] + (".vm_ip_address" if isinstance(item, VmData) else ".ip_address")
+        if not any(item.ip in n.network for n in guests):
+            errors.append(ValidationError(path, f"{item.ip} is in no guest network of this router"))
+        elif item.ip in router_addresses:
+            errors.append(ValidationError(path, f"{item.ip} is the router's own guest address"))
+    return errors
 
 
 # -- load balancing --------------------------------------------------------------------

@@ -30,7 +30,7 @@ PACKAGING = REPO / "packaging"
 HELPERS = PACKAGING / "lib"
 DEBIAN = REPO / "debian"
 
-DAEMONS = ("dnsmasq", "haproxy", "keepalived", "conntrackd")
+DAEMONS = ("dnsmasq", "haproxy", "metadata", "keepalived", "conntrackd")
 UNITS = sorted(p.name for p in SYSTEMD.glob("vragent-*"))
 DROP_INS = sorted(str(p.relative_to(SYSTEMD)) for p in SYSTEMD.glob("*.d/*.conf"))
 
@@ -46,12 +46,13 @@ DOCUMENTED_PATHS = {
     "/usr/lib/vragent/neutralize-rules-v4",
     # the daemons and the tools the units call (Debian 12 paths)
     "/usr/sbin/dnsmasq", "/usr/sbin/haproxy", "/usr/sbin/keepalived", "/usr/sbin/conntrackd",
-    "/usr/sbin/sshd", "/bin/kill", "/bin/rm", "/bin/udevadm",
+    "/usr/sbin/sshd", "/bin/kill", "/bin/rm", "/bin/udevadm", "/usr/bin/python3",
     # daemon configurations vragent writes
     "/etc/vragent/dnsmasq/dnsmasq.conf",
     "/etc/haproxy/haproxy.cfg",
     "/etc/keepalived/keepalived.conf",
     "/etc/conntrackd/conntrackd.conf",
+    "/etc/vragent/metadata/server.json",
     # pid and lock files under vragent's runtime directory
     "/run/vragent/dnsmasq.pid",
     "/run/vragent/haproxy.pid",
@@ -172,6 +173,15 @@ def test_keepalived_reloads_with_sighup_and_releases_its_vips_after_any_stop():
     assert service["ExecStopPost"] == ["/usr/lib/vragent/keepalived-vips release",
                                        "/usr/bin/vragent transition fault --release-vips --if-keepalived-dead"]
     assert one(service, "KillMode") == "mixed"
+
+
+def test_the_data_server_runs_in_the_foreground_and_rereads_on_sighup():
+    service = unit("vragent-metadata.service")["Service"]
+    start = one(service, "ExecStart").split()
+    assert start[:3] == ["/usr/bin/python3", "-m", "vragent.metadata_server"]
+    assert "--foreground" in start and start[start.index("--config") + 1] == "/etc/vragent/metadata/server.json"
+    assert one(service, "Type") == "notify"
+    assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
 
 
 def test_conntrackd_restarts_because_it_cannot_reload():

@@ -156,8 +156,8 @@ def test_device_found_from_the_vif_mac_when_nic_dev_id_is_omitted():
 
 
 def test_unsupported_type_is_a_clear_error():
-    errors = errors_of(p.doc("vm_password.json.x", {"type": "vmpassword", "ip_address": "192.0.2.11"}))
-    assert errors == ["vm_password.json.x:$.type: 'vmpassword' is a known CloudStack type that is not supported yet"]
+    errors = errors_of(p.doc("network_acl.json.x", {"type": "networkacl", "device": "eth0"}))
+    assert errors == ["network_acl.json.x:$.type: 'networkacl' is a known CloudStack type that is not supported yet"]
 
 
 def test_other_router_types_are_not_supported_yet():

@@ -384,6 +384,34 @@ class DhcpReleaseStep(Step):
 
     def commit(self) -> None:
         runner.run(["dhcp_release", self.device, str(self.ip), self.mac])
+@dataclass
+class PasswordHandoverStep(Step):
+    """Hand VMs' new passwords to the password server (its file; see passwordfile.py).
+
+    No HTTP POST to a server that may not listen yet: the file is the handover, the server
+    re-reads it on its next request. Rollback puts back what those VMs had before. Neither
+    the summary nor the diff shows a password."""
+
+    path: Path
+    passwords: dict[str, str] = field(repr=False)
+    previous: dict[str, str | None] = field(default_factory=dict, repr=False)
+    kind = "password"
+
+    def summary(self) -> str:
+        return f"password server: new password for {', '.join(sorted(self.passwords))} (not shown)"
+
+    def commit(self) -> None:
+        from vragent import passwordfile
+
+        self.previous = passwordfile.update(self.path, dict(self.passwords))
+
+    def rollback(self) -> None:
+        from vragent import passwordfile
+
+        if self.previous:
+            passwordfile.update(self.path, self.previous)
+
+
 def candidate_text(content: str, candidates: dict[Path, Path], own: Path) -> str:
     """`content` with every other changed file's live path (a whole word) replaced by its candidate's."""
     for live, candidate in candidates.items():

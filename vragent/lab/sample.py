@@ -237,6 +237,30 @@ def staticnat_rules(*rules: Payload) -> Payload:
 
 # --- files and batches ---
 
+# --- guest VM data (metadata server, password server) and monitoring ---
+
+def vmdata(vm_ip: str, hostname: str, userdata: bytes | None = None, **metadata: str) -> Payload:
+    """vm_metadata.json for one VM: [folder, file, content] triples as generateVmDataCommand
+    sends them (user-data base64 or null first; metadata keys spelt with '-')."""
+    import base64
+
+    entries: list[list[Any]] = [["userdata", "user-data", base64.b64encode(userdata).decode() if userdata else None],
+                                ["metadata", "local-hostname", hostname], ["metadata", "local-ipv4", vm_ip]]
+    entries += [["metadata", key.replace("_", "-"), value] for key, value in metadata.items()]
+    return _pushed("vmdata", vm_ip_address=vm_ip, vm_metadata=entries)
+
+
+def vmpassword(vm_ip: str, password: str) -> Payload:
+    return _pushed("vmpassword", ip_address=vm_ip, password=password)
+
+
+def monitor_service() -> Payload:
+    return {"type": "monitorservice", "config": "[ssh]:processname=sshd:servicename=ssh:pidfile=/var/run/sshd.pid:,",
+            "disable_monitoring": "false", "health_checks_enabled": True, "health_checks_basic_run_interval": 3,
+            "health_checks_advanced_run_interval": 10, "excluded_health_checks": "",
+            "health_checks_config": {"maxCpuUsage": "90"}, "delete_from_processed_cache": True}
+
+
 def push_file_name(payload: Payload) -> str:
     """The name the management server gives the pushed file, e.g. ip_associations.json.<uuid>.
 

@@ -13,7 +13,8 @@ Layout (router type: eth0 guest, eth1 control, eth2+ public):
          -d ip -> vr-pf-<ip>: its port forwards
          POSTROUTING -> vr-snat: hairpin SNAT, static NAT SNAT, source NAT
   filter INPUT -> vr-INPUT (policy DROP): lo, established, icmp, SSH 3922 on the
-         control NIC, DHCP/DNS from guest networks
+         control NIC, DHCP/DNS from guest networks, metadata (80) and passwords
+         (8080) from guest networks to the router's guest address
          FORWARD -> vr-FORWARD (policy DROP): established, DNAT'ed (already passed
          the ingress firewall), guest->public through vr-egress
 """
@@ -147,7 +148,22 @@ def _filter_input(state: RouterState, table: TableSpec) -> None:
         table.add(chain, f"-i {guest.device} -p udp -m udp --dport 67 -j ACCEPT")
         for proto in ("udp", "tcp"):
             table.add(chain, f"-s {net(guest.network)} -i {guest.device} -p {proto} -m {proto} --dport 53 -j ACCEPT")
+    _data_server_input(state, table)
     _redundancy_input(state, table)
+
+
+def _data_server_input(state: RouterState, table: TableSpec) -> None:
+    """Guests reach the data server (metadata 80, passwords 8080) on the router's guest
+    address (and the gateway VIP of a pair), from their own network only; no TLS (443)."""
+    from vragent.render import metadata
+
+    if not metadata.enabled(state):
+        return
+    networks = {n.device: n.network for n in state.all_guest_networks()}
+    for device, address in metadata.listen_addresses(state):
+        for port in metadata.PORTS:
+            table.add("vr-INPUT", f"-s {net(networks[device])} -d {host(address)} -i {device} "
+                                  f"-p tcp -m tcp --dport {port} -j ACCEPT")
 
 
 def _redundancy_input(state: RouterState, table: TableSpec) -> None:

@@ -13,7 +13,7 @@ from vragent import validate
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import RouterState
 from vragent.wire import (cmdline, dhcpconfig, dhcpentry, firewallrules, forwardrules, guestnetwork, ips,
-                          loadbalancer, staticnatrules)
+                          loadbalancer, monitorservice, staticnatrules, vmdata, vmpassword)
 from vragent.wire.context import Context
 from vragent.wire.fields import Fields
 
@@ -25,14 +25,13 @@ _SCRIPTS_IGNORED = ("configure.py",)  # vragent always converges everything
 HANDLERS: dict[str, ModuleType] = {
     t: module
     for module in (cmdline, ips, guestnetwork, firewallrules, forwardrules, staticnatrules, dhcpentry,
-                   dhcpconfig, loadbalancer)
+                   dhcpconfig, loadbalancer, vmdata, vmpassword, monitorservice)
     for t in module.TYPES
 }
 _NEEDS_CONTEXT = (ips, guestnetwork)
 
 # Types the management server sends that later subsystems will handle.
-KNOWN_UNSUPPORTED = ("networkacl", "vmdata", "vmpassword",
-                     "monitorservice", "vpnuserlist", "remoteaccessvpn", "site2sitevpn", "staticroutes",
+KNOWN_UNSUPPORTED = ("networkacl", "vpnuserlist", "remoteaccessvpn", "site2sitevpn", "staticroutes",
                      "ipaliases", "ipv6firewallrules", "bgppeers")
 
 
@@ -124,13 +123,21 @@ def _load_batch(name: str, text: str) -> list[Document]:
     return documents
 
 
+# Types whose push is an event rather than desired state: applying the same push again
+# must act again (a password pushed twice is handed to the password server twice).
+EVENT_TYPES = vmpassword.TYPES
+
+
 def fingerprint(documents: list[Document]) -> str | None:
-    """A digest of what was pushed (not of the file names, which carry a fresh uuid each time)."""
+    """A digest of what was pushed (not of the file names, which carry a fresh uuid each time);
+    None when the push cannot be recognised again (engine.MergeMemo then always merges)."""
     import hashlib
 
     digest = hashlib.sha256()
     for document in documents:
         if document.text is None:
+            return None
+        if isinstance(document.data, dict) and document.data.get("type") in EVENT_TYPES:
             return None
         digest.update(document.text.encode())
         digest.update(b"\0")

@@ -1,0 +1,101 @@
+"""`monitorservice` (monitor_service.json): the management server's health-monitoring settings.
+
+A flat payload (cloudstack-vr.md §2.3, cloudstack-vr-wave2.md §3.2): `config` lists the
+processes to watch as `[name]:processname=...:servicename=...:pidfile=...:` entries
+joined by ',', then the health-check switches, intervals (minutes), excluded checks and
+their settings. Each push replaces the previous settings. vragent runs no checks; it
+renders the files the image's monitor script reads (render/monitoring.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+
+from vragent.errors import ValidationError
+from vragent.model import MonitoredService, Monitoring, RouterState
+from vragent.wire.fields import Fields, type_name
+
+TYPES = ("monitorservice",)
+_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_OPTION_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_CHECK = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class MonitoringChange:
+    monitoring: Monitoring
+    path: str
+
+
+def parse_config(value: str, path: str, errors: list[ValidationError]) -> tuple[MonitoredService, ...]:
+    services: dict[str, MonitoredService] = {}
+    for index, entry in enumerate(value.split(",")):
+        entry = entry.strip()
+        if not entry:
+            continue
+        where = f"{path}[{index}]"
+        head, _, rest = entry.partition(":")
+        name = head[1:-1] if head.startswith("[") and head.endswith("]") else None
+        if name is None or not _NAME.match(name):
+            errors.append(ValidationError(where, f"{entry!r} does not start with a [service] name"))
+            continue
+        options = []
+        for part in rest.split(":"):
+            if not part:
+                continue
+            key, equals, text = part.partition("=")
+            if not equals or not _OPTION_KEY.match(key) or not text.isprintable():
+                errors.append(ValidationError(where, f"{part!r} in [{name}] is not a key=value setting"))
+                break
+            options.append((key, text))
+        else:
+            services[name] = MonitoredService(name, tuple(options))
+    return tuple(services.values())
+
+
+def _checks(fields: Fields, key: str) -> tuple[str, ...]:
+    value = fields.raw(key, "")
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        fields.error(key, f"expected a comma-separated string or a list, got {type_name(value)}")
+        return ()
+    checks = []
+    for index, item in enumerate(items):
+        text = item.strip() if isinstance(item, str) else None
+        if text == "":
+            continue
+        if text is None or not _CHECK.match(text):
+            fields.errors.append(ValidationError(f"{fields.at(key)}[{index}]", f"{item!r} is not a health check name"))
+            continue
+        checks.append(text)
+    return tuple(dict.fromkeys(checks))
+
+
+def parse(fields: Fields) -> MonitoringChange | None:
+    errors_before = len(fields.errors)
+    config = fields.string("config", "") or ""
+    services = parse_config(config, fields.at("config"), fields.errors)
+    disabled = fields.boolean("disable_monitoring", False)
+    enabled = fields.boolean("health_checks_enabled", False)
+    basic = fields.integer("health_checks_basic_run_interval", None, lo=0, hi=1440)
+    advanced = fields.integer("health_checks_advanced_run_interval", None, lo=0, hi=1440)
+    excluded = _checks(fields, "excluded_health_checks")
+    settings = fields.raw("health_checks_config", {})
+    if not isinstance(settings, dict):
+        fields.error("health_checks_config", f"expected an object, got {type_name(settings)}")
+        settings = {}
+    if len(fields.errors) > errors_before:
+        return None
+    monitoring = Monitoring(services, bool(disabled), bool(enabled), basic, advanced, excluded,
+                            json.dumps(settings, sort_keys=True, separators=(",", ":")))
+    return MonitoringChange(monitoring, fields.path)
+
+
+def merge(state: RouterState, change: MonitoringChange) -> RouterState:
+    return replace(state, monitoring=change.monitoring)
+
+
+def origins(change: MonitoringChange) -> list[tuple[object, str]]:
+    return [(change.monitoring, change.path)]
