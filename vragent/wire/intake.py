@@ -130,7 +130,7 @@ EVENT_TYPES = vmpassword.TYPES
 
 def fingerprint(documents: list[Document]) -> str | None:
     """A digest of what was pushed (not of the file names, which carry a fresh uuid each time);
-    None when the push cannot be recognised again (engine.MergeMemo then always merges)."""
+    None when the push cannot be recognised again (memo.MergeMemo then always merges)."""
     import hashlib
 
     digest = hashlib.sha256()
