@@ -245,3 +245,26 @@ def test_fast_network_parser_agrees_with_ipaddress(text):
     except ValueError:
         expected = None
     assert parse_ipv4_network(text, "p", []) == expected
+
+
+@given(st.one_of(st.text(alphabet="0123456789:- ", max_size=14), st.integers(-5, 70000),
+                 st.lists(st.integers(-5, 70000), max_size=3)))
+def test_port_ranges_parse_as_first_last_or_say_why_not(value):
+    from vragent.model import PortRange
+    from vragent.wire.fields import parse_port_range
+
+    errors: list = []
+    parsed = parse_port_range(value, "$.ports", errors)
+    if isinstance(value, str):
+        parts = value.strip().replace("-", ":").split(":")
+    else:
+        parts = value if isinstance(value, list) else [value]
+    try:
+        numbers = [int(p) for p in parts]
+        numbers = numbers * 2 if len(numbers) == 1 else numbers
+        expected = PortRange(*numbers) if len(numbers) == 2 else None
+    except (ValueError, TypeError):
+        expected = None
+    assert parsed == expected
+    assert (errors == []) == (expected is not None)
+    assert all(e.path == "$.ports" for e in errors)
