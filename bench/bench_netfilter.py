@@ -74,6 +74,10 @@ def main() -> None:
         print(f"{label:<34}{run.seconds:>9.3f}{run.seconds / floor:>9.2f}{run.peak_rss_kb / 1024:>13.1f}"
               f"{run.result.get('forks', 0):>7}")
     print(f"{'floor: bare iptables-restore':<34}{floor:>9.3f}{1.0:>9.2f}")
+    print("inside the agent (ms; the rest of each run is interpreter start, imports and reading the push):")
+    for label, run in (("cold apply", cold), ("no-op re-apply", noop), ("add one port forward", add)):
+        phases = run.result.get("phases_ms", {})
+        print(f"  {label:<32}" + "  ".join(f"{name} {ms:.0f}" for name, ms in phases.items() if ms >= 0.5))
     print(f"targets: cold <= 2x floor ({cold.seconds / floor:.2f}x); one added rule < 0.300 s "
           f"({add.seconds:.3f}); no-op < 0.150 s ({noop.seconds:.3f}) with 0 iptables writes ({iptables_writes})")
 

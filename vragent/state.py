@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
 
 from vragent import state_lb, state_services
 from vragent.errors import InvalidInput, ValidationError
@@ -18,6 +17,10 @@ from vragent.model import (DhcpHost, DhcpRange, Direction, FirewallRule, GuestNe
 from vragent.render.netfilter import text
 from vragent.render.sysctl import check_overrides
 from vragent.wire.fields import Fields, fast_network, ipv4_or_none, parse_ipv4
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms a push)
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = "vragent/1"
 

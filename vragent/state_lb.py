@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import re
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
 
 from vragent.errors import ValidationError
 from vragent.model import (CloudStackLb, LbAccept, LbAlgorithm, LbBackend, LbHealthCheck, LbProtocol, LbStats,
                            LbStickiness, LbTimeouts, LoadBalancer, LoadBalancing, SslCert)
 from vragent.wire.fields import Fields
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms a push)
+if TYPE_CHECKING:
+    from typing import Any
 
 KEY = "load_balancing"
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$")

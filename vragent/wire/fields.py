@@ -12,10 +12,13 @@ import functools
 import re
 from socket import AF_INET, inet_pton
 from ipaddress import IPv4Address, IPv4Network, ip_network
-from typing import Any
 
 from vragent.errors import ValidationError
 from vragent.model import PortRange
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms a push)
+if TYPE_CHECKING:
+    from typing import Any
 
 _MISSING = object()
 _DEVICE = re.compile(r"^eth([0-9]|[1-9][0-9])$")

@@ -6,7 +6,6 @@ import json
 import os
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
 
 from vragent import state as state_doc
 from vragent import validate
@@ -16,6 +15,10 @@ from vragent.wire import (cmdline, dhcpconfig, dhcpentry, firewallrules, forward
                           loadbalancer, monitorservice, staticnatrules, vmdata, vmpassword)
 from vragent.wire.context import Context
 from vragent.wire.fields import Fields
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms a push)
+if TYPE_CHECKING:
+    from typing import Any
 
 BATCH_HEADER = "#Apache CloudStack Virtual Router Config File"
 _SCRIPTS_WITH_FILE = ("update_config.py",)
