@@ -18,6 +18,25 @@ def digest(text: str | None) -> str:
     return hashlib.sha256((text or "").encode()).hexdigest()
 
 
+def _code_identity() -> str:
+    """This vragent: its version, and the newest change to its code (an edited renderer
+    renders other tables for the same state, released or not). ~60 stat calls, <1 ms."""
+    import os
+
+    from vragent import __file__ as package_init, __version__
+
+    newest, count = 0, 0
+    pending = [os.path.dirname(package_init)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False) and entry.name != "__pycache__":
+                    pending.append(entry.path)
+                elif entry.name.endswith(".py"):
+                    newest, count = max(newest, entry.stat().st_mtime_ns), count + 1
+    return f"{__version__}:{newest}:{count}"
+
+
 class MergeMemo:
     """Remembers that pushing P onto state S gave state S again.
 
@@ -60,14 +79,9 @@ class TablesMemo:
 
     @staticmethod
     def _key(generation: RulesetGeneration, state_digest: str) -> bytes:
-        import os
-
-        from vragent import __version__
-        from vragent.render import netfilter
-
-        renderer = os.stat(netfilter.__file__)  # a changed renderer (even unreleased) changes the tables
-        return (f"{__version__} {renderer.st_mtime_ns}:{renderer.st_size} {generation.boot} {generation.netns} "
-                f"{generation.generation} {state_digest}\n").encode()
+        # The generation first: running() reads only that part.
+        return (f"{generation.boot} {generation.netns} {generation.generation} {_code_identity()} "
+                f"{state_digest}\n").encode()
 
     def _read_key(self) -> bytes | None:
         try:
@@ -90,8 +104,8 @@ class TablesMemo:
         try:
             with open(self.path, "rb") as handle:
                 key = handle.readline().split()
-                if key[2:5] != [generation.boot.encode(), str(generation.netns).encode(),
-                                str(generation.generation).encode()]:
+                if key[:3] != [generation.boot.encode(), str(generation.netns).encode(),
+                               str(generation.generation).encode()]:
                     return None
                 return marshal.loads(handle.read())
         except (OSError, EOFError, ValueError, TypeError, IndexError):

@@ -46,3 +46,13 @@ def test_no_generation_when_iptables_is_not_the_nf_tables_one(tmp_path, monkeypa
     stand_in.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert netlink.ruleset_generation() is None
+
+
+def test_tables_memo_does_not_fit_another_vragent(tmp_path, monkeypatch):
+    tables = memo.TablesMemo(Paths.from_root(tmp_path))
+    state = memo.digest("state")
+    tables.remember(GENERATION, state, {})
+    assert tables.fits(GENERATION, state)
+    monkeypatch.setattr(memo, "_code_identity", lambda: "0.2.0:1:68")  # upgraded, or a renderer edited
+    assert not tables.fits(GENERATION, state)
+    assert tables.running(GENERATION) == {}  # what runs is still known: the kernel vouches for it
