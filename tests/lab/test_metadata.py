@@ -39,8 +39,8 @@ def server_pid(router: RouterAgent) -> int:
 
 
 def assert_converged(router: RouterAgent, *payloads) -> None:
-    again = router.apply(*payloads)
-    assert again.returncode == 0 and again.result["status"] == "unchanged" and again.steps == [], again.steps
+    for again in router.reapply(*payloads):
+        assert again.returncode == 0 and again.result["status"] == "unchanged" and again.steps == [], again.steps
 
 
 @pytest.fixture

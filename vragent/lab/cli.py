@@ -15,6 +15,7 @@ from typing import Callable
 from vragent.lab import sample
 from vragent.lab.agent import RouterAgent
 from vragent.lab.dhcp import DhcpClient, dig
+from vragent.lab.guestdata import metadata, password
 from vragent.lab.topology import (CONTROL_ROUTER_IP, EXTRA_PUBLIC_IPS, PUBLIC_GATEWAY, ROUTER_GUEST_IP,
                                   SOURCE_NAT_IP, UPSTREAM_SOURCES, VM1_IP, VM1_MAC, VM2_IP, VM2_MAC, Lab)
 from vragent.lab.traffic import TcpServer, tcp_connect
@@ -22,6 +23,7 @@ from vragent.lab.traffic import TcpServer, tcp_connect
 LAB_STATE = Path("/var/tmp/vragent-lab")
 PF_IP, NAT_IP = EXTRA_PUBLIC_IPS[0], EXTRA_PUBLIC_IPS[1]
 ALLOWED, OTHER = UPSTREAM_SOURCES
+USER_DATA = b"#cloud-config\nhostname: web-01\n"
 
 
 def dhcp_entry(mac: str, ip: str, name: str) -> dict:
@@ -30,12 +32,14 @@ def dhcp_entry(mac: str, ip: str, name: str) -> dict:
 
 
 def sample_network() -> list[dict]:
-    """The isolated network the lab runs: DHCP/DNS, source NAT, port forwarding, static NAT, firewall."""
+    """The isolated network the lab runs: DHCP/DNS, VM metadata, source NAT, port forwarding,
+    static NAT, firewall."""
     return [
         sample.cmdline(),
         sample.ips(),
         dhcp_entry(VM1_MAC, VM1_IP, "web-01"),
         dhcp_entry(VM2_MAC, VM2_IP, "db-01"),
+        sample.vmdata(VM1_IP, "web-01", USER_DATA, instance_id="i-2-11-VM"),
         sample.forward_rules(sample.forward_rule(PF_IP, 2222, VM1_IP, 22)),
         sample.staticnat_rules(sample.staticnat_rule(NAT_IP, VM2_IP)),
         sample.firewall_rules(
@@ -91,6 +95,9 @@ def check(prefix: str) -> int:
          lambda: _dhcp(lab) == (VM1_IP, ROUTER_GUEST_IP, "web-01")),
         ("DNS: VM1 resolves VM2's name through the router",
          lambda: dig(lab, "vm1", ROUTER_GUEST_IP, "db-01.lab.internal") == [VM2_IP]),
+        ("metadata: VM1 reads its own user-data and instance-id; VM2 has no user-data",
+         lambda: _metadata(lab)),
+        ("password: VM1 fetches the password pushed for it, once", lambda: _password(lab, agent)),
         ("DNS: no answer on the public IP (no open resolver)",
          lambda: dig(lab, "up", SOURCE_NAT_IP, "db-01.lab.internal") == []),
         ("guest VM reaches upstream, seen as the source-NAT IP",
@@ -109,8 +116,8 @@ def check(prefix: str) -> int:
          lambda: _ssh(lab, "ctl", CONTROL_ROUTER_IP)),
         ("SSH 3922 not reachable from a guest VM", lambda: not _ssh(lab, "vm1", ROUTER_GUEST_IP)),
         ("SSH 3922 not reachable from the public side", lambda: not _ssh(lab, "up", SOURCE_NAT_IP)),
-        ("a second apply of the same pushes changes nothing",
-         lambda: agent.apply(*sample_network()).result.get("status") == "unchanged"),
+        ("a second apply of the same pushes changes nothing (as remembered, and with --full)",
+         lambda: all(r.result.get("status") == "unchanged" for r in agent.reapply(*sample_network()))),
     ]
     passed = failed = 0
     for description, probe in checks:
@@ -135,6 +142,21 @@ def _dhcp(lab: Lab) -> tuple:
         finally:
             client.stop()
     return lease.ip, lease.options.get("new_routers"), lease.options.get("new_host_name")
+
+
+def _metadata(lab: Lab) -> bool:
+    user_data, instance = metadata(lab, "vm1", ROUTER_GUEST_IP, "/latest/user-data", "/latest/meta-data/instance-id")
+    (other,) = metadata(lab, "vm2", ROUTER_GUEST_IP, "/latest/user-data")
+    return (user_data.status, user_data.body, instance.text, other.status) == (200, USER_DATA, "i-2-11-VM", 404)
+
+
+def _password(lab: Lab, agent: RouterAgent) -> bool:
+    """As a VM start with a password does: the management server pushes it, cloud-init
+    fetches it and acknowledges it; after that the server has none for the VM."""
+    if agent.apply(sample.vmpassword(VM1_IP, "Lab-pw-42")).returncode != 0:
+        return False
+    answers = password(lab, "vm1", ROUTER_GUEST_IP, "send_my_password", "saved_password", "send_my_password")
+    return [a.text for a in answers] == ["Lab-pw-42", "saved_password", "saved_password"]
 
 
 def _forwarded(lab: Lab, source: str) -> bool:
