@@ -285,15 +285,10 @@ def converge(paths: Paths, *, role: redundancy.Role | None = None, release_vips:
 def _state_diff(paths: Paths, new_text: str):
     import difflib
 
-    old = _without_private_keys(files.read_text(paths.state) or "")
-    new_text = _without_private_keys(new_text)
+    from vragent.redact import secrets_hidden
+
+    # The state holds load balancers' TLS keys; a printed diff must not.
+    old = secrets_hidden(files.read_text(paths.state) or "")
+    new_text = secrets_hidden(new_text)
     return difflib.unified_diff(old.splitlines(keepends=True), new_text.splitlines(keepends=True),
                                 fromfile=f"{paths.state} (saved)", tofile=f"{paths.state} (after apply)")
-
-
-def _without_private_keys(text: str) -> str:
-    """The state holds load balancers' TLS keys; a printed diff must not."""
-    import re
-
-    return re.sub(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----",
-                  "(private key, not shown)", text, flags=re.S)

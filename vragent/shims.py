@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -25,11 +24,17 @@ CMDLINE_FILE = "cmd_line.json"
 
 
 def _archive(paths: Paths, source: Path, succeeded: bool, keep: bool = True) -> None:
+    """Keep the push for the record (and for "already processed"), without its secrets:
+    VM passwords and TLS private keys have no business lying around in an archive."""
     if keep:
+        from vragent.redact import secrets_hidden
+
         paths.processed.mkdir(parents=True, exist_ok=True)
         target = paths.processed / (source.name + (".gz" if succeeded else ".failed.gz"))
-        with open(source, "rb") as raw, gzip.open(target, "wb") as packed:
-            shutil.copyfileobj(raw, packed)
+        text = source.read_text(encoding="utf-8", errors="surrogateescape")
+        with gzip.open(target, "wb") as packed:
+            packed.write(secrets_hidden(text).encode("utf-8", errors="surrogateescape"))
+        os.chmod(target, 0o600)
     source.unlink()
 
 

@@ -1,0 +1,37 @@
+"""Secrets stay out of diffs and archived pushes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+from vragent.paths import Paths
+from vragent.redact import secrets_hidden
+from vragent.shims import _archive
+
+KEY = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
+
+
+def test_passwords_and_private_keys_are_hidden_and_nothing_else_changes():
+    push = json.dumps({"type": "vmpassword", "ip_address": "192.0.2.11", "password": 'Xk3"r9\\pW'})
+    hidden = secrets_hidden(push)
+    assert 'Xk3' not in hidden and json.loads(hidden) == {"type": "vmpassword", "ip_address": "192.0.2.11",
+                                                          "password": "(not shown)"}
+    lb = json.dumps({"type": "loadbalancer", "ssl_certs": [{"cert": "-----BEGIN CERTIFICATE-----", "key": KEY}]})
+    assert "MIIEvQ" not in secrets_hidden(lb) and "BEGIN CERTIFICATE" in secrets_hidden(lb)
+    plain = json.dumps({"type": "firewallrules", "rules": [{"id": 1, "src_ip": "198.51.100.20"}]})
+    assert secrets_hidden(plain) == plain
+
+
+def test_an_archived_batch_keeps_everything_but_its_secrets(tmp_path):
+    paths = Paths.from_root(tmp_path)
+    paths.cache.mkdir(parents=True)
+    batch = paths.cache / "VR-6f1c.cfg"
+    password = json.dumps({"type": "vmpassword", "ip_address": "192.0.2.11", "password": "Xk3r9-pW"})
+    batch.write_text(f"<file>\n/var/cache/cloud/vm_password.json\n{password}\n</file>\n"
+                     "<script>\n/opt/cloud/bin/update_config.py vm_password.json\n</script>\n")
+    _archive(paths, batch, succeeded=True)
+    archived = paths.processed / "VR-6f1c.cfg.gz"
+    text = gzip.decompress(archived.read_bytes()).decode()
+    assert "Xk3r9-pW" not in text and '"password": "(not shown)"' in text and "update_config.py" in text
+    assert archived.stat().st_mode & 0o077 == 0 and not batch.exists()

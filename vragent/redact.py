@@ -1,0 +1,15 @@
+"""Secrets out of what the agent shows or keeps around: diffs, archived pushes."""
+
+from __future__ import annotations
+
+import re
+
+_PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.S)
+# A JSON "password" member, as vm_password.json and vpn_user_list.json carry them.
+_PASSWORD = re.compile(r'("password"\s*:\s*)"(?:[^"\\]|\\.)*"')
+
+
+def secrets_hidden(text: str) -> str:
+    """`text` with TLS private keys and JSON password values replaced by a marker."""
+    text = _PRIVATE_KEY.sub("(private key, not shown)", text)
+    return _PASSWORD.sub(r'\1"(not shown)"', text)
