@@ -23,6 +23,31 @@ from vragent.wire import load_push
 CMDLINE_FILE = "cmd_line.json"
 
 
+# The archive is a record, not a store: a VR pushed to for months would otherwise fill its
+# small disk with one file per push (CloudStack's #3757: 110,343 files). Newest first, it
+# keeps this many pushes and this many bytes.
+ARCHIVE_KEEP_FILES = 1000
+ARCHIVE_KEEP_BYTES = 64 << 20
+
+
+def _prune_archive(directory: Path) -> None:
+    entries = []
+    with os.scandir(directory) as found:
+        for entry in found:
+            if entry.is_file(follow_symlinks=False):
+                info = entry.stat(follow_symlinks=False)
+                entries.append((info.st_mtime_ns, entry.name, info.st_size))
+    entries.sort(reverse=True)
+    total = 0
+    for index, (_, name, size) in enumerate(entries):
+        total += size
+        if index >= ARCHIVE_KEEP_FILES or total > ARCHIVE_KEEP_BYTES:
+            try:
+                os.unlink(directory / name)
+            except FileNotFoundError:
+                pass
+
+
 def _archive(paths: Paths, source: Path, succeeded: bool, keep: bool = True) -> None:
     """Keep the push for the record (and for "already processed"), without its secrets:
     VM passwords and TLS private keys have no business lying around in an archive."""
@@ -35,6 +60,7 @@ def _archive(paths: Paths, source: Path, succeeded: bool, keep: bool = True) -> 
         with gzip.open(target, "wb") as packed:
             packed.write(secrets_hidden(text).encode("utf-8", errors="surrogateescape"))
         os.chmod(target, 0o600)
+        _prune_archive(paths.processed)
     source.unlink()
 
 

@@ -35,3 +35,28 @@ def test_an_archived_batch_keeps_everything_but_its_secrets(tmp_path):
     text = gzip.decompress(archived.read_bytes()).decode()
     assert "Xk3r9-pW" not in text and '"password": "(not shown)"' in text and "update_config.py" in text
     assert archived.stat().st_mode & 0o077 == 0 and not batch.exists()
+
+
+def test_the_archive_keeps_the_newest_pushes_within_its_caps(tmp_path, monkeypatch):
+    import os
+
+    from vragent import shims
+
+    paths = Paths.from_root(tmp_path)
+    paths.processed.mkdir(parents=True)
+    for n in range(12):
+        old = paths.processed / f"firewall_rules.json.{n:02d}.gz"
+        old.write_bytes(b"x" * 100)
+        os.utime(old, ns=(n * 10**9, n * 10**9))
+    monkeypatch.setattr(shims, "ARCHIVE_KEEP_FILES", 5)
+    paths.cache.mkdir(parents=True, exist_ok=True)
+    push = paths.cache / "firewall_rules.json.new"
+    push.write_text('{"type": "firewallrules", "rules": []}')
+    _archive(paths, push, succeeded=True)
+    kept = sorted(p.name for p in paths.processed.iterdir())
+    assert kept == ["firewall_rules.json.08.gz", "firewall_rules.json.09.gz", "firewall_rules.json.10.gz",
+                    "firewall_rules.json.11.gz", "firewall_rules.json.new.gz"]
+    monkeypatch.setattr(shims, "ARCHIVE_KEEP_BYTES", 250)
+    push.write_text('{"type": "firewallrules", "rules": []}')
+    _archive(paths, push, succeeded=True)
+    assert len(list(paths.processed.iterdir())) == 2  # the new one and one 100-byte file fit in 250 bytes
