@@ -48,6 +48,9 @@ from vragent import passwordfile
 
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)  # linux/in.h; Python has the name from 3.12
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request
+# Connections served at once, per listening socket: a guest that opens thousands of idle
+# connections must not cost a 256 MB router a thread (and its stack) each.
+MAX_CONNECTIONS = 64
 NO_PASSWORD, BAD_REQUEST = b"saved_password", b"bad_request"
 
 
@@ -187,7 +190,24 @@ class Listener(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], handler, vms: Watched, passwords: Watched):
         self.vms, self.passwords = vms, passwords
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)  # busy: the client retries (cloud-init does)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def server_bind(self) -> None:
         self.socket.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)

@@ -162,3 +162,33 @@ def test_a_full_resync_batch_with_metadata_password_and_monitoring_is_one_transa
                for e in refused.errors), refused.errors
     assert router.iptables_save() == before
     assert password(lab, "vm1", ROUTER_GUEST_IP, "send_my_password")[0].text == "saved_password"
+
+
+def test_idle_connections_beyond_the_cap_are_closed_and_service_resumes(tmp_path, monkeypatch):
+    """A guest holding many idle connections cannot make the server spawn a thread for each."""
+    import socket
+    import threading
+
+    from vragent import metadata_server
+
+    monkeypatch.setattr(metadata_server, "MAX_CONNECTIONS", 2)
+    vms = metadata_server.Watched(tmp_path / "vmdata.json", metadata_server._read_vms)
+    passwords = metadata_server.Watched(tmp_path / "passwords.json", lambda path: {})
+    server = metadata_server.Listener(("127.0.0.1", 0), metadata_server.MetadataHandler, vms, passwords)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = server.server_address
+    try:
+        idle = [socket.create_connection(address, timeout=5) for _ in range(2)]
+        time.sleep(0.2)  # both accepted and waiting for a request line
+        refused = socket.create_connection(address, timeout=5)
+        assert refused.recv(100) == b""  # closed at once, no thread spent
+        refused.close()
+        for connection in idle:
+            connection.close()
+        time.sleep(0.2)
+        with socket.create_connection(address, timeout=5) as again:
+            again.sendall(b"GET /latest/user-data HTTP/1.0\r\n\r\n")
+            assert again.recv(100).startswith(b"HTTP/1.0 404")  # no data for 127.0.0.1
+    finally:
+        server.shutdown()
+        server.server_close()
