@@ -146,8 +146,9 @@ def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
             logger.warning("could not record the apply for status: %s", exc)
     for error in result.errors:
         logger.error("%s: %s", error["path"] or "apply", error["message"])
-    logger.info("push %s: %s, %d step(s), %.0f ms", ",".join(result.push), result.status,
-                len(result.steps), result.duration_ms)
+    phases = ", ".join(f"{name} {ms:.0f}" for name, ms in result.phases.items() if ms >= 1)
+    logger.info("push %s: %s, %d step(s), %.0f ms%s", ",".join(result.push), result.status,
+                len(result.steps), result.duration_ms, f" ({phases})" if phases else "")
     return result
 
 
