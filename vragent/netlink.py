@@ -28,8 +28,8 @@ class Rule:
     source: IPv4Network | None = None
 
     def __str__(self) -> str:
-        selector = f"from all fwmark {self.fwmark:#x}" if self.fwmark is not None else f"from {self.source or 'all'}"
-        return f"{self.priority}: {selector} lookup {self.table}"
+        mark = f" fwmark {self.fwmark:#x}" if self.fwmark is not None else ""
+        return f"{self.priority}: from {self.source or 'all'}{mark} lookup {self.table}"
 
 
 @dataclass(frozen=True, order=True)
@@ -118,21 +118,25 @@ def parse_policy_dump(text: str, tables) -> tuple[set[Rule], set[Route]]:
     rules = set()
     for entry in rule_dump:
         if "table" not in entry or not entry["table"].isdigit() or set(entry) - _PLAIN_RULE_KEYS:
-            continue  # rules with other selectors (iif, tos, uid...) are never ours
-        source = IPv4Network(f"{entry['src']}/{entry.get('srclen', 32)}") if entry.get("src", "all") != "all" else None
-        fwmark = int(entry["fwmark"], 16) if "fwmark" in entry and "fwmask" not in entry else None
+            continue
+        source = None
+        if entry.get("src", "all") != "all":
+            source = IPv4Network(f"{entry['src']}/{entry.get('srclen', 32)}")
+        fwmark = int(entry["fwmark"], 16) if "fwmark" in entry else None
         rules.add(Rule(entry["priority"], int(entry["table"]), fwmark, source))
     routes = set()
     wanted = {str(table) for table in tables}
     for entry in route_dump:
         if entry.get("table") not in wanted:
             continue
-        dst = "0.0.0.0/0" if entry["dst"] == "default" else entry["dst"]
-        routes.add(Route(int(entry["table"]), IPv4Network(dst), IPv4Address(entry["gateway"]) if "gateway" in entry else None,
-                         entry.get("dev"), _ROUTE_KINDS.get(entry.get("type", "1"), entry.get("type", "unicast"))))
+        dst = IPv4Network("0.0.0.0/0" if entry["dst"] == "default" else entry["dst"])
+        gateway = IPv4Address(entry["gateway"]) if "gateway" in entry else None
+        kind = _ROUTE_KINDS.get(entry.get("type", "1"), entry.get("type", "unicast"))
+        routes.add(Route(int(entry["table"]), dst, gateway, entry.get("dev"), kind))
     return rules, routes
 
 
+# A rule with any other key (iif, tos, fwmask, not, uidrange...) selects something else: never ours.
 _PLAIN_RULE_KEYS = {"priority", "src", "srclen", "fwmark", "table", "protocol"}
 
 
@@ -153,7 +157,7 @@ def _ignore_absent(call, *args, **kwargs) -> None:
 def change_rule(rule: Rule, add: bool) -> None:
     selector = {"fwmark": rule.fwmark} if rule.fwmark is not None else {}
     if rule.source is not None:
-        selector = {"src": str(rule.source.network_address), "src_len": rule.source.prefixlen}
+        selector |= {"src": str(rule.source.network_address), "src_len": rule.source.prefixlen}
     with _iproute() as ipr:
         if add:
             ipr.rule("add", table=rule.table, priority=rule.priority, **selector)
