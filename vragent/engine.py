@@ -14,7 +14,7 @@ from vragent.errors import ApplyFailed, InvalidInput, ValidationError
 from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.plan import Desired, Plan, build
-from vragent.render import addresses, dnsmasq, haproxy, metadata, monitoring, netfilter, sysctl
+from vragent.render import addresses, dnsmasq, haproxy, metadata, monitoring, netfilter, routing, sysctl
 from vragent import redundancy
 from vragent.render import conntrackd, keepalived
 from vragent.wire import Document, merge_documents
@@ -84,11 +84,13 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
     """The whole router the state asks for; without `tables` when they are known to be
     what the state renders to already (memo.TablesMemo)."""
     sysctls = sysctl.render(state)
+    links = addresses.render(state)
     desired = Desired(
         tables=netfilter.render(state) if tables else {},
         sysctls=sysctls,
-        links=addresses.render(state),
+        links=links,
         files={paths.under(sysctl.SYSCTL_FILE): (sysctl.file_content(sysctls), 0o644),
+               paths.under(routing.RT_TABLES_FILE): (routing.rt_tables(links.policy), 0o644),
                **monitoring.files(state, paths)},
         daemons=daemons(state, paths),
         backend=services.backend(paths),

@@ -1,11 +1,12 @@
-"""Links, addresses and routes: changed through pyroute2 (0.7.x in Debian 12, 0.9.x on PyPI)."""
+"""Links, addresses, routes and policy rules: changed through pyroute2 (0.7.x in Debian 12,
+0.9.x on PyPI), read through `ip -j`."""
 
 from __future__ import annotations
 
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,41 @@ class Link:
     mac: str
     mtu: int
     up: bool = True  # administratively up (IFF_UP); a redundant BACKUP keeps its public NIC down
+
+
+@dataclass(frozen=True, order=True)
+class Rule:
+    """An IPv4 policy rule: `priority: from <source> | fwmark <mark> lookup <table>`."""
+
+    priority: int
+    table: int
+    fwmark: int | None = None
+    source: IPv4Network | None = None
+
+    def __str__(self) -> str:
+        mark = f" fwmark {self.fwmark:#x}" if self.fwmark is not None else ""
+        return f"{self.priority}: from {self.source or 'all'}{mark} lookup {self.table}"
+
+
+@dataclass(frozen=True, order=True)
+class Route:
+    """A route in a numbered table: `default via <gateway> dev <device>`, or a throw route
+    (no gateway, no device: the lookup goes on with the next rule, i.e. main)."""
+
+    table: int
+    destination: IPv4Network
+    gateway: IPv4Address | None = None
+    device: str | None = None
+    kind: str = "unicast"  # unicast | throw (anything else read back is only ever deleted)
+
+    def __str__(self) -> str:
+        dst = "default" if self.destination.prefixlen == 0 else str(self.destination)
+        text = f"{dst}" if self.kind == "unicast" else f"{self.kind} {dst}"
+        if self.gateway is not None:
+            text += f" via {self.gateway}"
+        if self.device is not None:
+            text += f" dev {self.device}"
+        return f"{text} table {self.table}"
 
 
 @contextmanager
@@ -58,6 +94,88 @@ def default_route() -> tuple[IPv4Address, str] | None:
         if entry.get("gateway"):
             return IPv4Address(entry["gateway"]), entry.get("dev", "")
     return None
+
+
+# `ip -N` prints tables, route types and protocols as numbers, whatever rt_tables names them.
+_ROUTE_KINDS = {"1": "unicast", "7": "unreachable", "8": "prohibit", "6": "blackhole", "9": "throw"}
+
+
+def policy_routing(tables) -> tuple[set[Rule], set[Route]]:
+    """Every plain IPv4 rule, and the routes of the numbered `tables`, in one fork."""
+    from vragent import runner
+
+    text = runner.run(["ip", "-N", "-4", "-j", "-batch", "-"], input="rule show\nroute show table all\n").stdout
+    return parse_policy_dump(text, tables)
+
+
+def parse_policy_dump(text: str, tables) -> tuple[set[Rule], set[Route]]:
+    """`ip -N -4 -j -batch` output of `rule show` and `route show table all`."""
+    decoder, position, dumps = json.JSONDecoder(), 0, []
+    while (position := _skip_space(text, position)) < len(text):
+        dump, position = decoder.raw_decode(text, position)
+        dumps.append(dump)
+    rule_dump, route_dump = (dumps + [[], []])[:2]
+    rules = set()
+    for entry in rule_dump:
+        if "table" not in entry or not entry["table"].isdigit() or set(entry) - _PLAIN_RULE_KEYS:
+            continue
+        source = None
+        if entry.get("src", "all") != "all":
+            source = IPv4Network(f"{entry['src']}/{entry.get('srclen', 32)}")
+        fwmark = int(entry["fwmark"], 16) if "fwmark" in entry else None
+        rules.add(Rule(entry["priority"], int(entry["table"]), fwmark, source))
+    routes = set()
+    wanted = {str(table) for table in tables}
+    for entry in route_dump:
+        if entry.get("table") not in wanted:
+            continue
+        dst = IPv4Network("0.0.0.0/0" if entry["dst"] == "default" else entry["dst"])
+        gateway = IPv4Address(entry["gateway"]) if "gateway" in entry else None
+        kind = _ROUTE_KINDS.get(entry.get("type", "1"), entry.get("type", "unicast"))
+        routes.add(Route(int(entry["table"]), dst, gateway, entry.get("dev"), kind))
+    return rules, routes
+
+
+# A rule with any other key (iif, tos, fwmask, not, uidrange...) selects something else: never ours.
+_PLAIN_RULE_KEYS = {"priority", "src", "srclen", "fwmark", "table", "protocol"}
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position
+
+
+def _ignore_absent(call, *args, **kwargs) -> None:
+    try:
+        call(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - pyroute2 raises NetlinkError
+        if getattr(exc, "code", None) not in (2, 3):  # ENOENT, ESRCH: already gone
+            raise
+
+
+def change_rule(rule: Rule, add: bool) -> None:
+    selector = {"fwmark": rule.fwmark} if rule.fwmark is not None else {}
+    if rule.source is not None:
+        selector |= {"src": str(rule.source.network_address), "src_len": rule.source.prefixlen}
+    with _iproute() as ipr:
+        if add:
+            ipr.rule("add", table=rule.table, priority=rule.priority, **selector)
+        else:
+            _ignore_absent(ipr.rule, "del", table=rule.table, priority=rule.priority, **selector)
+
+
+def change_route(route: Route, add: bool) -> None:
+    with _iproute() as ipr:
+        spec = {"dst": str(route.destination), "table": route.table, "type": route.kind}
+        if route.gateway is not None:
+            spec["gateway"] = str(route.gateway)
+        if route.device is not None:
+            spec["oif"] = _index(ipr, route.device)
+        if add:
+            ipr.route("add", **spec)
+        else:
+            _ignore_absent(ipr.route, "del", **spec)
 
 
 def _index(ipr, device: str) -> int:

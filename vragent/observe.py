@@ -136,6 +136,9 @@ class Observed:
     read_only_sysctls: set[str]
     files: dict[str, str | None] = field(default_factory=dict)  # path -> content
     running: dict[str, int | None] = field(default_factory=dict)  # service name -> pid
+    # Policy routing vragent owns (render/routing.py): its rules, and the routes of its tables.
+    policy_rules: set[netlink.Rule] = field(default_factory=set)
+    policy_routes: set[netlink.Route] = field(default_factory=set)
 
 
 def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addresses=None,
@@ -143,7 +146,10 @@ def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addr
             tables: bool = True) -> Observed:
     from vragent import files
 
+    from vragent.render import routing
+
     links, addresses = links_and_addresses or netlink.links_and_addresses()
+    rules, routes = netlink.policy_routing(routing.owned_tables(links))
     return Observed(
         tables=iptables_tables(tables_only, known_tables) if tables else {},
         sysctls={key: read_sysctl(key) for key in sysctl_keys},
@@ -153,6 +159,8 @@ def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addr
         read_only_sysctls={key for key in sysctl_keys if sysctl_read_only(key)},
         files={str(path): files.read_text(path) for path in file_paths},
         running={spec.name: backend.running(spec) for spec in daemons},
+        policy_rules={rule for rule in rules if routing.owns_rule(rule)},
+        policy_routes=routes,
     )
 
 

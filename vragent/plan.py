@@ -10,11 +10,13 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from vragent.apply.steps import (AddressStep, ConntrackDeleteStep, DaemonStep, FileStep, GratuitousArpStep,
-                                 IptablesStep, LinkStateStep, MtuStep, RouteStep, Step, SysctlStep)
+                                 IptablesStep, LinkStateStep, MtuStep, PolicyRuleStep, RouteStep, Step, SysctlStep,
+                                 TableRouteStep)
 from vragent.model import PortForward, RouterState, StaticNat
 from vragent.observe import Observed, ObservedTable
 from vragent.render.addresses import LinkPlan
 from vragent.render.netfilter import TableSpec, is_owned
+from vragent.render.routing import owned_tables
 
 # Above this share of changed rules a chain is refilled rather than edited in place.
 REFILL_RATIO = 0.5
@@ -139,7 +141,22 @@ def _link_steps(wanted: LinkPlan, observed: Observed):
             deletions.append(AddressStep(device, interface, add=False))
     if wanted.default_route is not None and observed.default_route != wanted.default_route:
         before.append(RouteStep(observed.default_route, wanted.default_route))
+    before += _policy_steps(wanted, observed)
     return before, deletions, arps
+
+
+def _policy_steps(wanted: LinkPlan, observed: Observed) -> list[Step]:
+    """Rules and table routes, after the addresses their gateways need and before any
+    address goes (the kernel drops a table's routes with its NIC's last address).
+    Rules go before the routes they look up, and come after them."""
+    present = owned_tables(observed.links)  # never invent NICs (validation reports unknown ones)
+    rules = {rule for rule in wanted.policy.rules if rule.table in present}
+    routes = {route for route in wanted.policy.routes if route.table in present}
+    steps: list[Step] = [PolicyRuleStep(rule, add=False) for rule in sorted(observed.policy_rules - rules, key=str)]
+    steps += [TableRouteStep(route, add=False) for route in sorted(observed.policy_routes - routes, key=str)]
+    steps += [TableRouteStep(route, add=True) for route in sorted(routes - observed.policy_routes, key=str)]
+    steps += [PolicyRuleStep(rule, add=True) for rule in sorted(rules - observed.policy_rules, key=str)]
+    return steps
 
 
 # -- files -----------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ Where it fits in the pipeline:
 - `check_state(state, origins)` (pure): refuses pushes that could give the pair two masters.
 - `shape(desired, state, role)` (pure): the role decides what the regular apply converges to.
   A router that is not PRIMARY keeps its public NICs down (both routers share the public MAC;
-  public IPs fail over by link state, never as VIPs), has no default route, and keeps its
+  public IPs fail over by link state, never as VIPs), has no default route (nor the
+  policy tables' routes via public gateways: the kernel refuses them on a down link), and keeps its
   primary-only daemons (dnsmasq, HAProxy) configured but stopped. The VIPs belong to
   keepalived: a PRIMARY makes sure they are there, any other role leaves them alone.
   So an ordinary push to a BACKUP changes nothing behind keepalived's back, and a second
@@ -287,6 +288,7 @@ def shape(desired, state: RouterState, role: Role, release_vips: bool = False):
     links = replace(links, addresses=addresses, foreign=foreign,
                     admin_up={**links.admin_up, **{device: primary for device in state.public_devices()}},
                     default_route=links.default_route if primary else None,
+                    policy=links.policy if primary else links.policy.without_gateways(),
                     public=links.public if primary else frozenset())
     daemons = [replace(d, standby=True) if not primary and d.enabled and d.service.name in PRIMARY_ONLY else d
                for d in desired.daemons]

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv4Network
+
 from hypothesis import given, settings, strategies as st
 
-from vragent.observe import parse_iptables_save
-from vragent.plan import _chain_edits, table_step
+from tests.unit import pushes
+from vragent.model import RouterState
+from vragent.netlink import Link, Route, Rule, parse_policy_dump
+from vragent.observe import Observed, parse_iptables_save
+from vragent.plan import _chain_edits, _policy_steps, table_step
+from vragent.render import routing
+from vragent.render.addresses import LinkPlan
 from vragent.render.netfilter import TableSpec
+from vragent.render.routing import PolicyRouting, owns_rule
+from vragent.wire import merge_documents
 
 
 def simulate(current: list[str], chain: str, edits: list[str]) -> list[str]:
@@ -152,3 +161,68 @@ def test_a_plan_against_remembered_tables_commits_exactly_and_its_undo_puts_ever
 
     run_script(chains, policies, step.undo_script)
     assert (chains, policies) == original
+
+
+# -- policy routing -----------------------------------------------------------------------------
+
+# `ip -N -4 -j -batch -` of `rule show` and `route show table all`, as iproute2 6.1 prints them.
+IP_DUMP = (
+    '[{"priority":0,"src":"all","table":"255"},{"priority":1103,"src":"all","fwmark":"0x67","table":"103"},'
+    '{"priority":1150,"src":"all","fwmark":"0x1","table":"50"},{"priority":1203,"src":"203.0.113.128","srclen":25,'
+    '"table":"103"},{"priority":1300,"src":"all","iif":"eth9","table":"103"},{"priority":32766,"src":"all",'
+    '"table":"254"},{"priority":32767,"src":"all","table":"253"}]\n'
+    '[{"dst":"default","gateway":"203.0.113.129","dev":"eth3","table":"103","protocol":"4","flags":[]},'
+    '{"type":"9","dst":"192.0.2.0/24","table":"103","protocol":"4","flags":[]},'
+    '{"dst":"10.9.0.0/16","gateway":"203.0.113.129","dev":"eth3","table":"150","flags":[]},'
+    '{"dst":"203.0.113.128/25","dev":"eth3","protocol":"2","scope":"253","prefsrc":"203.0.113.130","flags":[]}]\n')
+
+
+def test_the_ip_dump_parses_into_plain_rules_and_the_routes_of_the_asked_tables():
+    rules, routes = parse_policy_dump(IP_DUMP, {102, 103})
+    assert sorted(map(str, rules)) == ["0: from all lookup 255", "1103: from all fwmark 0x67 lookup 103",
+                                       "1150: from all fwmark 0x1 lookup 50",
+                                       "1203: from 203.0.113.128/25 lookup 103", "32766: from all lookup 254",
+                                       "32767: from all lookup 253"]  # the iif rule is never ours
+    assert sorted(map(str, routes)) == ["default via 203.0.113.129 dev eth3 table 103", "throw 192.0.2.0/24 table 103"]
+    assert sorted(str(r) for r in rules if owns_rule(r)) == ["1103: from all fwmark 0x67 lookup 103",
+                                                             "1203: from 203.0.113.128/25 lookup 103"]
+
+
+def _links(*names):
+    return {name: Link(name, index, "02:00:00:00:01:0%d" % index, 1500) for index, name in enumerate(names, 2)}
+
+
+def _policy_plan(observed_rules, observed_routes, wanted):
+    observed = Observed(tables={}, sysctls={}, links=_links("eth0", "eth1", "eth2", "eth3"), addresses={},
+                        default_route=None, read_only_sysctls=set(),
+                        policy_rules=set(observed_rules), policy_routes=set(observed_routes))
+    links = LinkPlan(addresses={}, default_route=None, mtu={}, public=frozenset(), policy=wanted)
+    return [step.summary() for step in _policy_steps(links, observed)]
+
+
+def test_a_new_public_nic_gets_its_routes_before_the_rules_that_look_them_up():
+    state = merge_documents(RouterState(), pushes.base_network() + [
+        pushes.doc("ip_associations.json.2",
+                   pushes.ips(dict(pushes.public_ip("203.0.113.50", nic=3), gateway="203.0.113.1")))])
+    wanted = routing.render(state)
+    before = [r for r in wanted.rules if r.table == 102], [r for r in wanted.routes if r.table == 102]
+    assert _policy_plan(*before, wanted) == [
+        "route + default via 203.0.113.1 dev eth3 table 103", "route + throw 169.254.0.0/16 table 103",
+        "route + throw 192.0.2.0/24 table 103", "route + throw 203.0.113.0/24 table 103",
+        "ip rule + 1103: from all fwmark 0x67 lookup 103", "ip rule + 1203: from 203.0.113.0/24 lookup 103"]
+    assert _policy_plan(wanted.rules, wanted.routes, wanted) == []  # converged
+
+
+def test_a_nic_without_public_ips_loses_its_rules_and_then_its_routes():
+    stale_rules = {Rule(1103, 103, fwmark=0x67), Rule(1203, 103, source=IPv4Network("203.0.113.0/24"))}
+    stale_routes = {Route(103, IPv4Network("0.0.0.0/0"), IPv4Address("203.0.113.1"), "eth3"),
+                    Route(103, IPv4Network("192.0.2.0/24"), kind="throw")}
+    assert _policy_plan(stale_rules, stale_routes, PolicyRouting()) == [
+        "ip rule - 1103: from all fwmark 0x67 lookup 103", "ip rule - 1203: from 203.0.113.0/24 lookup 103",
+        "route - default via 203.0.113.1 dev eth3 table 103", "route - throw 192.0.2.0/24 table 103"]
+
+
+def test_routes_for_a_nic_the_router_lacks_are_not_planned():
+    wanted = PolicyRouting(("eth7",), frozenset({Rule(1107, 107, fwmark=0x6b)}),
+                           frozenset({Route(107, IPv4Network("192.0.2.0/24"), kind="throw")}))
+    assert _policy_plan(set(), set(), wanted) == []

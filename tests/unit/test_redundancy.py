@@ -219,10 +219,12 @@ def test_leaving_the_pair_because_keepalived_died_releases_the_vip_and_leaves_th
     assert standby(desired) == {"dnsmasq": True}  # keepalived and conntrackd are the supervisor's
 
 
-def observed(eth0: set, eth2_up: bool, running: dict, desired: Desired, route=None) -> Observed:
+def observed(eth0: set, eth2_up: bool, running: dict, desired: Desired, route=None, policy=None) -> Observed:
     tables = {name: ObservedTable(name, f"*{name}\nCOMMIT\n") for name in netfilter.TABLES}
     files = {str(path): content for d in desired.daemons for path, (content, _) in d.files.items()}
+    policy = policy or desired.links.policy  # policy routing as converged, unless told
     return Observed(tables=tables, sysctls={}, read_only_sysctls=set(), default_route=route,
+                    policy_rules=set(policy.rules), policy_routes=set(policy.routes),
                     links={"eth0": Link("eth0", 2, "02:00:00:00:01:00", 1500),
                            "eth1": Link("eth1", 3, "02:00:00:00:01:01", 1500),
                            "eth2": Link("eth2", 4, "02:00:00:00:01:02", 1500, up=eth2_up)},
@@ -247,9 +249,18 @@ def test_a_backup_plan_takes_the_public_nic_down_stops_dnsmasq_and_leaves_the_vi
 def test_a_primary_plan_brings_the_nic_up_before_its_route_and_starts_dnsmasq():
     desired = desired_for(Role.PRIMARY)
     plan = build(desired, observed({OWN, VIP}, False, {"dnsmasq": None, "conntrackd": 11, "keepalived": 12},
-                                   desired))
+                                   desired, policy=desired_for(Role.BACKUP).links.policy))
     assert kinds(plan) == ["link eth2 up", "route none -> default via 198.51.100.1 dev eth2",
+                           "route + default via 198.51.100.1 dev eth2 table 102",
                            "dnsmasq: start (not running)"]
+
+
+def test_a_backup_keeps_its_policy_rules_and_throw_routes_but_no_route_via_a_public_gateway():
+    # The kernel refuses (and drops) routes via a gateway on a down NIC.
+    primary, backup = desired_for(Role.PRIMARY).links.policy, desired_for(Role.BACKUP).links.policy
+    assert backup.rules == primary.rules and backup.rules
+    assert {r for r in primary.routes if r.gateway is None} == backup.routes
+    assert [str(r) for r in primary.routes - backup.routes] == ["default via 198.51.100.1 dev eth2 table 102"]
 
 
 def test_a_released_fault_plan_removes_the_vip():

@@ -11,7 +11,7 @@ import pytest
 
 from tests.unit import golden
 from vragent.model import RouterState
-from vragent.render import netfilter, sysctl
+from vragent.render import netfilter, routing, sysctl
 from vragent.wire import Document, merge_documents
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -20,8 +20,12 @@ CASES = sorted(GOLDEN.glob("*.json"))
 
 def render_case(pushes: list) -> dict:
     state = merge_documents(RouterState(), [Document(name, payload) for name, payload in pushes])
+    policy = routing.render(state)
     return {"iptables": netfilter.render_restore(netfilter.render(state)).splitlines(),
-            "sysctl": sysctl.file_content(sysctl.render(state)).splitlines()}
+            "sysctl": sysctl.file_content(sysctl.render(state)).splitlines(),
+            "ip rule": sorted(map(str, policy.rules)),
+            "ip route": sorted(map(str, policy.routes)),
+            "rt_tables": (routing.rt_tables(policy) or "").splitlines()}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])

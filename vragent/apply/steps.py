@@ -137,6 +137,42 @@ class RouteStep(Step):
 
 
 @dataclass
+class PolicyRuleStep(Step):
+    """One policy rule added or deleted (render/routing.py)."""
+
+    rule: netlink.Rule
+    add: bool
+    kind = "rule"
+
+    def summary(self) -> str:
+        return f"ip rule {'+' if self.add else '-'} {self.rule}"
+
+    def commit(self) -> None:
+        netlink.change_rule(self.rule, self.add)
+
+    def rollback(self) -> None:
+        netlink.change_rule(self.rule, not self.add)
+
+
+@dataclass
+class TableRouteStep(Step):
+    """One route of a policy routing table added or deleted (render/routing.py)."""
+
+    route: netlink.Route
+    add: bool
+    kind = "route"
+
+    def summary(self) -> str:
+        return f"route {'+' if self.add else '-'} {self.route}"
+
+    def commit(self) -> None:
+        netlink.change_route(self.route, self.add)
+
+    def rollback(self) -> None:
+        netlink.change_route(self.route, not self.add)
+
+
+@dataclass
 class IptablesStep(Step):
     """One table, one iptables-restore transaction: the kernel swaps it atomically."""
 

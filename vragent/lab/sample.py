@@ -26,6 +26,9 @@ from vragent.lab.topology import (
     PUBLIC_NETMASK,
     ROUTER_GUEST_IP,
     ROUTER_MACS,
+    SECOND_PUBLIC_GATEWAY,
+    SECOND_PUBLIC_MAC,
+    SECOND_PUBLIC_NETMASK,
     SOURCE_NAT_IP,
 )
 
@@ -105,18 +108,23 @@ def cmdline(router: int = 1, redundant: bool = False) -> Payload:
 
 
 def ip_entry(public_ip: str, source_nat: bool = False, add: bool = True, one_to_one_nat: bool = False,
-             router: int = 1) -> Payload:
-    """One element of an `ips` push's ip_address list, on the router's public NIC (eth2)."""
+             router: int = 1, nic: int = 2) -> Payload:
+    """One element of an `ips` push's ip_address list, on the router's public NIC: eth2, or
+    with nic=3 eth3 on the second public segment (Lab(second_public=True)), the NIC CloudStack
+    gives an IP of another public VLAN than the source NAT IP's."""
+    if nic not in (2, 3):
+        raise ValueError(f"the lab's public NICs are eth2 and eth3, not eth{nic}")
+    second = nic == 3
     return {
         "public_ip": public_ip,
         "source_nat": source_nat,
         "add": add,
         "one_to_one_nat": one_to_one_nat,
         "first_i_p": source_nat,
-        "gateway": PUBLIC_GATEWAY,
-        "netmask": PUBLIC_NETMASK,
-        "vif_mac_address": ROUTER_MACS[_router_role(router)]["eth2"],
-        "nic_dev_id": 2,
+        "gateway": SECOND_PUBLIC_GATEWAY if second else PUBLIC_GATEWAY,
+        "netmask": SECOND_PUBLIC_NETMASK if second else PUBLIC_NETMASK,
+        "vif_mac_address": SECOND_PUBLIC_MAC if second else ROUTER_MACS[_router_role(router)]["eth2"],
+        "nic_dev_id": nic,
         "new_nic": False,
         "nw_type": "Public",
         "is_private_gateway": False,

@@ -5,7 +5,8 @@ Every machine is a namespace named ``{prefix}-{role}``::
     vm1, vm2 ── brguest ── eth0 ┐
                                 ├ vr (and vr2)       roles: "vr", "vr2"
     up ─────── brpub ──── eth2 ┤
-    ctl ────── brctl ──── eth1 ┘
+    ctl ────── brctl ──── eth1 ┤
+    up2 ────── brpub2 ─── eth3 ┘  only with second_public=True: a second public VLAN
 
 The three bridges live in their own ``{prefix}-sw`` namespace, and every veth pair is
 created with both ends already inside lab namespaces, so the host's root namespace never
@@ -46,6 +47,16 @@ UPSTREAM_MAC = "02:00:00:00:00:fe"
 # Extra "internet" hosts on the upstream's lo, so tests can originate from two sources.
 UPSTREAM_SOURCES = ("203.0.113.10", "203.0.113.20")
 
+# The optional second public segment (eth3, CloudStack's NIC for another public VLAN): its
+# own gateway, the second upstream, which also holds an "internet" host on its lo that only
+# it reaches. Half of 203.0.113.0/24, so UPSTREAM_SOURCES stay outside every router subnet.
+SECOND_PUBLIC_CIDR = "203.0.113.128/25"
+SECOND_PUBLIC_NETMASK = "255.255.255.128"
+SECOND_PUBLIC_GATEWAY = "203.0.113.129"
+SECOND_PUBLIC_IPS = ("203.0.113.130", "203.0.113.131", "203.0.113.132")
+SECOND_UPSTREAM_MAC = "02:00:00:00:00:fc"
+SECOND_UPSTREAM_SOURCE = "203.0.113.40"
+
 CONTROL_CIDR = "169.254.0.0/16"
 CONTROL_NETMASK = "255.255.0.0"
 CONTROL_HOST_IP = "169.254.0.1"
@@ -61,6 +72,8 @@ ROUTER_MACS: dict[str, dict[str, str]] = {
     "vr": {"eth0": "02:00:00:00:01:00", "eth1": "02:00:00:00:01:01", "eth2": "02:00:00:00:01:02"},
     "vr2": {"eth0": "02:00:00:00:02:00", "eth1": "02:00:00:00:02:01", "eth2": "02:00:00:00:01:02"},
 }
+# eth3 exists only in a lab with a second public segment; shared by a pair like eth2.
+SECOND_PUBLIC_MAC = "02:00:00:00:01:03"
 ROUTER_GUEST_MAC = ROUTER_MACS["vr"]["eth0"]
 ROUTER_CONTROL_MAC = ROUTER_MACS["vr"]["eth1"]
 ROUTER_PUBLIC_MAC = ROUTER_MACS["vr"]["eth2"]
@@ -70,6 +83,7 @@ PUBLIC_BRIDGE = "brpub"
 # The control segment is a bridge too (KVM's cloud0 is one): with two routers both eth1
 # NICs must reach the one control host.
 CONTROL_BRIDGE = "brctl"
+SECOND_PUBLIC_BRIDGE = "brpub2"
 BRIDGES = (GUEST_BRIDGE, PUBLIC_BRIDGE, CONTROL_BRIDGE)
 
 SWITCH_ROLE = "sw"
@@ -77,7 +91,8 @@ ROUTER_ROLES = ("vr", "vr2")
 VM_ROLES = ("vm1", "vm2")
 UPSTREAM_ROLE = "up"
 CONTROL_ROLE = "ctl"
-ALL_ROLES = (SWITCH_ROLE, *ROUTER_ROLES, *VM_ROLES, UPSTREAM_ROLE, CONTROL_ROLE)
+SECOND_UPSTREAM_ROLE = "up2"
+ALL_ROLES = (SWITCH_ROLE, *ROUTER_ROLES, *VM_ROLES, UPSTREAM_ROLE, CONTROL_ROLE, SECOND_UPSTREAM_ROLE)
 
 NETNS_DIR = Path("/run/netns")
 IP = "ip"
@@ -151,9 +166,9 @@ class Node:
     default_gateway: str | None = None
 
 
-def build_nodes(routers: int, vm_static_addresses: bool) -> tuple[Node, ...]:
+def build_nodes(routers: int, vm_static_addresses: bool, second_public: bool = False) -> tuple[Node, ...]:
     """The machines of a lab, as data (pure: nothing is created here)."""
-    nodes = [_router(role) for role in ROUTER_ROLES[:routers]]
+    nodes = [_router(role, second_public) for role in ROUTER_ROLES[:routers]]
     for role, ip, mac in (("vm1", VM1_IP, VM1_MAC), ("vm2", VM2_IP, VM2_MAC)):
         addresses = (f"{ip}/24",) if vm_static_addresses else ()
         nodes.append(Node(
@@ -173,20 +188,27 @@ def build_nodes(routers: int, vm_static_addresses: bool) -> tuple[Node, ...]:
         nics=(Nic("eth0", CONTROL_BRIDGE, CONTROL_HOST_MAC, (f"{CONTROL_HOST_IP}/16",)),),
         sysctls=HOST_SYSCTLS,
     ))
+    if second_public:
+        prefix = SECOND_PUBLIC_CIDR.split("/")[1]
+        nodes.append(Node(
+            role=SECOND_UPSTREAM_ROLE,
+            nics=(Nic("eth0", SECOND_PUBLIC_BRIDGE, SECOND_UPSTREAM_MAC, (f"{SECOND_PUBLIC_GATEWAY}/{prefix}",)),),
+            sysctls=HOST_SYSCTLS,
+            loopback_addresses=(f"{SECOND_UPSTREAM_SOURCE}/32",),
+        ))
     return tuple(nodes)
 
 
-def _router(role: str) -> Node:
+def _router(role: str, second_public: bool = False) -> Node:
     macs = ROUTER_MACS[role]
-    return Node(
-        role=role,
-        nics=(
-            Nic("eth0", GUEST_BRIDGE, macs["eth0"]),
-            Nic("eth1", CONTROL_BRIDGE, macs["eth1"]),
-            Nic("eth2", PUBLIC_BRIDGE, macs["eth2"]),
-        ),
-        sysctls=ROUTER_SYSCTLS,
+    nics = (
+        Nic("eth0", GUEST_BRIDGE, macs["eth0"]),
+        Nic("eth1", CONTROL_BRIDGE, macs["eth1"]),
+        Nic("eth2", PUBLIC_BRIDGE, macs["eth2"]),
     )
+    if second_public:
+        nics += (Nic("eth3", SECOND_PUBLIC_BRIDGE, SECOND_PUBLIC_MAC),)
+    return Node(role=role, nics=nics, sysctls=ROUTER_SYSCTLS)
 
 
 def switch_port(role: str, ifname: str) -> str:
@@ -204,7 +226,8 @@ class Lab:
             assert ping(lab, "vm1", ROUTER_GUEST_IP)
     """
 
-    def __init__(self, prefix: str = "vrlab", routers: int = 1, vm_static_addresses: bool = True) -> None:
+    def __init__(self, prefix: str = "vrlab", routers: int = 1, vm_static_addresses: bool = True,
+                 second_public: bool = False) -> None:
         if routers not in (1, 2):
             raise ValueError(f"routers must be 1 or 2, not {routers}")
         if not prefix or "/" in prefix or len(f"{prefix}-vr2") > 64:
@@ -212,7 +235,8 @@ class Lab:
         self.prefix = prefix
         self.routers = routers
         self.vm_static_addresses = vm_static_addresses
-        self.nodes = build_nodes(routers, vm_static_addresses)
+        self.second_public = second_public
+        self.nodes = build_nodes(routers, vm_static_addresses, second_public)
         self.roles: tuple[str, ...] = (SWITCH_ROLE, *(node.role for node in self.nodes))
         self._processes: list[subprocess.Popen[Any]] = []
 
@@ -355,7 +379,7 @@ class Lab:
         commands = ["link set lo up"]
         # No STP and no IGMP snooping: a dumb switch that floods VRRP/conntrackd multicast
         # and forwards from the first frame.
-        for bridge in BRIDGES:
+        for bridge in BRIDGES + ((SECOND_PUBLIC_BRIDGE,) if self.second_public else ()):
             commands += [f"link add {bridge} type bridge stp_state 0 mcast_snooping 0",
                          f"link set {bridge} up"]
         for node in self.nodes:

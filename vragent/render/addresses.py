@@ -1,4 +1,4 @@
-"""Addresses, default route and MTU of the router's NICs (pure)."""
+"""Addresses, default route, policy routing and MTU of the router's NICs (pure)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from vragent.model import CONTROL_DEVICE, RouterState
+from vragent.render import routing
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class LinkPlan:
     # and addresses keepalived owns that the plan neither adds nor removes (device -> addresses).
     admin_up: dict[str, bool] = field(default_factory=dict)
     foreign: dict[str, frozenset[IPv4Interface]] = field(default_factory=dict)
+    policy: routing.PolicyRouting = field(default_factory=routing.PolicyRouting)
 
 
 def render(state: RouterState) -> LinkPlan:
@@ -42,4 +44,5 @@ def render(state: RouterState) -> LinkPlan:
         default_route=state.default_gateway,
         mtu=mtu,
         public=frozenset(public),
+        policy=routing.render(state),
     )

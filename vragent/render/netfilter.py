@@ -9,6 +9,8 @@ agent would never converge: tests/lab/test_netfilter_roundtrip.py proves it.
 Layout (router type: eth0 guest, eth1 control, eth2+ public):
   mangle PREROUTING -> vr-PREROUTING: guest NICs RETURN, then per public IP
          -d ip -> vr-fw-<ip>: established, the ingress firewall rules, DROP
+         PREROUTING -> vr-mark (after the firewall): connection marks for policy
+         routing (render/routing.py); static-NAT VMs through vr-mark-<public NIC>
   nat    PREROUTING, OUTPUT -> vr-dnat: static NAT DNAT, and per public IP
          -d ip -> vr-pf-<ip>: its port forwards
          POSTROUTING -> vr-snat: hairpin SNAT, static NAT SNAT, source NAT
@@ -108,6 +110,7 @@ def render(state: RouterState) -> dict[str, TableSpec]:
     _load_balancer_input(state, tables["filter"])
     _filter_forward(state, tables["filter"])
     _ingress_firewall(state, tables["mangle"])
+    _policy_marks(state, tables["mangle"])
     _nat(state, tables["nat"])
     return tables
 
@@ -247,6 +250,45 @@ def _ingress_firewall(state: RouterState, table: TableSpec) -> None:
             for spec in _rule_specs(rule):
                 table.add(fw, f"{spec} -j RETURN")
         table.add(fw, "-j DROP")
+
+
+def _policy_marks(state: RouterState, table: TableSpec) -> None:
+    """Marks that route a connection's packets by its public NIC's table (render/routing.py).
+
+    Jumped after vr-PREROUTING: the ingress firewall only RETURNs or DROPs, so the order
+    changes no verdict, and a packet it drops is never marked. Both run before nat's DNAT
+    and before the routing decision, which is all the marks need.
+    - a new connection arriving on public NIC ethN: connmark 0x(100+N);
+    - a packet from a guest in an established connection: the connmark restored into its
+      mark, so the reply leaves by the NIC the connection came in on;
+    - a static-NAT VM's new connection: marked for its public IP's NIC, connmark saved.
+    """
+    from vragent.render import routing
+
+    devices = routing.render(state).devices
+    if not devices:
+        return
+    table.jump("PREROUTING", "-j vr-mark")
+    chain = "vr-mark"
+    guests = state.all_guest_networks()
+    for guest in guests:
+        table.add(chain, f"-i {guest.device} {ESTABLISHED} -j CONNMARK --restore-mark "
+                         "--nfmask 0xffffffff --ctmask 0xffffffff")
+    public = {p.ip: p.device for p in state.ordered_public_ips()}
+    for nat in state.static_nats:
+        device = public.get(nat.public_ip)
+        if device not in devices:
+            continue
+        inside = next((g.device for g in guests if nat.internal_ip in g.network), None)
+        table.add(chain, _join(f"-s {host(nat.internal_ip)}", f"-i {inside}" if inside else "",
+                               f"-m conntrack --ctstate NEW -j vr-mark-{device}"))
+        static = f"vr-mark-{device}"
+        if static not in table.chains:
+            table.add(static, f"-j MARK --set-xmark {routing.mark_of(device):#x}/0xffffffff")
+            table.add(static, "-j CONNMARK --save-mark --nfmask 0xffffffff --ctmask 0xffffffff")
+    for device in devices:
+        table.add(chain, f"-i {device} -m conntrack --ctstate NEW -j CONNMARK "
+                         f"--set-xmark {routing.mark_of(device):#x}/0xffffffff")
 
 
 def _dnat_target(rule: PortForward) -> str:

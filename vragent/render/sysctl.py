@@ -46,7 +46,11 @@ def render(state: RouterState) -> dict[str, str]:
     if state.control_interface is not None:
         devices[CONTROL_DEVICE] = "0"
     for device in state.public_devices():
-        devices[device] = "0"  # replies to static NAT may arrive asymmetrically
+        # Loose (RFC 3704): a connection DNAT'ed from eth3 is routed back by its mark
+        # (render/routing.py), but the reverse-path check ignores marks and would look the
+        # guest's address up in main, find eth2 and drop it in strict mode. Loose still drops
+        # sources the router has no route to at all.
+        devices[device] = "2"
     for guest in state.all_guest_networks():
         devices[guest.device] = "1"  # guests must not spoof other networks
     for device, mode in sorted(devices.items()):
