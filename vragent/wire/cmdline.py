@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from vragent.model import RouterState
 from vragent.wire.fields import Fields, parse_ipv4, parse_prefix
 
-TYPES = ("cmdline",)
 SUPPORTED_ROUTER_TYPES = ("router",)
 _ADDRESS_KEYS = ("eth0ip", "eth1ip", "eth2ip", "gateway", "guestgw", "dns1", "dns2",
                  "internaldns1", "internaldns2", "localgw")

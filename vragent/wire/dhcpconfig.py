@@ -11,8 +11,6 @@ from dataclasses import dataclass, replace
 from vragent.model import DhcpRange, RouterState
 from vragent.wire.fields import Fields
 
-TYPES = ("dhcpconfig",)
-
 
 @dataclass(frozen=True)
 class DhcpConfigChange:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from vragent.model import DhcpHost, RouterState
 from vragent.wire.fields import Fields, parse_ipv4
 
-TYPES = ("dhcpentry",)
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 # dnsmasq's own rule for names it hands out and serves: letters, digits, '-' and '_' per

@@ -14,8 +14,6 @@ from dataclasses import dataclass, replace
 from vragent.model import Direction, FirewallRule, Protocol, RouterState
 from vragent.wire.fields import Fields, keyed_merge
 
-TYPES = ("firewallrules",)
-
 
 @dataclass(frozen=True)
 class FirewallChange:

@@ -11,8 +11,6 @@ from dataclasses import dataclass, replace
 from vragent.model import PortForward, Protocol, RouterState
 from vragent.wire.fields import Fields, keyed_merge
 
-TYPES = ("forwardrules",)
-
 
 @dataclass(frozen=True)
 class ForwardChange:

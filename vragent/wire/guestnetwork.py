@@ -13,7 +13,6 @@ from vragent.model import CONTROL_DEVICE, GuestNetwork, RouterState
 from vragent.wire.context import Context
 from vragent.wire.fields import Fields, parse_ipv4
 
-TYPES = ("guestnetwork",)
 DEFAULT_DOMAIN = "cloudnine.internal"  # what the incumbent substitutes for an empty domain
 
 

@@ -11,8 +11,6 @@ from vragent import state as state_doc
 from vragent import validate
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import RouterState
-from vragent.wire import (cmdline, dhcpconfig, dhcpentry, firewallrules, forwardrules, guestnetwork, ips,
-                          loadbalancer, monitorservice, staticnatrules, vmdata, vmpassword)
 from vragent.wire.context import Context
 from vragent.wire.fields import Fields
 
@@ -24,14 +22,21 @@ BATCH_HEADER = "#Apache CloudStack Virtual Router Config File"
 _SCRIPTS_WITH_FILE = ("update_config.py",)
 _SCRIPTS_IGNORED = ("configure.py",)  # vragent always converges everything
 
-# type -> module with parse() and merge(); parse takes a Context when it needs one.
-HANDLERS: dict[str, ModuleType] = {
-    t: module
-    for module in (cmdline, ips, guestnetwork, firewallrules, forwardrules, staticnatrules, dhcpentry,
-                   dhcpconfig, loadbalancer, vmdata, vmpassword, monitorservice)
-    for t in module.TYPES
-}
-_NEEDS_CONTEXT = (ips, guestnetwork)
+# Each CloudStack type is handled by the vragent.wire module of the same name (parse() and
+# merge()), imported only when a push carries that type: most pushes carry one or two, and
+# importing every handler costs every push.
+SUPPORTED_TYPES = ("cmdline", "ips", "guestnetwork", "firewallrules", "forwardrules", "staticnatrules",
+                   "dhcpentry", "dhcpconfig", "loadbalancer", "vmdata", "vmpassword", "monitorservice")
+_NEEDS_CONTEXT = ("ips", "guestnetwork")  # their parse() takes the observed NICs too
+
+
+def handler(kind: str) -> ModuleType | None:
+    if kind not in SUPPORTED_TYPES:
+        return None
+    import importlib
+
+    return importlib.import_module(f"vragent.wire.{kind}")
+
 
 # Types the management server sends that later subsystems will handle.
 KNOWN_UNSUPPORTED = ("networkacl", "vpnuserlist", "remoteaccessvpn", "site2sitevpn", "staticroutes",
@@ -128,7 +133,7 @@ def _load_batch(name: str, text: str) -> list[Document]:
 
 # Types whose push is an event rather than desired state: applying the same push again
 # must act again (a password pushed twice is handed to the password server twice).
-EVENT_TYPES = vmpassword.TYPES
+EVENT_TYPES = ("vmpassword",)
 
 
 def fingerprint(documents: list[Document]) -> str | None:
@@ -163,17 +168,17 @@ def merge_documents(state: RouterState, documents: list[Document],
         kind = fields.string("type")
         if kind is None:
             continue
-        handler = HANDLERS.get(kind)
-        if handler is None:
+        module = handler(kind)
+        if module is None:
             known = "a known CloudStack type that is " if kind in KNOWN_UNSUPPORTED else ""
             fields.error("type", f"{kind!r} is {known}not supported yet")
             continue
-        change = handler.parse(fields, context) if handler in _NEEDS_CONTEXT else handler.parse(fields)
+        change = module.parse(fields, context) if kind in _NEEDS_CONTEXT else module.parse(fields)
         if change is None:
             continue
-        state = handler.merge(state, change)
-        if hasattr(handler, "origins"):
-            pairs = handler.origins(change)
+        state = module.merge(state, change)
+        if hasattr(module, "origins"):
+            pairs = module.origins(change)
             origins.update((id(item), (item, path)) for item, path in (pairs.items() if isinstance(pairs, dict) else pairs))
     if not errors:
         errors.extend(validate.check_state(state, origins))

@@ -12,8 +12,6 @@ from vragent.model import CONTROL_DEVICE, GUEST_DEVICE, PublicIp, RouterState
 from vragent.wire.context import Context
 from vragent.wire.fields import Fields
 
-TYPES = ("ips",)
-
 
 @dataclass(frozen=True)
 class IpsChange:

@@ -31,7 +31,6 @@ from vragent.errors import ValidationError
 from vragent.model import CloudStackLb, LbAccept, LoadBalancing, RouterState, SslCert
 from vragent.wire.fields import Fields, ipv4_or_none, parse_ipv4_network, type_name
 
-TYPES = ("loadbalancer",)
 
 # Tab is HAProxy's usual indentation; every other control character is refused.
 _BAD_CHARACTER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")

@@ -17,7 +17,6 @@ from vragent.errors import ValidationError
 from vragent.model import MonitoredService, Monitoring, RouterState
 from vragent.wire.fields import Fields, type_name
 
-TYPES = ("monitorservice",)
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _OPTION_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _CHECK = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")

@@ -8,8 +8,6 @@ from ipaddress import IPv4Address
 from vragent.model import RouterState, StaticNat
 from vragent.wire.fields import Fields, keyed_merge
 
-TYPES = ("staticnatrules",)
-
 
 @dataclass(frozen=True)
 class StaticNatChange:

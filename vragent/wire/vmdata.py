@@ -22,7 +22,6 @@ from vragent.errors import ValidationError
 from vragent.model import RouterState, VmData
 from vragent.wire.fields import Fields, type_name
 
-TYPES = ("vmdata",)
 USERDATA, METADATA = "userdata", "metadata"
 # A key becomes a line of the manifest and a path segment: printable, no '/' or spaces.
 _KEY = re.compile(r"^[!-.0-~]{1,255}$")

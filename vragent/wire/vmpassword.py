@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from vragent.model import PasswordOffer, RouterState
 from vragent.wire.fields import Fields
 
-TYPES = ("vmpassword",)
 # Bodies the password protocol gives a meaning of their own (cloudstack-vr-wave2.md §2.4):
 # a VM would take either for "no password" or an error, never as its password.
 RESERVED = ("saved_password", "bad_request")
