@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
 # CloudStack's NIC layout for an isolated-network router (cmdline type "router").
 GUEST_DEVICE = "eth0"
@@ -207,6 +207,25 @@ class Monitoring:
     health_checks_config: str = "{}"  # a JSON object, opaque to vragent, canonical (sorted keys)
 
 
+@dataclass(frozen=True)
+class RouterIpv6:
+    """The IPv6 side of an isolated router (dual stack), from its cmdline (`eth0ip6`, ...).
+
+    The guest /64 is served by router advertisements (radvd: SLAAC prefix, RDNSS); IPv6 is
+    routed, never NAT'ed: guests keep their own addresses upstream.
+    """
+
+    guest: IPv6Interface  # the router's address in the guest network (eth0)
+    gateway: IPv6Address  # the guests' gateway (guestgw6; the router's address when absent)
+    public: IPv6Interface | None = None  # the router's public IPv6 (eth2)
+    upstream_gateway: IPv6Address | None = None  # ip6gateway: the IPv6 default route
+    dns: tuple[IPv6Address, ...] = ()  # ip6dns1, ip6dns2: advertised as RDNSS
+
+    @property
+    def guest_network(self) -> IPv6Network:
+        return self.guest.network
+
+
 def _frozen_items(mapping: dict[str, str] | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((mapping or {}).items()))
 
@@ -230,6 +249,10 @@ class RouterState:
     load_balancing: LoadBalancing = field(default_factory=lambda: LoadBalancing())
     vm_data: tuple[VmData, ...] = ()  # sorted by VM IP
     monitoring: Monitoring | None = None
+    # `ipv6firewallrules`: ingress to and egress from the guest /64, with their own default
+    # egress policy (the system egress rule's `default_egress_policy`).
+    ipv6_firewall_rules: tuple[FirewallRule, ...] = ()
+    ipv6_egress_default_allow: bool = True
     # Passwords of the push being applied; never persisted (see PasswordOffer).
     password_offers: tuple[PasswordOffer, ...] = ()
 
@@ -255,6 +278,26 @@ class RouterState:
         if not ip or not mask or ip == "0.0.0.0":
             return None
         return IPv4Interface(f"{ip}/{mask}")
+
+    @property
+    def ipv6(self) -> RouterIpv6 | None:
+        """The router's IPv6 settings, or None for an IPv4-only router (no `eth0ip6`).
+        The cmdline validated them (wire/cmdline.py)."""
+        cfg = self.config
+        if not cfg.get("eth0ip6"):
+            return None
+        prefix = cfg.get("eth0ip6prelen") or cfg.get("guestcidr6size") or "64"
+        guest = IPv6Interface(f"{cfg['eth0ip6']}/{prefix}")
+        public = None
+        if cfg.get("eth2ip6"):
+            public = IPv6Interface(f"{cfg['eth2ip6']}/{cfg.get('eth2ip6prelen') or '64'}")
+        return RouterIpv6(
+            guest=guest,
+            gateway=IPv6Address(cfg.get("guestgw6") or guest.ip),
+            public=public,
+            upstream_gateway=IPv6Address(cfg["ip6gateway"]) if cfg.get("ip6gateway") else None,
+            dns=tuple(IPv6Address(cfg[k]) for k in ("ip6dns1", "ip6dns2") if cfg.get(k)),
+        )
 
     @property
     def control_interface(self) -> IPv4Interface | None:

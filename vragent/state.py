@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from vragent import state_lb, state_services
 from vragent.errors import InvalidInput, ValidationError
@@ -16,7 +16,7 @@ from vragent.model import (DhcpHost, DhcpRange, Direction, FirewallRule, GuestNe
                            PublicIp, RouterState, StaticNat)
 from vragent.render.netfilter import text
 from vragent.render.sysctl import check_overrides
-from vragent.wire.fields import Fields, fast_network, ipv4_or_none, parse_ipv4
+from vragent.wire.fields import Fields, fast_network, ipv4_or_none, parse_ipv4, parse_ipv6_network
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms a push)
 if TYPE_CHECKING:
@@ -80,7 +80,23 @@ def to_document(state: RouterState) -> dict[str, Any]:
             "dnsmasq_options": list(state.dnsmasq_options),
         },
     } | ({state_lb.KEY: state_lb.to_document(state.load_balancing)} if state.load_balancing != state_lb.EMPTY else {}) \
-      | state_services.to_document(state.vm_data, state.monitoring)
+      | state_services.to_document(state.vm_data, state.monitoring) | _ipv6_firewall_document(state)
+
+
+# Left out while empty, so IPv4-only routers keep the document they always had.
+IPV6_FIREWALL = "ipv6_firewall"
+
+
+def _ipv6_firewall_document(state: RouterState) -> dict[str, Any]:
+    if not state.ipv6_firewall_rules and state.ipv6_egress_default_allow:
+        return {}
+    return {IPV6_FIREWALL: {
+        "egress_default_allow": state.ipv6_egress_default_allow,
+        "rules": [{"id": r.id, "direction": r.direction.value, "protocol": r.protocol.value,
+                   "ports": _ports(r.ports), "icmp_type": r.icmp_type, "icmp_code": r.icmp_code,
+                   "source_cidrs": [str(c) for c in r.source_cidrs], "dest_cidrs": [str(c) for c in r.dest_cidrs]}
+                  for r in state.ipv6_firewall_rules],
+    }}
 
 
 def dumps(state: RouterState, pretty: bool = False) -> str:
@@ -197,6 +213,12 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
         dnsmasq_options=tuple(dhcp.get("dnsmasq_options", [])),
         load_balancing=state_lb.load_trusted(data.get(state_lb.KEY)),
         vm_data=vm_data, monitoring=monitoring,
+        ipv6_firewall_rules=tuple(
+            FirewallRule(r["id"], _DIRECTIONS[r["direction"]], _PROTOCOLS[r["protocol"]], None, _ports_of(r.get("ports")),
+                         r.get("icmp_type"), r.get("icmp_code"), tuple(IPv6Network(c) for c in r.get("source_cidrs", [])),
+                         tuple(IPv6Network(c) for c in r.get("dest_cidrs", [])))
+            for r in data.get(IPV6_FIREWALL, {}).get("rules", [])),
+        ipv6_egress_default_allow=data.get(IPV6_FIREWALL, {}).get("egress_default_allow", True),
     )
 
 
@@ -272,6 +294,13 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         sysctl = {}
     errors.extend(check_overrides(sysctl, doc.at("sysctl")))
 
+    ipv6_firewall = Fields(doc.raw(IPV6_FIREWALL, {}), doc.at(IPV6_FIREWALL), errors)
+    ipv6_rules = []
+    for index, raw in enumerate(ipv6_firewall.list("rules", []) or []):
+        rule = _firewall_rule(Fields(raw, f"{ipv6_firewall.at('rules')}[{index}]", errors), ipv6=True)
+        if rule is not None:
+            ipv6_rules.append(rule)
+
     dhcp_hosts, dhcp_ranges, dnsmasq_options = _dhcp_section(doc, errors)
     vm_data, monitoring = state_services.from_document(doc, errors)
     return RouterState(
@@ -285,6 +314,8 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         port_forwards=tuple(sorted(forwards, key=lambda r: (r.public_ip, r.protocol.value, r.public_ports))),
         static_nats=tuple(sorted(nats, key=lambda r: r.public_ip)),
         load_balancing=state_lb.from_document(doc.raw(state_lb.KEY, None), doc.at(state_lb.KEY), errors),
+        ipv6_firewall_rules=tuple(ipv6_rules),
+        ipv6_egress_default_allow=bool(ipv6_firewall.boolean("egress_default_allow", True)),
     ).with_sysctl_overrides({str(k): str(v) for k, v in sysctl.items()})
 
 
@@ -318,18 +349,25 @@ def _dhcp_section(doc: Fields, errors: list[ValidationError]):
             tuple(str(o) for o in options if isinstance(o, str)))
 
 
-def _firewall_rule(item: Fields) -> FirewallRule | None:
+def _firewall_rule(item: Fields, ipv6: bool = False) -> FirewallRule | None:
+    """One rule of `firewall` or (`ipv6`: no public IP, IPv6 CIDRs) of `ipv6_firewall`."""
     rule_id = item.string("id")
     direction = item.enum("direction", Direction)
     protocol = item.enum("protocol", Protocol)
-    public_ip = item.ipv4("public_ip", None)
+    public_ip = None
+    if ipv6:
+        if item.has("public_ip"):
+            item.error("public_ip", "IPv6 rules open the guest network itself; they have no public IP")
+    else:
+        public_ip = item.ipv4("public_ip", None)
     ports = item.port_range("ports", None)
     icmp_type = item.integer("icmp_type", None, lo=0, hi=255)
     icmp_code = item.integer("icmp_code", None, lo=0, hi=255)
-    sources, destinations = item.cidr_list("source_cidrs"), item.cidr_list("dest_cidrs")
+    parse = parse_ipv6_network if ipv6 else None
+    sources, destinations = item.cidr_list("source_cidrs", parse), item.cidr_list("dest_cidrs", parse)
     if None in (rule_id, direction, protocol):
         return None
-    if direction is Direction.INGRESS and public_ip is None:
+    if direction is Direction.INGRESS and public_ip is None and not ipv6:
         item.error("public_ip", "is required for an ingress rule")
         return None
     return FirewallRule(rule_id, direction, protocol, public_ip, ports, icmp_type, icmp_code, sources, destinations)

@@ -110,6 +110,10 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
     from vragent import redundancy  # a redundant pair must agree on its VRID and VIPs
 
     errors += redundancy.check_state(state, origins)
+    if state.ipv6_firewall_rules or state.ipv6 is not None:
+        from vragent.wire import ipv6firewallrules
+
+        errors += ipv6firewallrules.check_state(state, origins)
     return errors
 
 

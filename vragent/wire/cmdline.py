@@ -59,9 +59,69 @@ def parse(fields: Fields) -> CmdlineChange | None:
             section.error(f"{device}mask", f"is required with {device}ip")
     if values.get("mtu") and not (values["mtu"].isdigit() and 68 <= int(values["mtu"]) <= 65535):
         section.error("mtu", f"{values['mtu']!r} is not an MTU (68..65535)")
+    _check_ipv6(values, section)
     if "redundant_router" in values:
         values["redundant_router"] = "true" if values["redundant_router"].lower() in ("true", "1") else "false"
     return CmdlineChange(tuple(sorted(values.items())), fields.at("cmd_line"))
+
+
+# IPv6 of an isolated router (dual stack): addresses, prefix lengths, gateways, DNS.
+_IPV6_ADDRESS_KEYS = ("eth0ip6", "eth2ip6", "guestgw6", "ip6gateway", "ip6dns1", "ip6dns2")
+_IPV6_PREFIX_KEYS = ("eth0ip6prelen", "eth2ip6prelen", "guestcidr6size")
+# Guests configure themselves by SLAAC, which takes a /64 prefix only (RFC 4862, 4291).
+SLAAC_PREFIX = 64
+
+
+def _check_ipv6(values: dict[str, str], section: Fields) -> None:
+    from ipaddress import IPv6Address, IPv6Interface, IPv6Network
+
+    addresses: dict[str, IPv6Address] = {}
+    for key in _IPV6_ADDRESS_KEYS:
+        if values.get(key):
+            try:
+                address = IPv6Address(values[key])
+            except ValueError:
+                section.error(key, f"{values[key]!r} is not an IPv6 address")
+                continue
+            if address.is_multicast or address.is_unspecified or address.is_loopback:
+                section.error(key, f"{address} is not a unicast address")
+                continue
+            addresses[key] = address
+    prefixes: dict[str, int] = {}
+    for key in _IPV6_PREFIX_KEYS:
+        if values.get(key):
+            text = values[key]
+            if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 128):
+                section.error(key, f"{text!r} is not an IPv6 prefix length (1..128)")
+            else:
+                prefixes[key] = int(text)
+    ipv6_keys = [k for k in (*_IPV6_ADDRESS_KEYS, *_IPV6_PREFIX_KEYS) if values.get(k)]
+    if not values.get("eth0ip6"):
+        if ipv6_keys:
+            section.error("eth0ip6", f"is required with {', '.join(ipv6_keys)} (the guest IPv6 network)")
+        return
+    guest_ip = addresses.get("eth0ip6")
+    if guest_ip is None:
+        return
+    if guest_ip.is_link_local:
+        section.error("eth0ip6", f"{guest_ip} is link-local; the guest network needs a global prefix")
+        return
+    prefix = prefixes.get("eth0ip6prelen", prefixes.get("guestcidr6size", SLAAC_PREFIX))
+    for key in ("eth0ip6prelen", "guestcidr6size"):
+        if key in prefixes and prefixes[key] != SLAAC_PREFIX:
+            section.error(key, f"{prefixes[key]}: guests configure themselves by SLAAC, which needs a /64")
+    guest = IPv6Interface(f"{guest_ip}/{prefix}").network
+    if "guestgw6" in addresses and addresses["guestgw6"] not in guest:
+        section.error("guestgw6", f"{addresses['guestgw6']} is outside the guest network {guest}")
+    public: IPv6Network | None = None
+    if "eth2ip6" in addresses:
+        public = IPv6Interface(f"{addresses['eth2ip6']}/{prefixes.get('eth2ip6prelen', 64)}").network
+        if public.overlaps(guest):
+            section.error("eth2ip6", f"{public} overlaps the guest network {guest}")
+    gateway = addresses.get("ip6gateway")
+    if gateway is not None and not gateway.is_link_local and (public is None or gateway not in public):
+        section.error("ip6gateway", f"{gateway} is neither link-local nor in the public IPv6 network "
+                                    f"{public or '(no eth2ip6)'}")
 
 
 def merge(state: RouterState, change: CmdlineChange) -> RouterState:

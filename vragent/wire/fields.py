@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from socket import AF_INET, inet_pton
-from ipaddress import IPv4Address, IPv4Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
 
 from vragent.errors import ValidationError
 from vragent.model import PortRange
@@ -136,8 +136,10 @@ class Fields:
             return None
         return value
 
-    def cidr_list(self, key: str) -> tuple[IPv4Network, ...]:
-        """A list of CIDRs (or one comma-separated string); empty entries skipped."""
+    def cidr_list(self, key: str, parse=None) -> tuple[IPv4Network, ...]:
+        """A list of CIDRs (or one comma-separated string); empty entries skipped.
+        `parse(text, path, errors)`: IPv4 unless told (parse_ipv6_network)."""
+        parse = parse or parse_ipv4_network
         value = self.raw(key, [])
         if isinstance(value, str):
             value = [part for part in value.split(",")]
@@ -152,7 +154,7 @@ class Fields:
                 continue
             if not item.strip():
                 continue
-            network = parse_ipv4_network(item.strip(), path, self.errors)
+            network = parse(item.strip(), path, self.errors)
             if network is None:
                 continue
             if network in networks:
@@ -221,6 +223,18 @@ def parse_ipv4_network(value: str, path: str, errors: list[ValidationError]) -> 
         return None
     if not isinstance(network, IPv4Network):
         errors.append(ValidationError(path, f"{value!r} is not an IPv4 CIDR"))
+        return None
+    return network
+
+
+def parse_ipv6_network(value: str, path: str, errors: list[ValidationError]) -> IPv6Network | None:
+    try:
+        network = ip_network(value, strict=False)  # host bits masked, as ip6tables does
+    except ValueError:
+        errors.append(ValidationError(path, f"{value!r} is not a CIDR"))
+        return None
+    if not isinstance(network, IPv6Network):
+        errors.append(ValidationError(path, f"{value!r} is not an IPv6 CIDR"))
         return None
     return network
 

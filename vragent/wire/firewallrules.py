@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from vragent.model import Direction, FirewallRule, Protocol, RouterState
-from vragent.wire.fields import Fields, keyed_merge
+from vragent.wire.fields import Fields, keyed_merge, parse_ipv6_network
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,9 @@ class FirewallChange:
     egress_default_allow: bool | None
 
 
-def parse(fields: Fields) -> FirewallChange | None:
+def parse(fields: Fields, rule_of=None) -> FirewallChange | None:
+    """`rule_of(item, id, direction)`: how one rule is read (ipv6firewallrules has its own)."""
+    rule_of = rule_of or _rule
     rules = fields.list("rules")
     if rules is None:
         return None
@@ -47,7 +49,7 @@ def parse(fields: Fields) -> FirewallChange | None:
         if revoked:
             revoke.append(rule_id)
             continue
-        rule = _rule(item, rule_id, direction)
+        rule = rule_of(item, rule_id, direction)
         if rule is None:
             continue
         if _is_system_egress_rule(rule):
@@ -65,19 +67,27 @@ def _direction(item: Fields) -> Direction | None:
         return None
 
 
-def _protocol(item: Fields) -> Protocol | None:
+# ipv6firewallrules may name ICMPv6 by its own names; the rule's type and code are ICMPv6's then.
+_ICMPV6_ALIASES = ("icmpv6", "ipv6-icmp")
+
+
+def _protocol(item: Fields, ipv6: bool = False) -> Protocol | None:
     value = (item.string("protocol") or "").lower()
+    if ipv6 and value in _ICMPV6_ALIASES:
+        return Protocol.ICMP
     try:
         return Protocol(value)
     except ValueError:
         if value:
-            item.error("protocol", f"{value!r} is not one of tcp, udp, icmp, all")
+            item.error("protocol", f"{value!r} is not one of tcp, udp, {'icmp (icmpv6)' if ipv6 else 'icmp'}, all")
         return None
 
 
-def _rule(item: Fields, rule_id: str, direction: Direction) -> FirewallRule | None:
-    protocol = _protocol(item)
-    public_ip = item.ipv4("src_ip") if direction is Direction.INGRESS else None
+def _rule(item: Fields, rule_id: str, direction: Direction, ipv6: bool = False) -> FirewallRule | None:
+    """One rule. IPv4: an ingress rule opens one public IP (`src_ip`). IPv6 (no NAT): it
+    opens the guest network itself, its CIDRs are IPv6 and `icmp` means ICMPv6."""
+    protocol = _protocol(item, ipv6)
+    public_ip = item.ipv4("src_ip") if direction is Direction.INGRESS and not ipv6 else None
     ports = item.port_range("src_port_range", None) if protocol and protocol.has_ports else None
     icmp_type = icmp_code = None
     if protocol is Protocol.ICMP:
@@ -87,9 +97,10 @@ def _rule(item: Fields, rule_id: str, direction: Direction) -> FirewallRule | No
             icmp_type = icmp_code = None  # -1 is CloudStack's "any"
         elif icmp_code == -1:
             icmp_code = None
-    sources = item.cidr_list("source_cidr_list")
-    destinations = item.cidr_list("dest_cidr_list")
-    if protocol is None or (direction is Direction.INGRESS and public_ip is None):
+    parse = parse_ipv6_network if ipv6 else None
+    sources = item.cidr_list("source_cidr_list", parse)
+    destinations = item.cidr_list("dest_cidr_list", parse)
+    if protocol is None or (direction is Direction.INGRESS and public_ip is None and not ipv6):
         return None
     if ports is not None and ports.first == 0:
         item.error("src_port_range", f"{ports}: port 0 is not a valid port")

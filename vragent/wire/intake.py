@@ -26,7 +26,8 @@ _SCRIPTS_IGNORED = ("configure.py",)  # vragent always converges everything
 # merge()), imported only when a push carries that type: most pushes carry one or two, and
 # importing every handler costs every push.
 SUPPORTED_TYPES = ("cmdline", "ips", "guestnetwork", "firewallrules", "forwardrules", "staticnatrules",
-                   "dhcpentry", "dhcpconfig", "loadbalancer", "vmdata", "vmpassword", "monitorservice")
+                   "dhcpentry", "dhcpconfig", "loadbalancer", "vmdata", "vmpassword", "monitorservice",
+                   "ipv6firewallrules")
 _NEEDS_CONTEXT = ("ips", "guestnetwork")  # their parse() takes the observed NICs too
 
 
@@ -40,7 +41,7 @@ def handler(kind: str) -> ModuleType | None:
 
 # Types the management server sends that later subsystems will handle.
 KNOWN_UNSUPPORTED = ("networkacl", "vpnuserlist", "remoteaccessvpn", "site2sitevpn", "staticroutes",
-                     "ipaliases", "ipv6firewallrules", "bgppeers")
+                     "ipaliases", "bgppeers")
 
 
 @dataclass(frozen=True)
