@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,15 @@ def links_and_addresses() -> tuple[dict[str, Link], dict[str, set[IPv4Interface]
         for info in entry.get("addr_info", []):
             if info.get("family") == "inet":
                 addresses.setdefault(name, set()).add(IPv4Interface(f"{info['local']}/{info['prefixlen']}"))
+            elif info.get("family") == "inet6" and _configured_ipv6(info):
+                addresses.setdefault(name, set()).add(IPv6Interface(f"{info['local']}/{info['prefixlen']}"))
     return links, addresses
+
+
+def _configured_ipv6(info: dict) -> bool:
+    """A global IPv6 address someone configured: not link-local, nor one the kernel made
+    itself from a router advertisement (SLAAC, privacy), which is never the agent's."""
+    return info.get("scope") == "global" and not info.get("dynamic") and not info.get("temporary")
 
 
 def links() -> dict[str, Link]:
@@ -93,6 +101,13 @@ def default_route() -> tuple[IPv4Address, str] | None:
     for entry in _ip_json("-4", "route", "show", "table", "main", "default"):
         if entry.get("gateway"):
             return IPv4Address(entry["gateway"]), entry.get("dev", "")
+    return None
+
+
+def default_route6() -> tuple[IPv6Address, str] | None:
+    for entry in _ip_json("-6", "route", "show", "table", "main", "default"):
+        if entry.get("gateway"):
+            return IPv6Address(entry["gateway"]), entry.get("dev", "")
     return None
 
 
@@ -185,9 +200,10 @@ def _index(ipr, device: str) -> int:
     return found[0]
 
 
-def add_address(device: str, interface: IPv4Interface) -> None:
+def add_address(device: str, interface: IPv4Interface | IPv6Interface) -> None:
     with _iproute() as ipr:
-        broadcast = str(interface.network.broadcast_address) if interface.network.prefixlen < 31 else None
+        ipv4 = interface.version == 4
+        broadcast = str(interface.network.broadcast_address) if ipv4 and interface.network.prefixlen < 31 else None
         kwargs = {"broadcast": broadcast} if broadcast else {}
         ipr.addr("add", index=_index(ipr, device), address=str(interface.ip),
                  prefixlen=interface.network.prefixlen, **kwargs)
@@ -199,17 +215,21 @@ def delete_address(device: str, interface: IPv4Interface) -> None:
                  prefixlen=interface.network.prefixlen)
 
 
-def set_default_route(route: tuple[IPv4Address, str] | None) -> None:
+def set_default_route(route: tuple[IPv4Address | IPv6Address, str] | None, family: int = 4) -> None:
+    import socket
+
+    default, address_family = ("::/0", socket.AF_INET6) if family == 6 else ("0.0.0.0/0", socket.AF_INET)
     with _iproute() as ipr:
         if route is None:
             try:
-                ipr.route("del", dst="0.0.0.0/0", table=254)
+                ipr.route("del", dst=default, family=address_family, table=254)
             except Exception as exc:  # noqa: BLE001 - pyroute2 raises NetlinkError; absent is fine
                 if getattr(exc, "code", None) != 3:  # ESRCH: no such route
                     raise
             return
         gateway, device = route
-        ipr.route("replace", dst="0.0.0.0/0", gateway=str(gateway), oif=_index(ipr, device), table=254)
+        ipr.route("replace", dst=default, family=address_family, gateway=str(gateway), oif=_index(ipr, device),
+                  table=254)
 
 
 def set_mtu(device: str, mtu: int) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 
 from vragent import netlink, runner
-from vragent.render.netfilter import TABLES, is_owned
+from vragent.render.netfilter import IP6_TABLES, TABLES, is_owned, kernel_table
 
 
 @dataclass
@@ -18,6 +18,7 @@ class ObservedTable:
     save_text: str | None
     policies: dict[str, str] = field(default_factory=dict)
     chains: dict[str, list[str]] = field(default_factory=dict)  # every chain, built-in and user
+    family: int = 4  # 6: read with ip6tables-save (render/netfilter6.py)
 
     def owned_chains(self) -> dict[str, list[str]]:
         return {name: rules for name, rules in self.chains.items() if is_owned(name)}
@@ -61,6 +62,8 @@ def iptables_tables(only: set[str] | None = None, known: dict[str, ObservedTable
     """
     if known is not None and only is None:
         return known
+    if only is not None:
+        only = {name for name in only if name in TABLES}  # IPv6 tables: ip6tables_tables()
     if only is not None and known is not None:
         tables = dict(known)
         if len(only) == 1:
@@ -77,21 +80,46 @@ def iptables_tables(only: set[str] | None = None, known: dict[str, ObservedTable
     return tables
 
 
+def ip6tables_tables(only: set[str] | None = None, known: dict[str, ObservedTable] | None = None
+                     ) -> dict[str, ObservedTable]:
+    """The IPv6 tables vragent manages (IP6_TABLES, by key), on the same terms as
+    iptables_tables(): taken from `known` unless absent there or named in `only`."""
+    tables: dict[str, ObservedTable] = {}
+    missing = []
+    for key in IP6_TABLES:
+        if known is not None and key in known and (only is None or key not in only):
+            tables[key] = known[key]
+        else:
+            missing.append(key)
+    for key in missing:
+        name = kernel_table(key)[0]
+        read = parse_iptables_save(runner.run(["ip6tables-save", "-t", name]).stdout)
+        table = read.get(name, ObservedTable(name, f"*{name}\nCOMMIT\n"))
+        table.family = 6
+        tables[key] = table
+    return tables
+
+
 def remembered_tables(payload: dict) -> dict[str, ObservedTable]:
     """The tables as memo.TablesMemo remembers them verified: vragent's part of each."""
     tables = {}
     for name in TABLES:
         policies, jumps, chains = payload.get(name, ({}, {}, {}))
         tables[name] = ObservedTable(name, None, dict(policies), {**jumps, **chains})
+    for key in IP6_TABLES:
+        if key in payload:  # absent: not managed when remembered, read when wanted
+            policies, jumps, chains = payload[key]
+            tables[key] = ObservedTable(kernel_table(key)[0], None, dict(policies), {**jumps, **chains}, family=6)
     return tables
 
 
 def reread_chains(known: ObservedTable, chains) -> ObservedTable:
     """`known` with these chains read again (`iptables -S`, one fork each: a chain of a few
     hundred rules reads in milliseconds, where iptables-save reads every rule of the table)."""
-    table = ObservedTable(known.name, None, dict(known.policies), dict(known.chains))
+    table = ObservedTable(known.name, None, dict(known.policies), dict(known.chains), known.family)
+    tool = "ip6tables" if known.family == 6 else "iptables"
     for chain in sorted(chains):
-        listed = runner.run(["iptables", "-w", "-t", known.name, "-S", chain], check=False)
+        listed = runner.run([tool, "-w", "-t", known.name, "-S", chain], check=False)
         table.chains.pop(chain, None)
         table.policies.pop(chain, None)
         if listed.returncode != 0:
@@ -139,19 +167,23 @@ class Observed:
     # Policy routing vragent owns (render/routing.py): its rules, and the routes of its tables.
     policy_rules: set[netlink.Rule] = field(default_factory=set)
     policy_routes: set[netlink.Route] = field(default_factory=set)
+    default_route6: tuple[IPv6Address, str] | None = None  # read only for a dual-stack router
 
 
 def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addresses=None,
             tables_only: set[str] | None = None, known_tables: dict[str, ObservedTable] | None = None,
-            tables: bool = True) -> Observed:
+            tables: bool = True, ipv6_tables: bool = False, ipv6_route: bool = False) -> Observed:
     from vragent import files
 
     from vragent.render import routing
 
     links, addresses = links_and_addresses or netlink.links_and_addresses()
     rules, routes = netlink.policy_routing(routing.owned_tables(links))
+    observed_tables = iptables_tables(tables_only, known_tables) if tables else {}
+    if ipv6_tables:
+        observed_tables = {**observed_tables, **ip6tables_tables(tables_only, known_tables)}
     return Observed(
-        tables=iptables_tables(tables_only, known_tables) if tables else {},
+        tables=observed_tables,
         sysctls={key: read_sysctl(key) for key in sysctl_keys},
         links=links,
         addresses=addresses,
@@ -161,6 +193,7 @@ def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addr
         running={spec.name: backend.running(spec) for spec in daemons},
         policy_rules={rule for rule in rules if routing.owns_rule(rule)},
         policy_routes=routes,
+        default_route6=netlink.default_route6() if ipv6_route else None,
     )
 
 

@@ -15,7 +15,7 @@ from vragent.apply.steps import (AddressStep, ConntrackDeleteStep, DaemonStep, F
 from vragent.model import PortForward, RouterState, StaticNat
 from vragent.observe import Observed, ObservedTable
 from vragent.render.addresses import LinkPlan
-from vragent.render.netfilter import TableSpec, is_owned
+from vragent.render.netfilter import IP6_TABLES, TableSpec, is_owned
 from vragent.render.routing import owned_tables
 
 # Above this share of changed rules a chain is refilled rather than edited in place.
@@ -76,7 +76,7 @@ def build(desired: Desired, observed: Observed, old_state: RouterState | None = 
     plan.steps += _sysctl_steps(desired.sysctls, observed, plan.notes)
     link_steps, deletions, arps = _link_steps(desired.links, observed)
     plan.steps += link_steps
-    for name in ("raw", "mangle", "nat", "filter"):
+    for name in ("raw", "mangle", "nat", "filter", *IP6_TABLES):
         if name not in desired.tables:
             continue  # known to be as wanted (memo.TablesMemo): not rendered, not read
         step = table_step(desired.tables[name], observed.tables[name])
@@ -136,11 +136,13 @@ def _link_steps(wanted: LinkPlan, observed: Observed):
         # Addresses on a managed NIC that the state does not hold go, after the rules using them.
         # Primary addresses last, so the kernel does not drop secondaries with them.
         extra = sorted(current - set(interfaces) - wanted.foreign.get(device, frozenset()),
-                       key=lambda i: (i.network, i.ip), reverse=True)
+                       key=lambda i: (i.version, i.network, i.ip), reverse=True)
         for interface in extra:
             deletions.append(AddressStep(device, interface, add=False))
     if wanted.default_route is not None and observed.default_route != wanted.default_route:
         before.append(RouteStep(observed.default_route, wanted.default_route))
+    if wanted.default_route6 is not None and observed.default_route6 != wanted.default_route6:
+        before.append(RouteStep(observed.default_route6, wanted.default_route6, family=6))
     before += _policy_steps(wanted, observed)
     return before, deletions, arps
 
@@ -279,8 +281,8 @@ def table_step(desired: TableSpec, observed: ObservedTable) -> IptablesStep | No
     wanted_view = table_view(desired.policies, desired.jumps, desired.chains)
     script = f"*{desired.name}\n" + "\n".join(script_lines) + "\nCOMMIT\n"
     undo = None if observed.save_text is not None else _undo_script(observed, desired, touched)
-    return IptablesStep(desired.name, script, observed.save_text, running, wanted_view,
-                        touched_chains=frozenset(touched), undo_script=undo)
+    return IptablesStep(desired.key, script, observed.save_text, running, wanted_view,
+                        touched_chains=frozenset(touched), undo_script=undo, family=desired.family)
 
 
 def _undo_script(old: ObservedTable, desired: TableSpec, touched: set[str]) -> str:

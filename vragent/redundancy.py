@@ -41,8 +41,9 @@ from vragent.errors import ValidationError
 from vragent.model import RouterState
 from vragent.paths import Paths
 
-# Services only the PRIMARY runs (by ServiceSpec name); HAProxy joins when it exists.
-PRIMARY_ONLY = frozenset({"dnsmasq", "haproxy"})
+# Services only the PRIMARY runs (by ServiceSpec name); HAProxy joins when it exists, radvd
+# on a dual-stack pair (two routers advertising would give guests two default routers).
+PRIMARY_ONLY = frozenset({"dnsmasq", "haproxy", "radvd"})
 # The pair's own daemons: their lifecycle belongs to the supervisor (systemd on a VR).
 SUPERVISED = frozenset({"keepalived", "conntrackd"})
 # One VRRP instance, on the first guest NIC; its name must never change (a reload keeps
@@ -288,6 +289,7 @@ def shape(desired, state: RouterState, role: Role, release_vips: bool = False):
     links = replace(links, addresses=addresses, foreign=foreign,
                     admin_up={**links.admin_up, **{device: primary for device in state.public_devices()}},
                     default_route=links.default_route if primary else None,
+                    default_route6=links.default_route6 if primary else None,
                     policy=links.policy if primary else links.policy.without_gateways(),
                     public=links.public if primary else frozenset())
     daemons = [replace(d, standby=True) if not primary and d.enabled and d.service.name in PRIMARY_ONLY else d

@@ -124,16 +124,17 @@ def _route_text(route) -> str:
 class RouteStep(Step):
     old: tuple[IPv4Address, str] | None
     new: tuple[IPv4Address, str] | None
+    family: int = 4  # 6: the IPv6 default route
     kind = "route"
 
     def summary(self) -> str:
-        return f"route {_route_text(self.old)} -> {_route_text(self.new)}"
+        return f"route{' -6' if self.family == 6 else ''} {_route_text(self.old)} -> {_route_text(self.new)}"
 
     def commit(self) -> None:
-        netlink.set_default_route(self.new)
+        netlink.set_default_route(self.new, self.family)
 
     def rollback(self) -> None:
-        netlink.set_default_route(self.old)
+        netlink.set_default_route(self.old, self.family)
 
 
 @dataclass
@@ -185,31 +186,43 @@ class IptablesStep(Step):
     # Without the table's iptables-save text (planned against remembered tables): the
     # iptables-restore --noflush input that puts the touched chains back.
     undo_script: str | None = None
+    family: int = 4  # 6: the table is ip6tables' (`table` is then its key, e.g. filter6)
     kind = "iptables"
     commit_is_its_own_check = True
 
+    @property
+    def _restore_tool(self) -> str:
+        return "ip6tables-restore" if self.family == 6 else "iptables-restore"
+
+    @property
+    def _kernel_table(self) -> str:
+        from vragent.render.netfilter import kernel_table
+
+        return kernel_table(self.table)[0]
+
     def summary(self) -> str:
         ops = sum(1 for line in self.script.splitlines() if line[:2] in ("-A", "-I", "-D", "-F", "-X", "-P", ":v"))
-        return f"iptables {self.table}: {ops} change(s) in one transaction"
+        return f"{self._restore_tool[:-8]} {self._kernel_table}: {ops} change(s) in one transaction"
 
     def diff(self) -> str:
         import difflib
 
         return "".join(difflib.unified_diff(
             self.running_view.splitlines(keepends=True), self.desired_view.splitlines(keepends=True),
-            fromfile=f"iptables/{self.table} (running)", tofile=f"iptables/{self.table} (desired)"))
+            fromfile=f"{self._restore_tool[:-8]}/{self._kernel_table} (running)",
+            tofile=f"{self._restore_tool[:-8]}/{self._kernel_table} (desired)"))
 
     def check(self) -> None:
-        _restore(["iptables-restore", "--test", "-w", "--noflush"], self.script, self.table)
+        _restore([self._restore_tool, "--test", "-w", "--noflush"], self.script, self.table)
 
     def commit(self) -> None:
-        _restore(["iptables-restore", "-w", "--noflush"], self.script, self.table)
+        _restore([self._restore_tool, "-w", "--noflush"], self.script, self.table)
 
     def rollback(self) -> None:
         if self.rollback_text is None:
-            _restore(["iptables-restore", "-w", "--noflush"], self.undo_script, self.table)
+            _restore([self._restore_tool, "-w", "--noflush"], self.undo_script, self.table)
         else:
-            _restore(["iptables-restore", "-w", "-T", self.table], self.rollback_text, self.table)
+            _restore([self._restore_tool, "-w", "-T", self._kernel_table], self.rollback_text, self.table)
 
 
 def _restore(argv: list[str], script: str, table: str) -> None:

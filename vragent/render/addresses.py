@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 
-from vragent.model import CONTROL_DEVICE, RouterState
+from vragent.model import CONTROL_DEVICE, GUEST_DEVICE, PUBLIC_DEVICE, RouterState
 from vragent.render import routing
 
 
@@ -21,6 +21,8 @@ class LinkPlan:
     admin_up: dict[str, bool] = field(default_factory=dict)
     foreign: dict[str, frozenset[IPv4Interface]] = field(default_factory=dict)
     policy: routing.PolicyRouting = field(default_factory=routing.PolicyRouting)
+    # A dual-stack router's IPv6 default route (gateway, device); its addresses are in `addresses`.
+    default_route6: tuple[IPv6Address, str] | None = None
 
 
 def render(state: RouterState) -> LinkPlan:
@@ -39,9 +41,19 @@ def render(state: RouterState) -> LinkPlan:
         public.append(pip.interface)
         if pip.mtu:
             mtu[pip.device] = pip.mtu
+    ipv6 = state.ipv6
+    default_route6 = None
+    if ipv6 is not None:
+        # After the IPv4 address, which stays the NIC's primary one.
+        addresses.setdefault(GUEST_DEVICE, []).append(ipv6.guest)
+        if ipv6.public is not None:
+            addresses.setdefault(PUBLIC_DEVICE, []).append(ipv6.public)
+        if ipv6.upstream_gateway is not None:
+            default_route6 = (ipv6.upstream_gateway, PUBLIC_DEVICE)
     return LinkPlan(
         addresses={dev: tuple(dict.fromkeys(ifaces)) for dev, ifaces in sorted(addresses.items())},
         default_route=state.default_gateway,
+        default_route6=default_route6,
         mtu=mtu,
         public=frozenset(public),
         policy=routing.render(state),

@@ -47,6 +47,17 @@ BUILTIN_CHAINS = {
     "filter": ("INPUT", "FORWARD", "OUTPUT"),
 }
 ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED"
+# ip6tables tables vragent manages, by key (render/netfilter6.py); IPv6 is never NAT'ed.
+IP6_TABLES = ("filter6",)
+
+
+def table_key(name: str, family: int) -> str:
+    return name if family == 4 else f"{name}6"
+
+
+def kernel_table(key: str) -> tuple[str, int]:
+    """`filter6` -> ("filter", 6); `nat` -> ("nat", 4)."""
+    return (key[:-1], 6) if key in IP6_TABLES else (key, 4)
 
 
 @dataclass
@@ -57,6 +68,12 @@ class TableSpec:
     policies: dict[str, str] = field(default_factory=dict)
     jumps: dict[str, list[str]] = field(default_factory=dict)  # built-in chain -> ["-A INPUT -j vr-INPUT"]
     chains: dict[str, list[str]] = field(default_factory=dict)  # owned chain -> rule lines
+    family: int = 4  # 6: an ip6tables table (render/netfilter6.py)
+
+    @property
+    def key(self) -> str:
+        """Its name among the router's tables: the kernel's name, `filter6` for IPv6."""
+        return table_key(self.name, self.family)
 
     def chain(self, name: str) -> list[str]:
         return self.chains.setdefault(name, [])

@@ -56,7 +56,23 @@ def render(state: RouterState) -> dict[str, str]:
     for device, mode in sorted(devices.items()):
         wanted[f"net.ipv4.conf.{device}.rp_filter"] = mode
         wanted[f"net.ipv4.conf.{device}.promote_secondaries"] = "1"
+    if state.ipv6 is not None:
+        wanted.update(_ipv6(state))
     wanted.update(dict(state.sysctl_overrides))
+    return wanted
+
+
+def _ipv6(state: RouterState) -> dict[str, str]:
+    """A dual-stack router forwards IPv6 and configures itself from its cmdline only: a
+    router learning addresses or routes from an RA on a NIC it routes for would be
+    hijackable (RFC 4861 6.2.1). With forwarding on the kernel already ignores RAs
+    unless accept_ra=2; 0 says so outright."""
+    from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE
+
+    wanted = {"net.ipv6.conf.all.forwarding": "1"}
+    for device in (GUEST_DEVICE, PUBLIC_DEVICE):
+        wanted[f"net.ipv6.conf.{device}.disable_ipv6"] = "0"  # images often ship IPv6 off
+        wanted[f"net.ipv6.conf.{device}.accept_ra"] = "0"
     return wanted
 
 
