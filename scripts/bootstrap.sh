@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 PACKAGES=(iptables ipset conntrack iproute2 iputils-ping iputils-arping netcat-openbsd socat curl
-          dnsmasq-base dnsmasq-utils haproxy keepalived conntrackd isc-dhcp-client bind9-dnsutils procps kmod
+          dnsmasq-base dnsmasq-utils haproxy keepalived conntrackd radvd isc-dhcp-client bind9-dnsutils procps kmod
           python3 python3-venv python3-pip python3-jinja2 python3-pyroute2)
 missing=()
 for package in "${PACKAGES[@]}"; do

@@ -14,7 +14,7 @@ from vragent.errors import ApplyFailed, InvalidInput, ValidationError
 from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.plan import Desired, Plan, build
-from vragent.render import addresses, dnsmasq, haproxy, metadata, monitoring, netfilter, routing, sysctl
+from vragent.render import addresses, dnsmasq, haproxy, metadata, monitoring, netfilter, netfilter6, radvd, routing, sysctl
 from vragent import redundancy
 from vragent.render import conntrackd, keepalived
 from vragent.wire import Document, merge_documents
@@ -70,7 +70,7 @@ def state_from_text(text: str | None, paths: Paths, rules: bool = True) -> Route
 
 
 # Each daemon the router may run: factory(state, paths) -> plan.DaemonDesired.
-DAEMONS = [dnsmasq.daemon, haproxy.daemon, metadata.daemon]
+DAEMONS = [dnsmasq.daemon, haproxy.daemon, metadata.daemon, radvd.daemon]
 # Redundant pairs: conntrackd before keepalived, so a new primary finds its cache to commit.
 DAEMONS += [conntrackd.daemon, keepalived.daemon]
 
@@ -86,7 +86,7 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
     sysctls = sysctl.render(state)
     links = addresses.render(state)
     desired = Desired(
-        tables=netfilter.render(state) if tables else {},
+        tables={**netfilter.render(state), **netfilter6.render(state)} if tables else {},
         sysctls=sysctls,
         links=links,
         files={paths.under(sysctl.SYSCTL_FILE): (sysctl.file_content(sysctls), 0o644),
@@ -115,7 +115,9 @@ def observe_for(desired: Desired, links=None, tables_only=None, known_tables=Non
     daemon_files = [path for d in desired.daemons for path in (*d.files, *d.seed_files)]
     return observe.observe(desired.sysctls.keys(), [*desired.files, *daemon_files],
                            [d.service for d in desired.daemons], desired.backend, links,
-                           tables_only, known_tables, tables=bool(desired.tables))
+                           tables_only, known_tables, tables=bool(desired.tables),
+                           ipv6_tables=any(spec.family == 6 for spec in desired.tables.values()),
+                           ipv6_route=desired.links.default_route6 is not None)
 
 
 def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,

@@ -30,7 +30,7 @@ PACKAGING = REPO / "packaging"
 HELPERS = PACKAGING / "lib"
 DEBIAN = REPO / "debian"
 
-DAEMONS = ("dnsmasq", "haproxy", "metadata", "keepalived", "conntrackd")
+DAEMONS = ("dnsmasq", "haproxy", "metadata", "keepalived", "conntrackd", "radvd")
 UNITS = sorted(p.name for p in SYSTEMD.glob("vragent-*"))
 DROP_INS = sorted(str(p.relative_to(SYSTEMD)) for p in SYSTEMD.glob("*.d/*.conf"))
 
@@ -45,7 +45,7 @@ DOCUMENTED_PATHS = {
     "/usr/lib/vragent/sshd-listen",
     "/usr/lib/vragent/neutralize-rules-v4",
     # the daemons and the tools the units call (Debian 12 paths)
-    "/usr/sbin/dnsmasq", "/usr/sbin/haproxy", "/usr/sbin/keepalived", "/usr/sbin/conntrackd",
+    "/usr/sbin/dnsmasq", "/usr/sbin/haproxy", "/usr/sbin/keepalived", "/usr/sbin/conntrackd", "/usr/sbin/radvd",
     "/usr/sbin/sshd", "/bin/kill", "/bin/rm", "/bin/udevadm", "/usr/bin/python3",
     # daemon configurations vragent writes
     "/etc/vragent/dnsmasq/dnsmasq.conf",
@@ -53,6 +53,7 @@ DOCUMENTED_PATHS = {
     "/etc/keepalived/keepalived.conf",
     "/etc/conntrackd/conntrackd.conf",
     "/etc/vragent/metadata/server.json",
+    "/etc/vragent/radvd.conf",
     # pid and lock files under vragent's runtime directory
     "/run/vragent/dnsmasq.pid",
     "/run/vragent/haproxy.pid",
@@ -61,6 +62,7 @@ DOCUMENTED_PATHS = {
     "/run/vragent/keepalived_checkers.pid",
     "/run/vragent/keepalived_bfd.pid",
     "/run/vragent/conntrackd.lock",
+    "/run/vragent/radvd.pid",
     # CloudStack's entry points
     "/opt/cloud/bin/update_config.py",
     "/opt/cloud/bin/vr_cfg.sh",
@@ -515,7 +517,7 @@ def _control_field(name: str) -> set[str]:
 def test_runtime_dependencies_are_debian_packages():
     depends = _control_field("Depends")
     assert {"python3", "python3-jinja2", "python3-pyroute2", "iptables", "iproute2", "conntrack", "dnsmasq-base",
-            "dnsmasq-utils", "haproxy", "keepalived", "conntrackd", "iputils-arping"} <= depends
+            "dnsmasq-utils", "haproxy", "keepalived", "conntrackd", "iputils-arping", "radvd"} <= depends
     assert "python3-systemd" in _control_field("Recommends")
 
 
