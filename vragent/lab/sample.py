@@ -20,16 +20,20 @@ from vragent.lab.topology import (
     CONTROL_ROUTER2_IP,
     CONTROL_ROUTER_IP,
     EXTRA_PUBLIC_IPS,
+    GUEST6_CIDR,
     GUEST_CIDR,
     GUEST_NETMASK,
     PUBLIC_GATEWAY,
     PUBLIC_NETMASK,
     ROUTER_GUEST_IP,
+    ROUTER_GUEST_IP6,
     ROUTER_MACS,
+    ROUTER_PUBLIC_IP6,
     SECOND_PUBLIC_GATEWAY,
     SECOND_PUBLIC_MAC,
     SECOND_PUBLIC_NETMASK,
     SOURCE_NAT_IP,
+    UPSTREAM_IP6,
 )
 
 Payload = dict[str, Any]
@@ -55,6 +59,7 @@ FILE_NAMES = {
     "vmdata": "vm_metadata.json",
     "vmpassword": "vm_password.json",
     "monitorservice": "monitor_service.json",
+    "ipv6firewallrules": "ipv6_firewall_rules.json",
 }
 
 CACHE_DIR = "/var/cache/cloud/"
@@ -75,7 +80,7 @@ def _pushed(type_: str, **fields: Any) -> Payload:
 
 # --- router bootstrap and addresses ---
 
-def cmdline(router: int = 1, redundant: bool = False) -> Payload:
+def cmdline(router: int = 1, redundant: bool = False, ipv6: bool = False) -> Payload:
     """cmd_line.json as the VR's boot script writes it from the hypervisor's cmdline."""
     _router_role(router)
     control_ip = CONTROL_ROUTER_IP if router == 1 else CONTROL_ROUTER2_IP
@@ -104,6 +109,10 @@ def cmdline(router: int = 1, redundant: bool = False) -> Payload:
     }
     if redundant:
         config |= {"router_id": "101", "router_pr": str(100 - router), "advert_int": "1"}
+    if ipv6:  # a dual-stack isolated network (a lab made with ipv6=True)
+        config |= {"eth0ip6": ROUTER_GUEST_IP6, "eth0ip6prelen": "64", "guestgw6": ROUTER_GUEST_IP6,
+                   "guestcidr6size": "64", "eth2ip6": ROUTER_PUBLIC_IP6, "eth2ip6prelen": "64",
+                   "ip6gateway": UPSTREAM_IP6, "ip6dns1": UPSTREAM_IP6, "ip6firewall": "true"}
     return {"type": "cmdline", "cmd_line": config}
 
 
@@ -203,6 +212,28 @@ def firewall_rule(rule_id: int, protocol: str = "tcp", ports: PortRange | None =
 def firewall_rules(*rules: Payload) -> Payload:
     """firewall_rules.json."""
     return _pushed("firewallrules", rules=list(rules))
+
+
+def ipv6_firewall_rule(rule_id: int, protocol: str = "tcp", ports: PortRange | None = None,
+                       source_cidrs: Iterable[str] = ("::/0",), traffic_type: str = "Ingress",
+                       revoked: bool = False, dest_cidrs: Iterable[str] = (),
+                       default_egress_policy: bool = True) -> Payload:
+    """One rule of ipv6_firewall_rules.json: the firewallrules model, purpose Ipv6Firewall,
+    with the guest /64 on every rule and no public IP (IPv6 is routed, not NAT'ed)."""
+    rule = firewall_rule(rule_id, protocol, ports, None, source_cidrs, traffic_type, revoked,
+                         dest_cidrs=list(dest_cidrs), default_egress_policy=default_egress_policy)
+    return rule | {"purpose": "Ipv6Firewall", "guest_cidr": "", "guest_ip6_cidr": GUEST6_CIDR}
+
+
+def ipv6_system_egress_rule(rule_id: int, default_allow: bool) -> Payload:
+    """The management server's system egress rule: it only carries the offering's default."""
+    return ipv6_firewall_rule(rule_id, "all", source_cidrs=(), traffic_type="Egress",
+                              default_egress_policy=default_allow)
+
+
+def ipv6_firewall_rules(*rules: Payload) -> Payload:
+    """ipv6_firewall_rules.json."""
+    return _pushed("ipv6firewallrules", rules=list(rules))
 
 
 def _port_range(ports: PortRange) -> str:

@@ -57,6 +57,13 @@ SECOND_PUBLIC_IPS = ("203.0.113.130", "203.0.113.131", "203.0.113.132")
 SECOND_UPSTREAM_MAC = "02:00:00:00:00:fc"
 SECOND_UPSTREAM_SOURCE = "203.0.113.40"
 
+# IPv6 (dual stack), only in a lab made with ipv6=True: documentation prefixes (RFC 3849).
+GUEST6_CIDR = "2001:db8:1::/64"
+ROUTER_GUEST_IP6 = "2001:db8:1::1"
+PUBLIC6_CIDR = "2001:db8:ff::/64"
+ROUTER_PUBLIC_IP6 = "2001:db8:ff::10"
+UPSTREAM_IP6 = "2001:db8:ff::1"  # the router's IPv6 gateway (ip6gateway)
+
 CONTROL_CIDR = "169.254.0.0/16"
 CONTROL_NETMASK = "255.255.0.0"
 CONTROL_HOST_IP = "169.254.0.1"
@@ -118,6 +125,16 @@ ROUTER_SYSCTLS = {
     "net.ipv4.conf.all.arp_announce": "0",
     "net.ipv4.conf.default.arp_announce": "0",
 }
+# A dual-stack lab: IPv6 on, and no duplicate address detection, which would hold every
+# new address back for a second or two (nothing else on these links could claim one).
+_IPV6_ON = {
+    "net.ipv6.conf.all.disable_ipv6": "0",
+    "net.ipv6.conf.default.disable_ipv6": "0",
+    "net.ipv6.conf.all.accept_dad": "0",
+    "net.ipv6.conf.default.accept_dad": "0",
+}
+# Guests configure themselves from the router's advertisements (SLAAC).
+_ACCEPT_RA = {"net.ipv6.conf.all.accept_ra": "1", "net.ipv6.conf.default.accept_ra": "1"}
 # End hosts never forward, and use strict reverse-path filtering (RFC 3704) so a reply
 # that comes back through the wrong place is dropped rather than silently accepted.
 HOST_SYSCTLS = {
@@ -164,10 +181,36 @@ class Node:
     sysctls: Mapping[str, str] = field(default_factory=dict)
     loopback_addresses: tuple[str, ...] = ()
     default_gateway: str | None = None
+    routes: tuple[str, ...] = ()  # more `ip route add` arguments, e.g. "-6 ... via ..."
 
 
-def build_nodes(routers: int, vm_static_addresses: bool, second_public: bool = False) -> tuple[Node, ...]:
+def build_nodes(routers: int, vm_static_addresses: bool, second_public: bool = False,
+                ipv6: bool = False) -> tuple[Node, ...]:
     """The machines of a lab, as data (pure: nothing is created here)."""
+    nodes = _build_nodes(routers, vm_static_addresses, second_public)
+    return tuple(_with_ipv6(node) for node in nodes) if ipv6 else nodes
+
+
+def _with_ipv6(node: Node) -> Node:
+    """A machine of a dual-stack lab: routers get their IPv6 from the agent, VMs from the
+    router's advertisements; the upstream holds the router's gateway and routes the
+    guest /64 back through the router's public IPv6 (routed, no NAT)."""
+    from dataclasses import replace
+
+    sysctls = {**node.sysctls, **_IPV6_ON}
+    if node.role in VM_ROLES:
+        return replace(node, sysctls={**sysctls, **_ACCEPT_RA})
+    if node.role == UPSTREAM_ROLE:
+        nic = node.nics[0]
+        return replace(node, sysctls=sysctls,
+                       nics=(replace(nic, addresses=(*nic.addresses, f"{UPSTREAM_IP6}/64")),),
+                       routes=(f"{GUEST6_CIDR} via {ROUTER_PUBLIC_IP6}",))
+    if node.role in ROUTER_ROLES:
+        return replace(node, sysctls=sysctls)
+    return node
+
+
+def _build_nodes(routers: int, vm_static_addresses: bool, second_public: bool) -> tuple[Node, ...]:
     nodes = [_router(role, second_public) for role in ROUTER_ROLES[:routers]]
     for role, ip, mac in (("vm1", VM1_IP, VM1_MAC), ("vm2", VM2_IP, VM2_MAC)):
         addresses = (f"{ip}/24",) if vm_static_addresses else ()
@@ -227,7 +270,7 @@ class Lab:
     """
 
     def __init__(self, prefix: str = "vrlab", routers: int = 1, vm_static_addresses: bool = True,
-                 second_public: bool = False) -> None:
+                 second_public: bool = False, ipv6: bool = False) -> None:
         if routers not in (1, 2):
             raise ValueError(f"routers must be 1 or 2, not {routers}")
         if not prefix or "/" in prefix or len(f"{prefix}-vr2") > 64:
@@ -236,7 +279,8 @@ class Lab:
         self.routers = routers
         self.vm_static_addresses = vm_static_addresses
         self.second_public = second_public
-        self.nodes = build_nodes(routers, vm_static_addresses, second_public)
+        self.ipv6 = ipv6
+        self.nodes = build_nodes(routers, vm_static_addresses, second_public, ipv6)
         self.roles: tuple[str, ...] = (SWITCH_ROLE, *(node.role for node in self.nodes))
         self._processes: list[subprocess.Popen[Any]] = []
 
@@ -417,6 +461,7 @@ def _node_commands(node: Node) -> list[str]:
         commands += [f"addr add {address} dev {nic.ifname}" for address in nic.addresses]
     if node.default_gateway:
         commands.append(f"route add default via {node.default_gateway}")
+    commands += [f"route add {route}" for route in node.routes]
     return commands
 
 

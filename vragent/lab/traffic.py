@@ -108,14 +108,15 @@ def serve(conn, peer):
     except OSError:
         pass
 
-tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+family = socket.AF_INET6 if ":" in bind else socket.AF_INET  # bind "::" serves IPv6
+tcp = socket.socket(family, socket.SOCK_STREAM)
 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 tcp.bind((bind, port))
 tcp.listen(128)
 port = tcp.getsockname()[1]
 sockets = [tcp]
 if with_udp:
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp = socket.socket(family, socket.SOCK_DGRAM)
     udp.bind((bind, port))
     sockets.append(udp)
 print("listening", port, flush=True)
