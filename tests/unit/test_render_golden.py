@@ -11,7 +11,7 @@ import pytest
 
 from tests.unit import golden
 from vragent.model import RouterState
-from vragent.render import netfilter, routing, sysctl
+from vragent.render import addresses, netfilter, netfilter6, radvd, routing, sysctl
 from vragent.wire import Document, merge_documents
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -21,11 +21,19 @@ CASES = sorted(GOLDEN.glob("*.json"))
 def render_case(pushes: list) -> dict:
     state = merge_documents(RouterState(), [Document(name, payload) for name, payload in pushes])
     policy = routing.render(state)
-    return {"iptables": netfilter.render_restore(netfilter.render(state)).splitlines(),
-            "sysctl": sysctl.file_content(sysctl.render(state)).splitlines(),
-            "ip rule": sorted(map(str, policy.rules)),
-            "ip route": sorted(map(str, policy.routes)),
-            "rt_tables": (routing.rt_tables(policy) or "").splitlines()}
+    rendered = {"iptables": netfilter.render_restore(netfilter.render(state)).splitlines(),
+                "sysctl": sysctl.file_content(sysctl.render(state)).splitlines(),
+                "ip rule": sorted(map(str, policy.rules)),
+                "ip route": sorted(map(str, policy.routes)),
+                "rt_tables": (routing.rt_tables(policy) or "").splitlines()}
+    if state.ipv6 is not None:  # dual stack only: IPv4-only cases keep exactly their outputs
+        rendered["ip6tables"] = netfilter.render_restore(netfilter6.render(state), netfilter.IP6_TABLES).splitlines()
+        rendered["addresses"] = {device: list(map(str, interfaces))
+                                 for device, interfaces in addresses.render(state).addresses.items()}
+        gateway, device = addresses.render(state).default_route6
+        rendered["ip -6 route"] = f"default via {gateway} dev {device}"
+        rendered["radvd.conf"] = radvd.config_text(state).splitlines()
+    return rendered
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])

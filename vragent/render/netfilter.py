@@ -357,12 +357,13 @@ def _nat(state: RouterState, table: TableSpec) -> None:
             table.add(snat, f"-o {device} -j SNAT --to-source {source}")
 
 
-def render_restore(tables: dict[str, TableSpec]) -> str:
-    """The whole ruleset as one plain iptables-restore input (benchmark floor, debugging)."""
+def render_restore(tables: dict[str, TableSpec], keys=TABLES) -> str:
+    """The whole ruleset as one plain iptables-restore input (benchmark floor, debugging);
+    with keys=IP6_TABLES, the IPv6 tables as ip6tables-restore input."""
     out = []
-    for name in TABLES:
-        spec = tables[name]
-        out.append(f"*{name}")
+    for key in keys:
+        spec = tables[key]
+        out.append(f"*{spec.name}")
         out += [f":{chain} {policy} [0:0]" for chain, policy in sorted(spec.policies.items())]
         out += [f":{chain} - [0:0]" for chain in spec.chains]
         for rules in spec.jumps.values():

@@ -1,0 +1,115 @@
+"""A dual-stack isolated network, proven with real traffic: guests configure themselves
+from the router's advertisements (radvd, SLAAC), reach upstream with their own addresses
+(routed, no NAT), ingress to the guest /64 is dropped until an ipv6firewallrules rule
+opens exactly its port, and egress follows the offering's default and its rules."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+
+import pytest
+
+from vragent.lab import sample
+from vragent.lab.agent import RouterAgent
+from vragent.lab.topology import ROUTER_GUEST_MAC, UPSTREAM_IP6, VM1_MAC
+from vragent.lab.traffic import TcpServer, tcp_connect
+
+
+def slaac_address(prefix: str, mac: str) -> str:
+    """The modified EUI-64 address (RFC 4291 appendix A) a NIC takes in a /64 prefix."""
+    octets = [int(part, 16) for part in mac.split(":")]
+    octets[0] ^= 0x02
+    eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
+    groups = [f"{eui[i] << 8 | eui[i + 1]:x}" for i in range(0, 8, 2)]
+    return str(ipaddress.IPv6Address(prefix + ":".join(groups)))
+
+
+VM1_IP6 = slaac_address("2001:db8:1:0:", VM1_MAC)
+ROUTER_LINK_LOCAL = slaac_address("fe80::", ROUTER_GUEST_MAC)
+
+
+@pytest.fixture
+def lab(make_lab):
+    return make_lab(ipv6=True)
+
+
+@pytest.fixture
+def router(lab, tmp_path) -> RouterAgent:
+    agent = RouterAgent(lab, tmp_path / "root")
+    applied = agent.apply(sample.cmdline(ipv6=True), sample.ips())
+    assert applied.returncode == 0, (applied.errors, applied.stderr)
+    return agent
+
+
+def ip6tables_save(lab) -> str:
+    text = lab.run("vr", ["ip6tables-save"]).stdout
+    return "".join(line + "\n" for line in text.splitlines() if not line.startswith("#"))
+
+
+def apply_ok(router: RouterAgent, *payloads) -> None:
+    """Apply, then prove convergence both as remembered and with --full."""
+    first = router.apply(*payloads)
+    assert first.returncode == 0, (first.errors, first.stderr)
+    before = ip6tables_save(router.lab), router.iptables_save()
+    for again in router.reapply(*payloads):
+        assert again.returncode == 0, again.errors
+        assert again.result["status"] == "unchanged", again.steps
+    assert (ip6tables_save(router.lab), router.iptables_save()) == before
+
+
+def wait_for_slaac(lab, timeout: float = 5.0) -> tuple[set[str], str | None]:
+    """vm1's global addresses and IPv6 default gateway, once it has both (or the deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        addresses = {info["local"] for entry in json.loads(lab.run("vm1", ["ip", "-j", "-6", "addr"]).stdout)
+                     for info in entry.get("addr_info", []) if info.get("scope") == "global"}
+        routes = json.loads(lab.run("vm1", ["ip", "-j", "-6", "route", "show", "default"]).stdout)
+        gateway = routes[0].get("gateway") if routes else None
+        if (addresses and gateway) or time.monotonic() > deadline:
+            return addresses, gateway
+        time.sleep(0.1)
+
+
+def connects(lab, role, dst, port) -> bool:
+    return tcp_connect(lab, role, dst, port, timeout=1.0).ok
+
+
+def test_a_guest_takes_a_slaac_address_and_reaches_upstream_with_it(lab, router):
+    addresses, gateway = wait_for_slaac(lab)
+    # The router answers the guest's router solicitation at once (the incumbent dropped it).
+    assert addresses == {VM1_IP6}
+    assert gateway == ROUTER_LINK_LOCAL
+    with TcpServer(lab, "up", 8080, bind="::"):
+        result = tcp_connect(lab, "vm1", UPSTREAM_IP6, 8080)
+    assert result.ok, result.error
+    assert result.peer_seen == VM1_IP6  # routed: the upstream sees the guest's own address
+    apply_ok(router, sample.cmdline(ipv6=True), sample.ips())
+
+
+def test_ingress_to_the_guest_network_opens_exactly_the_allowed_port(lab, router):
+    wait_for_slaac(lab)
+    with TcpServer(lab, "vm1", 8022, bind="::"), TcpServer(lab, "vm1", 8023, bind="::"):
+        assert not connects(lab, "up", VM1_IP6, 8022)  # ingress: default drop
+        apply_ok(router, sample.ipv6_firewall_rules(
+            sample.ipv6_firewall_rule(1201, "tcp", 8022, source_cidrs=("2001:db8:ff::/64",)),
+            sample.ipv6_system_egress_rule(1188, default_allow=True)))
+        result = tcp_connect(lab, "up", VM1_IP6, 8022)
+        assert result.ok and result.peer_seen == UPSTREAM_IP6
+        assert not connects(lab, "up", VM1_IP6, 8023)
+        # Revoked, it closes again.
+        apply_ok(router, sample.ipv6_firewall_rules(sample.ipv6_firewall_rule(1201, "tcp", 8022, revoked=True)))
+        assert not connects(lab, "up", VM1_IP6, 8022)
+
+
+def test_egress_default_deny_with_one_allow_opens_exactly_that_port(lab, router):
+    wait_for_slaac(lab)
+    with TcpServer(lab, "up", 8080, bind="::"), TcpServer(lab, "up", 8081, bind="::"):
+        assert connects(lab, "vm1", UPSTREAM_IP6, 8081)  # the default: egress allowed
+        apply_ok(router, sample.ipv6_firewall_rules(
+            sample.ipv6_system_egress_rule(1188, default_allow=False),
+            sample.ipv6_firewall_rule(1190, "tcp", 8080, source_cidrs=(), traffic_type="Egress",
+                                      default_egress_policy=False)))
+        assert connects(lab, "vm1", UPSTREAM_IP6, 8080)
+        assert not connects(lab, "vm1", UPSTREAM_IP6, 8081)
