@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import time
 
 import pytest
@@ -117,3 +118,32 @@ def test_egress_default_deny_with_one_allow_opens_exactly_that_port(lab, router)
                                       default_egress_policy=False)))
         assert connects(lab, "vm1", UPSTREAM_IP6, 8080)
         assert not connects(lab, "vm1", UPSTREAM_IP6, 8081)
+
+
+# radvd that accepts every configuration but cannot start: the failure comes after the
+# ip6tables commit, so that commit must be rolled back.
+BROKEN_RADVD = """#!/bin/sh
+case "$*" in *--configtest*) exit 0 ;; esac
+echo "injected failure" >&2
+exit 1
+"""
+
+
+def test_turning_ipv6_on_is_rolled_back_whole_when_radvd_will_not_start(lab, tmp_path):
+    agent = RouterAgent(lab, tmp_path / "root")
+    assert agent.apply(sample.cmdline(), sample.ips()).returncode == 0
+    injector = tmp_path / "bin"
+    injector.mkdir()
+    (injector / "radvd").write_text(BROKEN_RADVD)
+    (injector / "radvd").chmod(0o755)
+    agent.env = {"PATH": f"{injector}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"}
+    result = agent.apply(sample.cmdline(ipv6=True), sample.ips())
+    assert result.returncode == 1, result.steps
+    assert any(s["kind"] == "iptables" and s["summary"].startswith("ip6tables") and s["status"] == "rolled back"
+               for s in result.steps), result.steps
+    # As before: no IPv6 rule or chain (an empty filter table with ACCEPT policies, where
+    # the kernel had not loaded one), no global IPv6 address.
+    assert [line for line in ip6tables_save(lab).splitlines()
+            if line not in ("*filter", "COMMIT") and not line.endswith(" ACCEPT [0:0]")] == []
+    assert lab.run("vr", ["ip", "-6", "addr", "show", "scope", "global"]).stdout == ""
+    assert "eth0ip6" not in agent.show()["cmdline"]
