@@ -14,7 +14,8 @@ from vragent.errors import ApplyFailed, InvalidInput, ValidationError
 from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.plan import Desired, Plan, build
-from vragent.render import addresses, dnsmasq, haproxy, metadata, monitoring, netfilter, netfilter6, radvd, routing, sysctl
+from vragent.render import (addresses, dnsmasq, haproxy, metadata, monitoring, netfilter, netfilter6, radvd, routing,
+                            sysctl)
 from vragent import redundancy
 from vragent.render import conntrackd, keepalived
 from vragent.wire import Document, merge_documents

@@ -214,8 +214,9 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
         load_balancing=state_lb.load_trusted(data.get(state_lb.KEY)),
         vm_data=vm_data, monitoring=monitoring,
         ipv6_firewall_rules=tuple(
-            FirewallRule(r["id"], _DIRECTIONS[r["direction"]], _PROTOCOLS[r["protocol"]], None, _ports_of(r.get("ports")),
-                         r.get("icmp_type"), r.get("icmp_code"), tuple(IPv6Network(c) for c in r.get("source_cidrs", [])),
+            FirewallRule(r["id"], _DIRECTIONS[r["direction"]], _PROTOCOLS[r["protocol"]], None,
+                         _ports_of(r.get("ports")), r.get("icmp_type"), r.get("icmp_code"),
+                         tuple(IPv6Network(c) for c in r.get("source_cidrs", [])),
                          tuple(IPv6Network(c) for c in r.get("dest_cidrs", [])))
             for r in data.get(IPV6_FIREWALL, {}).get("rules", [])),
         ipv6_egress_default_allow=data.get(IPV6_FIREWALL, {}).get("egress_default_allow", True),
