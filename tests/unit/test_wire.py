@@ -10,6 +10,7 @@ from tests.unit import pushes as p
 from vragent.errors import InvalidInput
 from vragent.model import Direction, PortRange, Protocol, RouterState
 from vragent.wire import load_push, merge_documents
+from vragent.wire.intake import parse_all
 from vragent.wire.context import Context
 
 
@@ -204,15 +205,26 @@ def test_batch_cfg_is_split_into_its_files_in_script_order():
 
 
 def test_batch_with_broken_json_names_the_file():
-    text = BATCH.format(ips="{not json", fwd="{}")
+    text = BATCH.format(ips="{not json", fwd="{also not")
+    documents = load_push("VR-1234.cfg", text)  # well framed: the JSON is parsed when needed
+    with pytest.raises(InvalidInput) as caught:
+        parse_all(documents)
+    assert [e.path for e in caught.value.errors] == ["VR-1234.cfg:ip_associations.json.7c1e:$",
+                                                     "VR-1234.cfg:forwarding_rules.json.88aa:$"]
+    assert "(line " in caught.value.errors[0].message
+
+
+def test_a_badly_framed_batch_reports_its_malformed_json_too():
+    text = BATCH.format(ips="{not json", fwd="{}") + "stray line\n"
     with pytest.raises(InvalidInput) as caught:
         load_push("VR-1234.cfg", text)
-    assert caught.value.errors[0].path == "VR-1234.cfg:ip_associations.json.7c1e:$"
+    paths = [e.path for e in caught.value.errors]
+    assert "VR-1234.cfg:ip_associations.json.7c1e:$" in paths and any("line" in p for p in paths)
 
 
 def test_malformed_json_push():
     with pytest.raises(InvalidInput) as caught:
-        load_push("firewall_rules.json.1", '{"type": "firewallrules", ')
+        merge_documents(RouterState(), load_push("firewall_rules.json.1", '{"type": "firewallrules", '))
     assert caught.value.errors[0].path == "firewall_rules.json.1:$"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from types import ModuleType
 
 from vragent import state as state_doc
@@ -44,15 +43,44 @@ KNOWN_UNSUPPORTED = ("networkacl", "vpnuserlist", "remoteaccessvpn", "site2sitev
                      "ipaliases", "bgppeers")
 
 
-@dataclass(frozen=True)
+_UNPARSED = object()
+
+
 class Document:
-    name: str  # the pushed file's name, e.g. firewall_rules.json.3f0c...
-    data: Any
-    text: str | None = None  # the JSON as pushed, when it came from a file (fingerprints)
+    """One config file of a push: its name, its JSON text and the parsed data.
+
+    The text is parsed when the data is first needed, so a push the agent remembers
+    merging already (memo.MergeMemo) is never parsed again: a megabyte of rules costs
+    ~10 ms to parse. `parse()` reports malformed JSON as a ValidationError.
+    """
+
+    __slots__ = ("name", "text", "_data", "_where")
+
+    def __init__(self, name: str, data: Any = _UNPARSED, text: str | None = None, where: str = ""):
+        self.name = name  # the pushed file's name, e.g. firewall_rules.json.3f0c...
+        self.text = text  # the JSON as pushed, when it came from a file (fingerprints)
+        self._data = data
+        self._where = where  # where the text sits in its file, for the error message
 
     @property
     def path(self) -> str:
         return f"{self.name}:$"
+
+    def parse(self, errors: list[ValidationError]) -> bool:
+        if self._data is _UNPARSED:
+            try:
+                self._data = json.loads(self.text)
+            except json.JSONDecodeError as exc:
+                errors.append(ValidationError(self.path, f"not valid JSON{self._where}: {exc}"))
+                return False
+        return True
+
+    @property
+    def data(self) -> Any:
+        errors: list[ValidationError] = []
+        if not self.parse(errors):
+            raise InvalidInput(errors)
+        return self._data
 
     @property
     def is_native(self) -> bool:
@@ -60,18 +88,21 @@ class Document:
 
 
 def load_push(name: str, text: str) -> list[Document]:
-    """Split a push into documents; malformed framing or JSON raises InvalidInput."""
+    """Split a push into documents; malformed framing raises InvalidInput (and malformed
+    JSON with it); the JSON of a well-framed push is parsed when it is needed."""
     stripped = text.lstrip()
     if stripped.startswith(BATCH_HEADER) or stripped.startswith("<file>") or stripped.startswith("<version>"):
         return _load_batch(name, text)
-    return [Document(name, _load_json(text, name), text)]
+    return [Document(name, text=text)]
 
 
-def _load_json(text: str, name: str, where: str = "") -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput([ValidationError(f"{name}:$", f"not valid JSON{where}: {exc}")]) from None
+def parse_all(documents: list[Document]) -> None:
+    """Parse every document's JSON; every malformed one is reported at once."""
+    errors: list[ValidationError] = []
+    for document in documents:
+        document.parse(errors)
+    if errors:
+        raise InvalidInput(errors)
 
 
 def _load_batch(name: str, text: str) -> list[Document]:
@@ -121,11 +152,10 @@ def _load_batch(name: str, text: str) -> list[Document]:
             errors.append(ValidationError(f"{name}:line {lineno}", f"{target} has no <file> block in this batch"))
             continue
         content, file_line = files[target]
-        try:
-            documents.append(Document(f"{name}:{target}", json.loads(content), content))
-        except json.JSONDecodeError as exc:
-            errors.append(ValidationError(f"{name}:{target}:$", f"not valid JSON (line {file_line}): {exc}"))
+        documents.append(Document(f"{name}:{target}", text=content, where=f" (line {file_line})"))
     if errors:
+        for document in documents:  # a broken batch: report its malformed JSON along
+            document.parse(errors)
         raise InvalidInput(errors)
     if not documents:
         raise InvalidInput([ValidationError(f"{name}:$", "the batch holds no config file to apply")])
@@ -146,8 +176,10 @@ def fingerprint(documents: list[Document]) -> str | None:
     for document in documents:
         if document.text is None:
             return None
-        if isinstance(document.data, dict) and document.data.get("type") in EVENT_TYPES:
-            return None
+        # Only a text that names an event type can be one (parsing is skipped otherwise).
+        if any(kind in document.text for kind in EVENT_TYPES) or "\\u" in document.text:
+            if isinstance(document.data, dict) and document.data.get("type") in EVENT_TYPES:
+                return None
         digest.update(document.text.encode())
         digest.update(b"\0")
     return digest.hexdigest()
@@ -156,6 +188,7 @@ def fingerprint(documents: list[Document]) -> str | None:
 def merge_documents(state: RouterState, documents: list[Document],
                     context: Context | None = None) -> RouterState:
     """Validate and merge every document into `state`; all errors raise together."""
+    parse_all(documents)
     context = context or Context()
     errors: list[ValidationError] = []
     # id(item) -> (item, JSON path): identity, because hashing thousands of frozen rules is
