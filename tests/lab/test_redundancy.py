@@ -211,3 +211,24 @@ def test_a_vrrp_change_reloads_keepalived_without_a_transition(pair, tmp_path):
     assert any(".router_guest_gateway: the VIP 192.0.2.3 is this router's own guest address" in e
                for e in refused.errors), refused.errors
     assert config.read_text() == text
+
+
+def test_guests_get_their_metadata_and_password_through_the_vip_across_a_failover(pair, tmp_path):
+    """The data server answers on the gateway VIP on whichever router holds it: a VM that
+    learned the VIP at boot still reads its data and fetches its password after a failover."""
+    from vragent.lab.guestdata import metadata, password
+
+    for role in pair.routers:
+        applied = pair.apply(role, sample.vmdata(VM1_IP, "web-01", b"#cloud-config\n", instance_id="i-2-11-VM"))
+        assert applied.returncode == 0, applied.errors
+    (before,) = metadata(pair.lab, "vm1", VIP, "/latest/meta-data/instance-id")
+    assert (before.status, before.text) == (200, "i-2-11-VM")
+
+    old, new, _ = fail_over(pair, Pair.kill_keepalived, FAILOVER_BOUND, tmp_path)
+    user_data, instance = metadata(pair.lab, "vm1", VIP, "/latest/user-data", "/latest/meta-data/instance-id")
+    assert (user_data.status, user_data.body, instance.text) == (200, b"#cloud-config\n", "i-2-11-VM")
+    # A password set after the failover (the management server pushes it to both routers).
+    for role in pair.routers:
+        assert pair.apply(role, sample.vmpassword(VM1_IP, "Pair-pw-7")).returncode == 0
+    answers = password(pair.lab, "vm1", VIP, "send_my_password", "saved_password", "send_my_password")
+    assert [a.text for a in answers] == ["Pair-pw-7", "saved_password", "saved_password"]
