@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="print only `Status: PRIMARY|BACKUP|FAULT` like CloudStack's checkrouter.sh")
     render = commands.add_parser("render", help="print the full rendered ruleset as iptables-restore input")
     render.add_argument("files", nargs="*", metavar="FILE", help="render the state after these pushes (no apply)")
+    render.add_argument("-6", dest="ipv6", action="store_true",
+                        help="the IPv6 tables, as ip6tables-restore input (empty for an IPv4-only router)")
 
     supervise = commands.add_parser("supervise", help="restart enabled daemons that died (where systemd does not)")
     supervise.add_argument("--interval", type=float, default=1.0, help="seconds between checks (default %(default)s)")
@@ -174,7 +176,7 @@ def cmd_restore(paths: Paths, link_wait: float = 30.0) -> int:
 
 
 def cmd_render(args, paths: Paths) -> int:
-    from vragent.render.netfilter import render_restore
+    from vragent.render.netfilter import IP6_TABLES, render_restore
     from vragent.wire import merge_documents
 
     state = engine.load_state(paths)
@@ -185,7 +187,12 @@ def cmd_render(args, paths: Paths) -> int:
         except InvalidInput as exc:
             _print_errors([{"path": e.path, "message": e.message} for e in exc.errors])
             return 2
-    sys.stdout.write(render_restore(engine.render(state, paths).tables))
+    tables = engine.render(state, paths).tables
+    if args.ipv6:
+        keys = [key for key in IP6_TABLES if key in tables]
+        sys.stdout.write(render_restore(tables, keys) if keys else "")
+    else:
+        sys.stdout.write(render_restore(tables))
     return 0
 
 

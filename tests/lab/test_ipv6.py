@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 import re
+import subprocess
 import time
 
 import pytest
@@ -151,3 +152,21 @@ def test_turning_ipv6_on_is_rolled_back_whole_when_radvd_will_not_start(lab, tmp
             if line not in ("*filter", "COMMIT") and not line.endswith(" ACCEPT [0:0]")] == []
     assert lab.run("vr", ["ip", "-6", "addr", "show", "scope", "global"]).stdout == ""
     assert "eth0ip6" not in agent.show()["cmdline"]
+
+
+def test_render_6_prints_the_ipv6_tables_as_ip6tables_restore_input(lab, router, tmp_path):
+    rendered = router.run("render", "-6").stdout
+    assert rendered.startswith("*filter\n") and "-A vr-INPUT" in rendered and rendered.endswith("COMMIT\n")
+    # Exactly what runs: restored into an empty namespace, it reads back as the router's vr- chains.
+    scratch = f"{lab.prefix}-r6"
+    subprocess.run(["ip", "netns", "add", scratch], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", scratch, "ip6tables-restore", "-w"], input=rendered, text=True,
+                       check=True)
+        restored = subprocess.run(["ip", "netns", "exec", scratch, "ip6tables-save"], capture_output=True,
+                                  text=True, check=True).stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", scratch], check=False)
+    ours = lambda text: sorted(line for line in text.splitlines() if line.startswith("-A vr-"))  # noqa: E731
+    assert ours(restored) == ours(ip6tables_save(lab)) != []
+    assert RouterAgent(lab, tmp_path / "v4-only").run("render", "-6").stdout == ""
