@@ -232,3 +232,47 @@ def test_guests_get_their_metadata_and_password_through_the_vip_across_a_failove
         assert pair.apply(role, sample.vmpassword(VM1_IP, "Pair-pw-7")).returncode == 0
     answers = password(pair.lab, "vm1", VIP, "send_my_password", "saved_password", "send_my_password")
     assert [a.text for a in answers] == ["Pair-pw-7", "saved_password", "saved_password"]
+
+
+def policy_routing(lab, role: str) -> tuple[list[str], list[str]]:
+    """Table_eth3's rules and routes on one router, as operators list them."""
+    import json
+
+    rules = json.loads(lab.run(role, ["ip", "-N", "-j", "rule"]).stdout)
+    routes = json.loads(lab.run(role, ["ip", "-N", "-j", "route", "show", "table", "103"]).stdout or "[]")
+    return (sorted(f"{r['priority']} {r.get('fwmark') or r['src']}" for r in rules if r["table"] == "103"),
+            sorted(f"{r.get('type', 'unicast')} {r['dst']} {r.get('dev', '')}".strip() for r in routes))
+
+
+def test_a_second_public_nic_and_its_policy_routing_follow_the_primary(make_lab, tmp_path):
+    """Static NAT on an eth3 IP of a pair: served by the PRIMARY, with the PRIMARY's policy
+    routing, before and after a failover; the new PRIMARY's rules and table are the old one's."""
+    from vragent.lab.topology import SECOND_PUBLIC_IPS, SECOND_UPSTREAM_SOURCE
+
+    nat_ip = SECOND_PUBLIC_IPS[1]
+    pair = Pair(make_lab(routers=2, second_public=True), tmp_path, advert_int=ADVERT_INT)
+    pair.start()
+    eth3 = [sample.ips(sample.ip_entry(SOURCE_NAT_IP, source_nat=True), sample.ip_entry(nat_ip, nic=3)),
+            sample.staticnat_rules(sample.staticnat_rule(nat_ip, VM2_IP)),
+            sample.firewall_rules(sample.firewall_rule(41, ports=80, public_ip=nat_ip))]
+    for role in pair.routers:
+        applied = pair.apply(role, *eth3)
+        assert applied.returncode == 0, applied.errors
+
+    def served() -> bool:
+        with TcpServer(pair.lab, "vm2", 80):
+            return tcp_connect(pair.lab, "up2", nat_ip, 80, timeout=1.0, source=SECOND_UPSTREAM_SOURCE).ok
+
+    old = pair.primary()
+    assert served()
+    before = policy_routing(pair.lab, old)
+    assert before[0] == ["1103 0x67", "1203 203.0.113.128"] and "unicast default eth3" in before[1]
+    assert "state DOWN" in pair.lab.run(pair.other(old), ["ip", "link", "show", "eth3"]).stdout
+
+    old, new, _ = fail_over(pair, Pair.kill_keepalived, FAILOVER_BOUND, tmp_path)
+    assert wait_until(served, 10)
+    assert policy_routing(pair.lab, new) == before
+    assert "state DOWN" in pair.lab.run(old, ["ip", "link", "show", "eth3"]).stdout
+    for role in pair.routers:  # converged on both, the new BACKUP included
+        for again in pair.routers[role].reapply(*eth3):
+            assert again.returncode == 0 and again.result["status"] == "unchanged", (role, again.steps)
