@@ -78,10 +78,13 @@ class TablesMemo:
         self.path = paths.run_dir / "tables-verified"
 
     @staticmethod
-    def _key(generation: RulesetGeneration, state_digest: str) -> bytes:
-        # The generation first: running() reads only that part.
-        return (f"{generation.boot} {generation.netns} {generation.generation} {_code_identity()} "
-                f"{state_digest}\n").encode()
+    def _generation_key(generation: RulesetGeneration) -> bytes:
+        """The start of the key: what running() needs to match."""
+        return f"{generation.boot} {generation.netns} {generation.generation} ".encode()
+
+    @classmethod
+    def _key(cls, generation: RulesetGeneration, state_digest: str) -> bytes:
+        return cls._generation_key(generation) + f"{_code_identity()} {state_digest}\n".encode()
 
     def _read_key(self) -> bytes | None:
         try:
@@ -103,12 +106,10 @@ class TablesMemo:
             return None
         try:
             with open(self.path, "rb") as handle:
-                key = handle.readline().split()
-                if key[:3] != [generation.boot.encode(), str(generation.netns).encode(),
-                               str(generation.generation).encode()]:
+                if not handle.readline().startswith(self._generation_key(generation)):
                     return None
                 return marshal.loads(handle.read())
-        except (OSError, EOFError, ValueError, TypeError, IndexError):
+        except (OSError, EOFError, ValueError, TypeError):
             return None
 
     def remember(self, generation: RulesetGeneration | None, state_digest: str, tables: dict) -> None:

@@ -20,6 +20,11 @@ class ObservedTable:
     chains: dict[str, list[str]] = field(default_factory=dict)  # every chain, built-in and user
     family: int = 4  # 6: read with ip6tables-save (render/netfilter6.py)
 
+    @classmethod
+    def empty(cls, name: str) -> "ObservedTable":
+        """A table the kernel has never loaded: nothing in it, restored as nothing."""
+        return cls(name, f"*{name}\nCOMMIT\n")
+
     def owned_chains(self) -> dict[str, list[str]]:
         return {name: rules for name, rules in self.chains.items() if is_owned(name)}
 
@@ -70,13 +75,13 @@ def iptables_tables(only: set[str] | None = None, known: dict[str, ObservedTable
             tables.update(parse_iptables_save(runner.run(["iptables-save", "-t", next(iter(only))]).stdout))
         elif only:  # one fork for all: nf_tables lists the whole ruleset for any table anyway
             read = parse_iptables_save(runner.run(["iptables-save"]).stdout)
-            tables.update({name: read.get(name, ObservedTable(name, f"*{name}\nCOMMIT\n")) for name in only})
+            tables.update({name: read.get(name) or ObservedTable.empty(name) for name in only})
         return tables
     text = runner.run(["iptables-save"]).stdout
     tables = parse_iptables_save(text)
     for name in TABLES:
         if name not in tables:
-            tables[name] = ObservedTable(name, f"*{name}\nCOMMIT\n")
+            tables[name] = ObservedTable.empty(name)
     return tables
 
 
@@ -94,7 +99,7 @@ def ip6tables_tables(only: set[str] | None = None, known: dict[str, ObservedTabl
     for key in missing:
         name = kernel_table(key)[0]
         read = parse_iptables_save(runner.run(["ip6tables-save", "-t", name]).stdout)
-        table = read.get(name, ObservedTable(name, f"*{name}\nCOMMIT\n"))
+        table = read.get(name) or ObservedTable.empty(name)
         table.family = 6
         tables[key] = table
     return tables
@@ -102,15 +107,13 @@ def ip6tables_tables(only: set[str] | None = None, known: dict[str, ObservedTabl
 
 def remembered_tables(payload: dict) -> dict[str, ObservedTable]:
     """The tables as memo.TablesMemo remembers them verified: vragent's part of each."""
-    tables = {}
-    for name in TABLES:
-        policies, jumps, chains = payload.get(name, ({}, {}, {}))
-        tables[name] = ObservedTable(name, None, dict(policies), {**jumps, **chains})
-    for key in IP6_TABLES:
-        if key in payload:  # absent: not managed when remembered, read when wanted
-            policies, jumps, chains = payload[key]
-            tables[key] = ObservedTable(kernel_table(key)[0], None, dict(policies), {**jumps, **chains}, family=6)
-    return tables
+    def view(key: str) -> ObservedTable:
+        policies, jumps, chains = payload.get(key, ({}, {}, {}))
+        name, family = kernel_table(key)
+        return ObservedTable(name, None, dict(policies), {**jumps, **chains}, family)
+
+    # An IPv6 table absent from the payload was not managed when remembered: read when wanted.
+    return {key: view(key) for key in (*TABLES, *(key for key in IP6_TABLES if key in payload))}
 
 
 def reread_chains(known: ObservedTable, chains) -> ObservedTable:

@@ -191,8 +191,12 @@ class IptablesStep(Step):
     commit_is_its_own_check = True
 
     @property
+    def _tool(self) -> str:
+        return "ip6tables" if self.family == 6 else "iptables"
+
+    @property
     def _restore_tool(self) -> str:
-        return "ip6tables-restore" if self.family == 6 else "iptables-restore"
+        return f"{self._tool}-restore"
 
     @property
     def _kernel_table(self) -> str:
@@ -202,15 +206,15 @@ class IptablesStep(Step):
 
     def summary(self) -> str:
         ops = sum(1 for line in self.script.splitlines() if line[:2] in ("-A", "-I", "-D", "-F", "-X", "-P", ":v"))
-        return f"{self._restore_tool[:-8]} {self._kernel_table}: {ops} change(s) in one transaction"
+        return f"{self._tool} {self._kernel_table}: {ops} change(s) in one transaction"
 
     def diff(self) -> str:
         import difflib
 
         return "".join(difflib.unified_diff(
             self.running_view.splitlines(keepends=True), self.desired_view.splitlines(keepends=True),
-            fromfile=f"{self._restore_tool[:-8]}/{self._kernel_table} (running)",
-            tofile=f"{self._restore_tool[:-8]}/{self._kernel_table} (desired)"))
+            fromfile=f"{self._tool}/{self._kernel_table} (running)",
+            tofile=f"{self._tool}/{self._kernel_table} (desired)"))
 
     def check(self) -> None:
         _restore([self._restore_tool, "--test", "-w", "--noflush"], self.script, self.table)

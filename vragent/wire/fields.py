@@ -214,27 +214,23 @@ def parse_ipv4_network(value: str, path: str, errors: list[ValidationError]) -> 
     network = fast_network(value)
     if network is not None:
         return network
+    return _parse_network(value, path, errors, IPv4Network, "IPv4")
+
+
+def parse_ipv6_network(value: str, path: str, errors: list[ValidationError]) -> IPv6Network | None:
+    return _parse_network(value, path, errors, IPv6Network, "IPv6")
+
+
+def _parse_network(value: str, path: str, errors: list[ValidationError], family: type, name: str):
     try:
         # strict=False: the management server may send host bits ("10.1.1.5/24");
-        # iptables masks them too, so we normalise to the network.
+        # iptables and ip6tables mask them too, so we normalise to the network.
         network = ip_network(value, strict=False)
     except ValueError:
         errors.append(ValidationError(path, f"{value!r} is not a CIDR"))
         return None
-    if not isinstance(network, IPv4Network):
-        errors.append(ValidationError(path, f"{value!r} is not an IPv4 CIDR"))
-        return None
-    return network
-
-
-def parse_ipv6_network(value: str, path: str, errors: list[ValidationError]) -> IPv6Network | None:
-    try:
-        network = ip_network(value, strict=False)  # host bits masked, as ip6tables does
-    except ValueError:
-        errors.append(ValidationError(path, f"{value!r} is not a CIDR"))
-        return None
-    if not isinstance(network, IPv6Network):
-        errors.append(ValidationError(path, f"{value!r} is not an IPv6 CIDR"))
+    if not isinstance(network, family):
+        errors.append(ValidationError(path, f"{value!r} is not an {name} CIDR"))
         return None
     return network
 
