@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 from dataclasses import dataclass
 
 DEFAULT_TIMEOUT = 60.0
@@ -23,14 +24,21 @@ class Completed:
     stderr: str
 
 
-# Counted so benchmarks and tests can report how many processes an apply forked.
+# Counted so benchmarks and tests can report how many processes an apply forked
+# (candidates are checked from several threads at once, hence the lock).
 forks = 0
+_forks_lock = threading.Lock()
+
+
+def _count_fork() -> None:
+    global forks
+    with _forks_lock:
+        forks += 1
 
 
 def run(argv: list[str], *, input: str | None = None, stdin_path: str | None = None,
         timeout: float = DEFAULT_TIMEOUT, check: bool = True, ok_codes: tuple[int, ...] = (0,)) -> Completed:
-    global forks
-    forks += 1
+    _count_fork()
     try:
         if stdin_path is not None:
             with open(stdin_path) as stdin:
@@ -48,8 +56,7 @@ def run(argv: list[str], *, input: str | None = None, stdin_path: str | None = N
 
 def spawn(argv: list[str]) -> None:
     """Fire and forget (gratuitous ARP): the child is reaped by init when we exit."""
-    global forks
-    forks += 1
+    _count_fork()
     try:
         subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)

@@ -245,6 +245,37 @@ def test_a_ruleset_iptables_restore_rejects_rolls_back_and_the_old_one_keeps_ser
         assert connects(lab, "up", PF_IP, 2222)
 
 
+REJECTING_TEST = """#!/bin/sh
+# Fault injector: the real iptables-restore, except rehearsing (--test) the nat table fails.
+input=$(cat)
+case "$*" in *--test*) printf '%s' "$input" | grep -q '^\\*nat' && { echo "injected rejection" >&2; exit 1; } ;; esac
+printf '%s' "$input" | exec /usr/sbin/iptables-restore "$@"
+"""
+
+
+def test_a_later_table_rejected_by_its_check_changes_nothing_at_all(lab, router, tmp_path):
+    # The candidates are checked all at once; the first table's commit must still wait for
+    # every verdict: a rejected nat table leaves mangle (planned first) untouched too.
+    apply_ok(router, sample.forward_rules(sample.forward_rule(PF_IP, 2222, VM1_IP, 22)),
+             sample.firewall_rules(sample.firewall_rule(80, ports=2222, public_ip=PF_IP)))
+    before = snapshot(lab, router)
+    injector = tmp_path / "bin"
+    injector.mkdir()
+    (injector / "iptables-restore").write_text(REJECTING_TEST)
+    (injector / "iptables-restore").chmod(0o755)
+    router.env = {"PATH": f"{injector}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"}
+    result = router.apply(sample.forward_rules(sample.forward_rule(PF_IP, 3333, VM2_IP, 22)),
+                          sample.firewall_rules(sample.firewall_rule(81, ports=3333, public_ip=PF_IP)),
+                          sample.staticnat_rules(sample.staticnat_rule(NAT_IP, VM2_IP)))
+    assert result.returncode == 1 and result.result["status"] == "failed"
+    assert "candidate rejected before any change" in "\n".join(result.errors)
+    statuses = {s["summary"].split(":")[0]: s["status"] for s in result.steps if s["kind"] == "iptables"}
+    assert statuses["iptables nat"] == "rejected" and statuses["iptables mangle"] == "not run"
+    assert snapshot(lab, router) == before
+    with TcpServer(lab, "vm1", 22):
+        assert connects(lab, "up", PF_IP, 2222)
+
+
 def tables_of(saved: str) -> dict[str, tuple]:
     """Each table as (chains with policies, rules per chain in order); iptables-save lists
     chains in creation order, which says nothing about what the table does."""

@@ -18,14 +18,40 @@ class Transaction:
         self.status: dict[int, str] = {}
 
     def check(self) -> None:
-        for index, step in enumerate(self.steps):
-            if index == 0 and step.commit_is_its_own_check:
-                continue  # rehearsing it would double the work of the biggest step, for nothing
-            try:
-                step.check()
-            except (CommandFailed, OSError) as exc:
+        """Run every candidate's checker, all at once: each is a separate process working on
+        its own candidate (iptables-restore --test, dnsmasq --test, haproxy -c, ...), so they
+        overlap one another and whatever the agent does meanwhile. The first rejection in plan
+        order is the one reported."""
+        to_check = [step for index, step in enumerate(self.steps)
+                    if not (index == 0 and step.commit_is_its_own_check)
+                    and type(step).check is not Step.check]
+        # (A first step whose commit is all-or-nothing is not rehearsed: nothing is committed
+        # before it, so a failing commit leaves nothing to undo.)
+        if not to_check:
+            return
+        failures: dict[int, Exception] = {}
+        if len(to_check) == 1:
+            self._check_one(to_check[0], failures)
+        else:
+            import threading
+
+            threads = [threading.Thread(target=self._check_one, args=(step, failures)) for step in to_check]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        for step in to_check:
+            exc = failures.get(id(step))
+            if exc is not None:
                 self.status[id(step)] = "rejected"
                 raise ApplyFailed(f"candidate rejected before any change: {step.summary()}: {exc}") from None
+
+    @staticmethod
+    def _check_one(step: Step, failures: dict[int, Exception]) -> None:
+        try:
+            step.check()
+        except (CommandFailed, OSError) as exc:
+            failures[id(step)] = exc
 
     def commit(self) -> None:
         for step in self.steps:
