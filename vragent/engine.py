@@ -174,15 +174,14 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     old_state = state_from_text(saved_text, paths, rules=not tables_as_verified)
     result.phase_done("load")
     links = observe.netlink.links_and_addresses()  # read once: for validation and for the plan
+    state_text: str | None
     if state_as_saved:
         new_state, state_text = old_state, saved_text
     else:
         context = Context(links={name: link.mac for name, link in links[0].items() if name.startswith("eth")})
         new_state = merge_documents(old_state, documents, context)
-        state_text = state_doc.dumps(new_state)
+        state_text = None  # serialised while the transaction waits for its processes (below)
     result.phase_done("merge")
-    state_changed = saved_text != state_text
-    state_digest = memo.digest(state_text) if state_changed else saved_digest
 
     desired = render(new_state, paths, role, release_vips, tables=not tables_as_verified)
     claim_owned_files(desired)
@@ -198,6 +197,8 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     result.phase_done("plan")
 
     if dry_run:
+        state_text = state_doc.dumps(new_state) if state_text is None else state_text
+        state_changed = saved_text != state_text
         result.status = "dry-run"
         result.changed = not plan.empty or state_changed
         result.steps = [{"kind": s.kind, "summary": s.summary(), "status": "planned"} for s in plan.steps]
@@ -206,12 +207,22 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
             result.diff += "".join(_state_diff(paths, state_text))
         return
 
+    # The new state's text is needed only once the commit is verified: make it while the
+    # checks and commits keep the agent waiting for iptables-restore and the daemons' checkers.
+    serialized = Background(state_doc.dumps, new_state) if state_text is None else None
     transaction = Transaction(plan.steps, logger)
     try:
         transaction.check()
         transaction.commit()
     finally:
         result.steps = transaction.report()
+    if serialized is not None:
+        try:
+            state_text = serialized.result()
+        except Exception as exc:  # noqa: BLE001 - a state that cannot be saved must not stay applied
+            transaction.rollback(reason="the new state could not be serialised")
+            result.steps = transaction.report()
+            raise ApplyFailed(f"the new state could not be serialised ({exc!r}); rolled back") from None
     result.phase_done("commit")
     touched = {step.table for step in plan.steps if step.kind == "iptables"}
     if touched:
@@ -228,6 +239,8 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
         raise ApplyFailed("after commit the router still differs from the desired state "
                           f"({'; '.join(s.summary() for s in verification.steps)}); rolled back")
     result.phase_done("verify")
+    state_changed = saved_text != state_text
+    state_digest = memo.digest(state_text) if state_changed else saved_digest
     if state_changed:
         files.atomic_write(paths.state, state_text, 0o600)
         logger.info("state saved to %s", paths.state)
@@ -238,6 +251,31 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     result.changed = bool(plan.steps) or state_changed
     result.status = "applied" if result.changed else "unchanged"
     result.phase_done("record")
+
+
+class Background:
+    """`function(*args)` computed in a thread meanwhile; `result()` waits for it (and raises
+    what it raised). For pure work that can fill the time the agent waits on a process."""
+
+    def __init__(self, function, *args):
+        import threading
+
+        self._value, self._error = None, None
+
+        def work() -> None:
+            try:
+                self._value = function(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=work, daemon=True)
+        self._thread.start()
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 # Reading a chain back costs a fork and time in proportion to its rules; past this many
