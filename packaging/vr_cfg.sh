@@ -1,4 +1,4 @@
 #!/bin/sh
 # Drop-in for CloudStack's /opt/cloud/bin/vr_cfg.sh: applies a VR-<uuid>.cfg batch as one
 # transaction with vragent, and exits non-zero when it did not apply (unlike the incumbent).
-exec /usr/bin/python3 -c 'import sys; from vragent.cli import exit_now; from vragent.shims import vr_cfg; exit_now(vr_cfg(sys.argv[1:]))' "$@"
+exec /usr/bin/python3 -c 'import gc, sys; gc.disable(); from vragent.cli import exit_now; from vragent.shims import vr_cfg; exit_now(vr_cfg(sys.argv[1:]))' "$@"

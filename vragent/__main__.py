@@ -1,3 +1,3 @@
-from vragent.cli import run
+from vragent.command import main
 
-run()
+main()

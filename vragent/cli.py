@@ -236,6 +236,9 @@ def run() -> None:
     exit_now(main())
 
 
+LONG_RUNNING = ("supervise", "notify")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     paths = Paths.from_root(args.root)
@@ -250,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_restore(paths)
     if args.command == "status":
         return cmd_status(args, paths)
+    if args.command in LONG_RUNNING:
+        import gc
+
+        gc.enable()  # vragent.command turned it off for one-shot runs
     if args.command == "supervise":
         from vragent import supervise
 
