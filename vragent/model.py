@@ -121,8 +121,10 @@ class PortForward:
 
     @property
     def key(self) -> tuple:
-        # The incumbent matches updates and revokes on (public ip, ports, protocol).
-        return (self.public_ip, self.public_ports, self.protocol)
+        # The incumbent matches updates and revokes on (public ip, ports, protocol). Plain
+        # ints and strings: hashing ipaddress, dataclass and enum values runs Python code,
+        # thousands of times per push.
+        return (int(self.public_ip), self.public_ports.first, self.public_ports.last, self.protocol.value)
 
 
 @dataclass(frozen=True)

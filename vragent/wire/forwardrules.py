@@ -55,7 +55,7 @@ def parse(fields: Fields) -> ForwardChange | None:
 def merge(state: RouterState, change: ForwardChange) -> RouterState:
     return replace(state, port_forwards=keyed_merge(
         state.port_forwards, lambda r: r.key, change.upsert, change.revoke,
-        order=lambda r: (r.public_ip, r.protocol.value, r.public_ports)))
+        order=lambda r: (int(r.public_ip), r.protocol.value, r.public_ports.first, r.public_ports.last)))
 
 
 def origins(change: ForwardChange) -> list[tuple[object, str]]:
