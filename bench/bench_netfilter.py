@@ -2,9 +2,10 @@
 
 Prints, side by side in one run: the cold apply, the no-op re-apply, adding one rule,
 and the floor (a bare iptables-restore of the same rendered ruleset into an empty
-namespace), with ratios and the agent's peak RSS.
+namespace), with ratios and the agent's peak RSS. Each case is the median of --repeat
+fresh routers, and the floor the median of as many bare restores, measured in turn.
 
-    sudo .venv/bin/python bench/bench_netfilter.py [--forwards 5000] [--firewall 2000]
+    sudo .venv/bin/python bench/bench_netfilter.py [--forwards 5000] [--firewall 2000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -43,32 +44,56 @@ def build_pushes(directory: Path, forwards: int, firewall: int) -> tuple[list[Pa
     return base, batch
 
 
+def median_run(runs: list) -> object:
+    """The run of median wall time (its RSS and phases go with it)."""
+    return sorted(runs, key=lambda run: run.seconds)[len(runs) // 2]
+
+
+def one_router(work: Path, index: int, base: list[Path], batch: Path, one_more: Path):
+    """A fresh router: cold apply, no-op re-apply, one more rule. Also returns the rendered ruleset."""
+    with router_namespace(f"vrbench{index}") as ns:
+        root = work / f"root{index}"
+        run_agent(ns, root, "apply", "--json", *map(str, base))  # the router's NICs and public IPs
+        cold = run_agent(ns, root, "apply", "--json", str(batch))
+        noop = run_agent(ns, root, "apply", "--json", str(batch))
+        add = run_agent(ns, root, "apply", "--json", str(one_more))
+        rendered = sh("ip", "netns", "exec", ns, sys.executable, "-m", "vragent", "--root", str(root), "render")
+    return cold, noop, add, rendered
+
+
+def floor_once(rendered: str, index: int) -> float:
+    with router_namespace(f"vrfloor{index}") as ns:
+        started = time.perf_counter()
+        sh("ip", "netns", "exec", ns, "iptables-restore", "-w", input=rendered)
+        return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--forwards", type=int, default=5000)
     parser.add_argument("--firewall", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="fresh routers (and floors) measured; the median of each case is shown")
     args = parser.parse_args()
     work = scratch_dir("vragent-bench-")
     base, batch = build_pushes(work, args.forwards, args.firewall)
     one_more = write_json(work, "forwarding_rules.json.b2", p.forwards(
         p.forward(PUBLIC_IPS[0], "9999:9999", "10.0.0.2", "80:80")))
 
-    with router_namespace("vrbench") as ns:
-        root = work / "root"
-        run_agent(ns, root, "apply", "--json", *map(str, base))  # the router's NICs and public IPs
-        cold = run_agent(ns, root, "apply", "--json", str(batch))
-        noop = run_agent(ns, root, "apply", "--json", str(batch))
-        add = run_agent(ns, root, "apply", "--json", str(one_more))
-        rendered = sh("ip", "netns", "exec", ns, sys.executable, "-m", "vragent", "--root", str(root), "render")
-        rule_count = sum(1 for line in rendered.splitlines() if line.startswith("-A"))
-    with router_namespace("vrfloor") as ns:
-        started = time.perf_counter()
-        sh("ip", "netns", "exec", ns, "iptables-restore", "-w", input=rendered)
-        floor = time.perf_counter() - started
+    # Routers and floors alternate, so a busier moment of the machine weighs on both.
+    routers, floors = [], []
+    for index in range(args.repeat):
+        routers.append(one_router(work, index, base, batch, one_more))
+        floors.append(floor_once(routers[-1][3], index))
+    cold, noop, add = (median_run([router[case] for router in routers]) for case in range(3))
+    rendered = routers[0][3]
+    rule_count = sum(1 for line in rendered.splitlines() if line.startswith("-A"))
+    floor = sorted(floors)[len(floors) // 2]
 
     iptables_writes = sum(1 for s in noop.result["steps"] if s["kind"] == "iptables")
     print(f"netfilter benchmark: {args.forwards} port forwards + {args.firewall} firewall rules "
-          f"-> {rule_count} iptables rules")
+          f"-> {rule_count} iptables rules; median of {args.repeat} fresh routers "
+          f"(floors {', '.join(f'{f:.3f}' for f in floors)} s)")
     print(f"{'case':<34}{'seconds':>9}{'x floor':>9}{'peak RSS MB':>13}{'forks':>7}")
     for label, run in (("cold apply", cold), ("no-op re-apply", noop), ("add one port forward", add)):
         print(f"{label:<34}{run.seconds:>9.3f}{run.seconds / floor:>9.2f}{run.peak_rss_kb / 1024:>13.1f}"
