@@ -62,8 +62,21 @@ def _parser() -> argparse.ArgumentParser:
     notify.add_argument("fifo")
 
     lab = commands.add_parser("lab", help="a router replica in network namespaces")
-    lab.add_argument("action", choices=("up", "down", "check"))
-    lab.add_argument("--prefix", default="vrlab", help="namespace name prefix (default %(default)s)")
+    lab_actions = lab.add_subparsers(dest="action", required=True)
+    prefix = argparse.ArgumentParser(add_help=False)
+    prefix.add_argument("--prefix", default="vrlab", help="namespace name prefix (default %(default)s)")
+    lab_up = lab_actions.add_parser("up", parents=[prefix], help="build it and apply the sample network")
+    lab_up.add_argument("--bare", action="store_true",
+                        help="the router gets its NICs and nothing else (to replay pushes of your own)")
+    lab_actions.add_parser("check", parents=[prefix], help="prove the sample network with real traffic")
+    lab_push = lab_actions.add_parser("push", parents=[prefix],
+                                      help="hand files to the lab router as the management server does "
+                                           "(update_config.py NAME; vr_cfg.sh -c for VR-*.cfg batches)")
+    lab_push.add_argument("files", nargs="+", metavar="FILE")
+    lab_exec = lab_actions.add_parser("exec", parents=[prefix], help="run a command on a lab machine")
+    lab_exec.add_argument("role", help="vr, vm1, vm2, up (the upstream host), ctl (the control host)")
+    lab_exec.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND")
+    lab_actions.add_parser("down", parents=[prefix], help="remove every namespace and process")
     return parser
 
 
@@ -266,5 +279,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lab":
         from vragent.lab import cli as lab_cli
 
-        return lab_cli.main(args.action, args.prefix)
+        return lab_cli.main(args)
     return 2

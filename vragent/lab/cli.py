@@ -1,7 +1,12 @@
-"""`vragent lab up|down|check`: the sample isolated network on a router replica.
+"""`vragent lab up|down|check|push|exec`: the sample isolated network on a router replica.
 
-up    builds the namespaces and applies the sample pushes with the real agent;
+up    builds the namespaces and applies the sample pushes with the real agent
+      (--bare: the router keeps just its NICs, for replaying pushes of your own);
 check proves the router with real traffic and a convergence check;
+push  hands files to the lab router the way the management server does: each file is put
+      in the router's /var/cache/cloud and applied by update_config.py (a VR-*.cfg batch by
+      vr_cfg.sh -c), the shims a real VR runs, with their output and exit code;
+exec  runs a command on one lab machine (vr, vm1, vm2, up, ctl), e.g. to send traffic;
 down  removes every namespace and process again.
 """
 
@@ -56,10 +61,15 @@ def _agent(lab: Lab, prefix: str) -> RouterAgent:
     return RouterAgent(lab, LAB_STATE / prefix)
 
 
-def up(prefix: str) -> int:
+def up(prefix: str, bare: bool = False) -> int:
     lab = Lab(prefix)
     lab.up()
     shutil.rmtree(LAB_STATE / prefix, ignore_errors=True)
+    if bare:
+        print(f"lab {prefix} is up: router {lab.ns('vr')} has its NICs and nothing else "
+              f"(its root: {LAB_STATE / prefix}); `vragent lab push FILE...` configures it")
+        print(lab.describe())
+        return 0
     result = _agent(lab, prefix).apply(*sample_network())
     if result.returncode != 0:
         print("\n".join(result.errors) or result.stderr, file=sys.stderr)
@@ -175,5 +185,63 @@ def _ssh(lab: Lab, role: str, address: str) -> bool:
         return tcp_connect(lab, role, address, 3922, timeout=1.0).ok
 
 
-def main(action: str, prefix: str) -> int:
-    return {"up": up, "down": down, "check": check}[action](prefix)
+# The shims' calling convention, run by the router's own Python as /opt/cloud/bin would.
+_SHIM = "import sys; from vragent.cli import exit_now; from vragent import shims; exit_now(shims.{}(sys.argv[1:]))"
+
+
+def push(prefix: str, files: list[str]) -> int:
+    """Each file as one push of the management server, in order; stops at the first that
+    does not apply (as the management server stops a command sequence), with its exit code."""
+    lab = Lab(prefix)
+    if not lab.exists():
+        print(f"lab {prefix} is not up; run `vragent lab up` first", file=sys.stderr)
+        return 1
+    root = LAB_STATE / prefix
+    cache = root / "var" / "cache" / "cloud"
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        source = Path(name)
+        if not source.is_file():
+            print(f"{name}: no such file", file=sys.stderr)
+            return 2
+        target = cache / source.name
+        shutil.copyfile(source, target)
+        if source.name.startswith("VR-") and source.name.endswith(".cfg"):
+            shim, args = "vr_cfg", ["-c", str(target)]
+        else:
+            shim, args = "update_config", [source.name]
+        done = lab.run("vr", ["env", f"VRAGENT_ROOT={root}", sys.executable, "-c", _SHIM.format(shim), *args],
+                       check=False, timeout=600)
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        print(f"{source.name}: {'vr_cfg.sh -c' if shim == 'vr_cfg' else 'update_config.py'} exited {done.returncode}")
+        if done.returncode != 0:
+            return done.returncode
+    return 0
+
+
+def run_on(prefix: str, role: str, argv: list[str]) -> int:
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        print("usage: vragent lab exec ROLE COMMAND [ARG...]", file=sys.stderr)
+        return 2
+    try:
+        namespace = Lab(prefix).ns(role)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    import subprocess
+
+    return subprocess.run(["ip", "netns", "exec", namespace, *argv], check=False).returncode
+
+
+def main(args) -> int:
+    """`args`: the parsed `vragent lab ACTION` command line."""
+    if args.action == "up":
+        return up(args.prefix, args.bare)
+    if args.action == "push":
+        return push(args.prefix, args.files)
+    if args.action == "exec":
+        return run_on(args.prefix, args.role, args.argv)
+    return {"down": down, "check": check}[args.action](args.prefix)

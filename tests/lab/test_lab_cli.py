@@ -1,0 +1,69 @@
+"""`vragent lab up --bare` and `vragent lab push`: replaying the management server's files on
+the lab router through the shims a VR runs (update_config.py NAME, vr_cfg.sh -c), proven
+with traffic. This is how an operator rehearses a real push before it reaches a router."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.lab.conftest import unique_prefix
+from vragent.lab import sample
+from vragent.lab.topology import EXTRA_PUBLIC_IPS, UPSTREAM_SOURCES, VM1_IP, Lab
+from vragent.lab.traffic import TcpServer, tcp_connect
+
+PF_IP = EXTRA_PUBLIC_IPS[0]
+
+
+def vragent_lab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vragent", "lab", *args], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def write(directory, payload) -> str:
+    path = directory / sample.push_file_name(payload)
+    path.write_text(sample.wire_json(payload))
+    return str(path)
+
+
+def test_a_bare_lab_router_is_configured_by_pushed_files_through_the_shims(tmp_path):
+    prefix = unique_prefix()
+    try:
+        up = vragent_lab("up", "--bare", "--prefix", prefix)
+        assert up.returncode == 0, up.stderr
+        lab = Lab(prefix)
+        rules = sample.forward_rules(sample.forward_rule(PF_IP, 2222, VM1_IP, 22))
+        firewall = sample.firewall_rules(sample.firewall_rule(1001, ports=2222, public_ip=PF_IP))
+        # Before any push the router holds no address: nothing reaches the VM.
+        with TcpServer(lab, "vm1", 22):
+            assert not tcp_connect(lab, "up", PF_IP, 2222, timeout=1.0).ok
+        files = [write(tmp_path, p) for p in (sample.cmdline(), sample.ips())]
+        batch = tmp_path / sample.batch_file_name()
+        batch.write_text(sample.batch_cfg(sample.named(rules, firewall)))
+        pushed = vragent_lab("push", "--prefix", prefix, *files, str(batch))
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+        assert pushed.stdout.count("update_config.py exited 0") == 2
+        assert "vr_cfg.sh -c exited 0" in pushed.stdout
+        with TcpServer(lab, "vm1", 22) as server:
+            assert tcp_connect(lab, "up", PF_IP, 2222, timeout=2.0, source=UPSTREAM_SOURCES[0]).ok
+            assert server.peers() == [UPSTREAM_SOURCES[0]]
+        # The same file again: applied by the shim and changes nothing.
+        before = lab.run("vr", ["iptables-save"]).stdout.splitlines()
+        again = vragent_lab("push", "--prefix", prefix, files[1])
+        assert again.returncode == 0, again.stderr
+        after = lab.run("vr", ["iptables-save"]).stdout.splitlines()
+        assert [line for line in after if not line.startswith("#")] == \
+               [line for line in before if not line.startswith("#")]
+        # An invalid file stops the replay with the agent's exit code and its reason.
+        bad = tmp_path / "forwarding_rules.json.bad"
+        bad.write_text('{"type": "forwardrules", "rules": [{"source_ip_address": "198.51.100.300"}]}')
+        refused = vragent_lab("push", "--prefix", prefix, str(bad), files[0])
+        assert refused.returncode == 2
+        assert "source_ip_address" in refused.stderr and refused.stdout.count("exited") == 1
+        # A command on a lab machine, as an operator would check from there.
+        ran = vragent_lab("exec", "--prefix", prefix, "vr", "--", "ip", "-br", "addr", "show", "eth2")
+        assert ran.returncode == 0
+    finally:
+        down = vragent_lab("down", "--prefix", prefix)
+        assert down.returncode == 0, down.stderr
+    assert not Lab(prefix).exists()
