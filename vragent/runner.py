@@ -36,13 +36,13 @@ def _count_fork() -> None:
         forks += 1
 
 
-def run(argv: list[str], *, input: str | None = None, stdin_path: str | None = None,
+def run(argv: list[str], *, input: str | None = None, stdin_fd: int | None = None,
         timeout: float = DEFAULT_TIMEOUT, check: bool = True, ok_codes: tuple[int, ...] = (0,)) -> Completed:
+    """Run argv to completion; `input` is written to its stdin, or `stdin_fd` is its stdin."""
     _count_fork()
     try:
-        if stdin_path is not None:
-            with open(stdin_path) as stdin:
-                proc = subprocess.run(argv, stdin=stdin, capture_output=True, text=True, timeout=timeout)
+        if stdin_fd is not None:
+            proc = subprocess.run(argv, stdin=stdin_fd, capture_output=True, text=True, timeout=timeout)
         else:
             proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:

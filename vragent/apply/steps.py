@@ -231,18 +231,21 @@ class IptablesStep(Step):
 
 def _restore(argv: list[str], script: str, table: str) -> None:
     # iptables-restore reads a complete file on stdin (not a pipe we are still writing), so a
-    # killed agent can never feed it half a transaction. Not a file argument: `-w FILE` would
-    # take FILE as the wait time and restore nothing.
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", prefix=f"vragent-{table}-", suffix=".rules") as handle:
-        handle.write(script)
-        handle.flush()
+    # killed agent can never feed it half a transaction: an anonymous in-memory file, written
+    # whole before the process starts (nothing left behind in /tmp either). Not a file
+    # argument: `-w FILE` would take FILE as the wait time and restore nothing.
+    fd = os.memfd_create(f"vragent-{table}-rules", os.MFD_CLOEXEC)
+    try:
+        with os.fdopen(fd, "w", closefd=False) as handle:
+            handle.write(script)
+        os.lseek(fd, 0, os.SEEK_SET)
         try:
-            runner.run(argv, stdin_path=handle.name)
+            runner.run(argv, stdin_fd=fd)
         except runner.CommandFailed as exc:
             raise runner.CommandFailed(exc.argv, exc.returncode,
                                        exc.output + "\n" + numbered_context(script, exc.output)) from None
+    finally:
+        os.close(fd)
 
 
 def numbered_context(script: str, error: str, radius: int = 3) -> str:
