@@ -19,6 +19,8 @@ Layout (router type: eth0 guest, eth1 control, eth2+ public):
          (8080) from guest networks to the router's guest address
          FORWARD -> vr-FORWARD (policy DROP): established, DNAT'ed (already passed
          the ingress firewall), guest->public through vr-egress
+A VPC router (vpcrouter: eth0 control, eth1 public, eth2+ tiers) has no per-public-IP
+firewall; its FORWARD and its tiers' ACL chains come from render/netfilter_vpc.py.
 """
 
 from __future__ import annotations
