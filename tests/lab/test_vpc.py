@@ -197,3 +197,20 @@ def test_a_vpc_cmdline_is_validated_with_paths(make_lab, tmp_path):
     assert result.returncode == 2
     assert f"is outside the VPC's CIDR 10.80.0.0/16" in "\n".join(result.errors)
     assert VPC_CIDR == "10.70.0.0/16"
+
+
+def test_static_nat_maps_a_public_ip_to_a_tier_vm_both_ways(vpc_lab, router):
+    from vragent.lab import sample
+
+    lab = vpc_lab
+    public = EXTRA_PUBLIC_IPS[1]
+    apply_ok(router, vpc.ips(vpc.ip_entry(public, one_to_one_nat=True)),
+             sample.staticnat_rules(sample.staticnat_rule(public, TIER1.vm_ip)),
+             vpc.network_acl(1, ingress=[vpc.acl_rule("tcp", 80, cidr=f"{PUBLIC_GATEWAY}/32")]))
+    with TcpServer(lab, "vm1", 80), TcpServer(lab, "vm1", 81), TcpServer(lab, "up", 8080):
+        inbound = tcp_connect(lab, "up", public, 80)
+        assert inbound.ok and inbound.peer_seen == PUBLIC_GATEWAY
+        assert not connects(lab, "up", public, 81)  # not in tier 1's ingress ACL
+        # The VM's own connections leave with its public IP; the other tier's with the source NAT IP.
+        assert tcp_connect(lab, "vm1", PUBLIC_GATEWAY, 8080).peer_seen == public
+        assert tcp_connect(lab, "vm2", PUBLIC_GATEWAY, 8080).peer_seen == SOURCE_NAT_IP
