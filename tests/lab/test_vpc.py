@@ -214,3 +214,18 @@ def test_static_nat_maps_a_public_ip_to_a_tier_vm_both_ways(vpc_lab, router):
         # The VM's own connections leave with its public IP; the other tier's with the source NAT IP.
         assert tcp_connect(lab, "vm1", PUBLIC_GATEWAY, 8080).peer_seen == public
         assert tcp_connect(lab, "vm2", PUBLIC_GATEWAY, 8080).peer_seen == SOURCE_NAT_IP
+
+
+def test_a_batch_brings_up_a_whole_vpc_with_its_acls_in_one_transaction(vpc_lab, tmp_path):
+    from vragent.lab import sample
+
+    lab = vpc_lab
+    router = RouterAgent(lab, tmp_path / "root")
+    batch = sample.batch_cfg(sample.named(
+        *vpc.vpc(), vpc.network_acl(2, ingress=[vpc.acl_rule("tcp", 22, cidr=TIER1.cidr)]),
+        vpc.network_acl(1, egress=[vpc.acl_rule("all", cidr=f"{PUBLIC_GATEWAY}/32", allowed=False)])))
+    apply_ok(router, batch)
+    with TcpServer(lab, "vm2", 22), TcpServer(lab, "up", 8080):
+        assert connects(lab, "vm1", TIER2.vm_ip, 22)
+        assert not connects(lab, "vm1", PUBLIC_GATEWAY, 8080)
+        assert tcp_connect(lab, "vm2", PUBLIC_GATEWAY, 8080).peer_seen == SOURCE_NAT_IP
