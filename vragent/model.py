@@ -16,6 +16,25 @@ GUEST_DEVICE = "eth0"
 CONTROL_DEVICE = "eth1"
 PUBLIC_DEVICE = "eth2"
 SSH_PORT = 3922
+# A VPC router (cmdline type "vpcrouter") is laid out differently: eth0 control, eth1 the
+# first public NIC (source NAT), eth2+ tiers and more public NICs (cloudstack-vr.md §1.2).
+# Code that needs "the control NIC" or "the public NIC" asks the state (RouterState.layout).
+ISOLATED_ROUTER = "router"
+VPC_ROUTER = "vpcrouter"
+ROUTER_TYPES = (ISOLATED_ROUTER, VPC_ROUTER)
+
+
+@dataclass(frozen=True)
+class NicLayout:
+    control: str
+    public: str  # the first public NIC: source NAT and the default route
+    guest: str | None  # the cmdline's guest NIC (isolated only); VPC tiers come by guestnetwork
+
+
+LAYOUTS = {
+    ISOLATED_ROUTER: NicLayout(control=CONTROL_DEVICE, public=PUBLIC_DEVICE, guest=GUEST_DEVICE),
+    VPC_ROUTER: NicLayout(control="eth0", public="eth1", guest=None),
+}
 
 
 class Direction(enum.Enum):
@@ -109,6 +128,28 @@ class FirewallRule:
     icmp_code: int | None = None  # None: any code
     source_cidrs: tuple[IPv4Network, ...] = ()
     dest_cidrs: tuple[IPv4Network, ...] = ()
+
+
+@dataclass(frozen=True)
+class AclRule:
+    """One item of a VPC tier's network ACL (CloudStack `networkacl`), in the order pushed
+    (the management server sorts by the item's `number`): the first match decides."""
+
+    protocol: str  # "tcp" | "udp" | "icmp" | "all" | a protocol number ("47")
+    allowed: bool  # ACCEPT, else DROP
+    cidrs: tuple[IPv4Network, ...]  # ingress: sources, egress: destinations (IPv4 only)
+    ports: PortRange | None = None  # tcp/udp; None: any port (CloudStack sends 0:0)
+    icmp_type: int | None = None  # None: any type
+    icmp_code: int | None = None  # None: any code
+
+
+@dataclass(frozen=True)
+class NetworkAcl:
+    """The whole ACL of one tier (its NIC); each push replaces it."""
+
+    device: str
+    ingress: tuple[AclRule, ...] = ()  # traffic into the tier
+    egress: tuple[AclRule, ...] = ()  # new connections out of the tier
 
 
 @dataclass(frozen=True)
@@ -255,6 +296,8 @@ class RouterState:
     # egress policy (the system egress rule's `default_egress_policy`).
     ipv6_firewall_rules: tuple[FirewallRule, ...] = ()
     ipv6_egress_default_allow: bool = True
+    # `networkacl`: a VPC router's ACLs, one per tier, sorted by device.
+    network_acls: tuple[NetworkAcl, ...] = ()
     # Passwords of the push being applied; never persisted (see PasswordOffer).
     password_offers: tuple[PasswordOffer, ...] = ()
 
@@ -274,6 +317,24 @@ class RouterState:
     def router_type(self) -> str | None:
         return self.config.get("type")
 
+    @property
+    def is_vpc(self) -> bool:
+        return self.router_type == VPC_ROUTER
+
+    @property
+    def layout(self) -> NicLayout:
+        """Which NIC is what; an isolated router's until a cmdline says otherwise."""
+        return LAYOUTS.get(self.router_type or "", LAYOUTS[ISOLATED_ROUTER])
+
+    @property
+    def vpc_cidr(self) -> IPv4Network | None:
+        """The VPC's super-CIDR (cmdline `vpccidr`, validated there); None off a VPC."""
+        text = self.config.get("vpccidr")
+        return IPv4Network(text, strict=False) if self.is_vpc and text else None
+
+    def network_acl(self, device: str) -> NetworkAcl | None:
+        return next((acl for acl in self.network_acls if acl.device == device), None)
+
     def cmdline_interface(self, device: str) -> IPv4Interface | None:
         cfg = self.config
         ip, mask = cfg.get(f"{device}ip"), cfg.get(f"{device}mask")
@@ -286,7 +347,7 @@ class RouterState:
         """The router's IPv6 settings, or None for an IPv4-only router (no `eth0ip6`).
         The cmdline validated them (wire/cmdline.py)."""
         cfg = self.config
-        if not cfg.get("eth0ip6"):
+        if not cfg.get("eth0ip6") or cfg.get("type") == VPC_ROUTER:  # a VPC's eth0 is control
             return None
         prefix = cfg.get("eth0ip6prelen") or cfg.get("guestcidr6size") or "64"
         guest = IPv6Interface(f"{cfg['eth0ip6']}/{prefix}")
@@ -303,7 +364,7 @@ class RouterState:
 
     @property
     def control_interface(self) -> IPv4Interface | None:
-        return self.cmdline_interface(CONTROL_DEVICE)
+        return self.cmdline_interface(self.layout.control)
 
     @property
     def default_gateway(self) -> tuple[IPv4Address, str] | None:
@@ -312,15 +373,17 @@ class RouterState:
             if pip.gateway is not None and pip.gateway in pip.interface.network:
                 return pip.gateway, pip.device
         gateway = self.config.get("gateway")
-        public = self.cmdline_interface(PUBLIC_DEVICE)
+        device = self.layout.public
+        public = self.cmdline_interface(device)
         if gateway and public is not None and IPv4Address(gateway) in public.network:
-            return IPv4Address(gateway), PUBLIC_DEVICE
+            return IPv4Address(gateway), device
         return None
 
     def all_guest_networks(self) -> tuple[GuestNetwork, ...]:
-        """Guest networks from `guestnetwork` pushes, plus eth0 from the cmdline."""
+        """Guest networks from `guestnetwork` pushes, plus eth0 from the cmdline (isolated
+        routers; a VPC's tiers all come by `guestnetwork`)."""
         networks = list(self.guest_networks)
-        guest = self.cmdline_interface(GUEST_DEVICE)
+        guest = self.cmdline_interface(GUEST_DEVICE) if self.layout.guest == GUEST_DEVICE else None
         if guest is not None and not any(n.device == GUEST_DEVICE for n in networks):
             cfg = self.config
             dns = tuple(IPv4Address(cfg[k]) for k in ("dns1", "dns2") if cfg.get(k))
@@ -339,16 +402,18 @@ class RouterState:
         return tuple(sorted(networks, key=lambda n: device_index(n.device)))
 
     def ordered_public_ips(self) -> tuple[PublicIp, ...]:
-        """Public IPs with the cmdline's eth2 address folded in; source NAT first per NIC."""
+        """Public IPs with the cmdline's public address (eth2; a VPC's eth1) folded in;
+        source NAT first per NIC."""
         ips = list(self.public_ips)
-        public = self.cmdline_interface(PUBLIC_DEVICE)
+        device = self.layout.public
+        public = self.cmdline_interface(device)
         if public is not None and not any(p.ip == public.ip for p in ips):
             gateway = self.config.get("gateway")
             ips.append(
                 PublicIp(
                     ip=public.ip,
                     prefix=public.network.prefixlen,
-                    device=PUBLIC_DEVICE,
+                    device=device,
                     gateway=IPv4Address(gateway) if gateway else None,
                     source_nat=not any(p.source_nat for p in ips),
                 )

@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from vragent import state_lb, state_services
 from vragent.errors import InvalidInput, ValidationError
-from vragent.model import (DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, PortForward, PortRange, Protocol,
+from vragent.model import (AclRule, NetworkAcl, DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, PortForward, PortRange, Protocol,
                            PublicIp, RouterState, StaticNat)
 from vragent.render.netfilter import text
 from vragent.render.sysctl import check_overrides
@@ -80,7 +80,69 @@ def to_document(state: RouterState) -> dict[str, Any]:
             "dnsmasq_options": list(state.dnsmasq_options),
         },
     } | ({state_lb.KEY: state_lb.to_document(state.load_balancing)} if state.load_balancing != state_lb.EMPTY else {}) \
-      | state_services.to_document(state.vm_data, state.monitoring) | _ipv6_firewall_document(state)
+      | state_services.to_document(state.vm_data, state.monitoring) | _ipv6_firewall_document(state) \
+      | _network_acls_document(state)
+
+
+# A VPC router's tier ACLs; left out while empty (isolated routers keep their document).
+NETWORK_ACLS = "network_acls"
+
+
+def _acl_rule_document(rule: AclRule) -> dict[str, Any]:
+    return {"protocol": rule.protocol, "allowed": rule.allowed, "cidrs": [str(c) for c in rule.cidrs],
+            "ports": _ports(rule.ports), "icmp_type": rule.icmp_type, "icmp_code": rule.icmp_code}
+
+
+def _network_acls_document(state: RouterState) -> dict[str, Any]:
+    if not state.network_acls:
+        return {}
+    return {NETWORK_ACLS: [{"device": acl.device, "ingress": [_acl_rule_document(r) for r in acl.ingress],
+                            "egress": [_acl_rule_document(r) for r in acl.egress]}
+                           for acl in state.network_acls]}
+
+
+def _acl_rule_trusted(r: dict) -> AclRule:
+    return AclRule(r["protocol"], r["allowed"], tuple(_network(c) for c in r["cidrs"]), _ports_of(r.get("ports")),
+                   r.get("icmp_type"), r.get("icmp_code"))
+
+
+def _network_acls_trusted(data: dict) -> tuple[NetworkAcl, ...]:
+    return tuple(NetworkAcl(a["device"], tuple(map(_acl_rule_trusted, a.get("ingress", []))),
+                            tuple(map(_acl_rule_trusted, a.get("egress", []))))
+                 for a in data.get(NETWORK_ACLS, []))
+
+
+def _network_acls_section(doc: Fields, errors: list[ValidationError]) -> tuple[NetworkAcl, ...]:
+    """The native document's network_acls: [{device, ingress: [rule], egress: [rule]}]."""
+    acls: dict[str, NetworkAcl] = {}
+    for index, raw in enumerate(doc.list(NETWORK_ACLS, []) or []):
+        item = Fields(raw, f"{doc.at(NETWORK_ACLS)}[{index}]", errors)
+        device = item.device("device")
+        lists = {}
+        for key in ("ingress", "egress"):
+            rules = []
+            for r_index, raw_rule in enumerate(item.list(key, []) or []):
+                rule = Fields(raw_rule, f"{item.at(key)}[{r_index}]", errors)
+                protocol = rule.string("protocol")
+                if protocol is not None and protocol not in ("tcp", "udp", "icmp", "all") and not (
+                        protocol.isdigit() and int(protocol) <= 255):
+                    rule.error("protocol", f"{protocol!r} is not tcp, udp, icmp, all or a number 0..255")
+                    protocol = None
+                allowed = rule.boolean("allowed")
+                cidrs = rule.cidr_list("cidrs")
+                ports = rule.port_range("ports", None)
+                icmp_type = rule.integer("icmp_type", None, lo=0, hi=255)
+                icmp_code = rule.integer("icmp_code", None, lo=0, hi=255)
+                if not cidrs:
+                    rule.error("cidrs", "needs at least one CIDR (0.0.0.0/0 for any)")
+                elif protocol is not None and allowed is not None:
+                    rules.append(AclRule(protocol, allowed, cidrs, ports, icmp_type, icmp_code))
+            lists[key] = tuple(rules)
+        if device is not None:
+            if device in acls:
+                item.error("device", f"{device} has an ACL already")
+            acls[device] = NetworkAcl(device, lists["ingress"], lists["egress"])
+    return tuple(acls[d] for d in sorted(acls))
 
 
 # Left out while empty, so IPv4-only routers keep the document they always had.
@@ -220,6 +282,7 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
                          tuple(IPv6Network(c) for c in r.get("dest_cidrs", [])))
             for r in data.get(IPV6_FIREWALL, {}).get("rules", [])),
         ipv6_egress_default_allow=data.get(IPV6_FIREWALL, {}).get("egress_default_allow", True),
+        network_acls=_network_acls_trusted(data),
     )
 
 
@@ -317,6 +380,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         load_balancing=state_lb.from_document(doc.raw(state_lb.KEY, None), doc.at(state_lb.KEY), errors),
         ipv6_firewall_rules=tuple(ipv6_rules),
         ipv6_egress_default_allow=bool(ipv6_firewall.boolean("egress_default_allow", True)),
+        network_acls=_network_acls_section(doc, errors),
     ).with_sysctl_overrides({str(k): str(v) for k, v in sysctl.items()})
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from vragent.errors import ValidationError
-from vragent.model import (CONTROL_DEVICE, Direction, FirewallRule, GUEST_DEVICE, PortForward,
-                           RouterState, StaticNat)
+from vragent.model import Direction, FirewallRule, GUEST_DEVICE, PortForward, RouterState, StaticNat
 from vragent.model import LoadBalancing, Protocol, VmData
 
 
@@ -30,8 +29,9 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
     named: list[tuple[str, IPv4Network, str]] = []
     for net in guests:
         named.append((net.device, net.network, where(net, f"guest_networks[{net.device}]")))
+    layout = state.layout
     if control is not None:
-        named.append((CONTROL_DEVICE, control.network, "state:cmdline.eth1ip"))
+        named.append((layout.control, control.network, f"state:cmdline.{layout.control}ip"))
     for pip in public:
         named.append((pip.device, pip.interface.network, where(pip, f"public_ips[{pip.ip}]")))
     for i, (dev_a, net_a, path_a) in enumerate(named):
@@ -39,10 +39,34 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
             if dev_a != dev_b and net_a.overlaps(net_b):
                 errors.append(ValidationError(path_b, f"{net_b} on {dev_b} overlaps {net_a} on {dev_a} ({path_a})"))
 
+    # Each NIC has one role, which the router type decides (model.LAYOUTS).
+    tiers = {n.device for n in guests}
     for pip in public:
-        if pip.device in (GUEST_DEVICE, CONTROL_DEVICE) and state.router_type == "router":
+        if pip.device == layout.control or (pip.device == GUEST_DEVICE and layout.guest == GUEST_DEVICE):
+            role = "control" if pip.device == layout.control else "guest"
             errors.append(ValidationError(where(pip, f"public_ips[{pip.ip}]"),
-                                          f"{pip.device} is not a public NIC of a router"))
+                                          f"{pip.device} is the {role} NIC of a {state.router_type or 'router'}, "
+                                          "not a public one"))
+        elif pip.device in tiers:
+            errors.append(ValidationError(where(pip, f"public_ips[{pip.ip}]"),
+                                          f"{pip.device} is a guest network's NIC, not a public one"))
+    public_devices = {p.device for p in public}
+    for net in state.guest_networks:
+        if net.device == layout.control:
+            errors.append(ValidationError(where(net, f"guest_networks[{net.device}]"),
+                                          f"{net.device} is the control NIC of a {state.router_type or 'router'}"))
+        elif state.is_vpc and net.device in public_devices:
+            errors.append(ValidationError(where(net, f"guest_networks[{net.device}]"),
+                                          f"{net.device} is a public NIC of this VPC router, not a tier"))
+    vpc_cidr = state.vpc_cidr
+    if vpc_cidr is not None:
+        for net in state.guest_networks:
+            if not net.network.subnet_of(vpc_cidr):
+                errors.append(ValidationError(where(net, f"guest_networks[{net.device}]"),
+                                              f"the tier {net.network} is outside the VPC's CIDR {vpc_cidr}"))
+    if state.is_vpc and state.firewall_rules:
+        errors.append(ValidationError(where(state.firewall_rules[0], "firewall_rules[0]"),
+                                      "a VPC router has no firewall rules: its tiers are guarded by networkacl"))
 
     # Integer bounds: membership tests run once per rule on routers with thousands of rules.
     guest_bounds = [(int(n.network.network_address), int(n.network.broadcast_address)) for n in guests]
@@ -110,6 +134,10 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
     from vragent import redundancy  # a redundant pair must agree on its VRID and VIPs
 
     errors += redundancy.check_state(state, origins)
+    if state.network_acls:
+        from vragent.wire import networkacl
+
+        errors += networkacl.check_state(state, origins)
     if state.ipv6_firewall_rules or state.ipv6 is not None:
         from vragent.wire import ipv6firewallrules
 

@@ -157,13 +157,13 @@ def test_device_found_from_the_vif_mac_when_nic_dev_id_is_omitted():
 
 
 def test_unsupported_type_is_a_clear_error():
-    errors = errors_of(p.doc("network_acl.json.x", {"type": "networkacl", "device": "eth0"}))
-    assert errors == ["network_acl.json.x:$.type: 'networkacl' is a known CloudStack type that is not supported yet"]
+    errors = errors_of(p.doc("static_routes.json.x", {"type": "staticroutes", "routes": []}))
+    assert errors == ["static_routes.json.x:$.type: 'staticroutes' is a known CloudStack type that is not supported yet"]
 
 
 def test_other_router_types_are_not_supported_yet():
-    errors = errors_of(p.doc("cmd_line.json", p.cmdline(type="vpcrouter")))
-    assert errors[0].startswith("cmd_line.json:$.cmd_line.type: router type 'vpcrouter' is not supported yet")
+    errors = errors_of(p.doc("cmd_line.json", p.cmdline(type="ilbvm")))
+    assert errors[0].startswith("cmd_line.json:$.cmd_line.type: router type 'ilbvm' is not supported yet")
 
 
 def test_omitted_null_fields_are_optional():

@@ -8,7 +8,15 @@ Every machine is a namespace named ``{prefix}-{role}``::
     ctl ────── brctl ──── eth1 ┤
     up2 ────── brpub2 ─── eth3 ┘  only with second_public=True: a second public VLAN
 
-The three bridges live in their own ``{prefix}-sw`` namespace, and every veth pair is
+With ``Lab(router_type="vpcrouter", tiers=2)`` the router is a VPC router instead
+(CloudStack's ``vpcrouter`` layout), one VM in each tier::
+
+    ctl ────── brctl ──── eth0 ┐
+    up ─────── brpub ──── eth1 ┤ vr
+    vm1 ────── brtier1 ── eth2 ┤     tier 1 (10.70.1.0/24)
+    vm2 ────── brtier2 ── eth3 ┘     tier 2 (10.70.2.0/24)
+
+The bridges live in their own ``{prefix}-sw`` namespace, and every veth pair is
 created with both ends already inside lab namespaces, so the host's root namespace never
 holds a lab interface, not even for a moment.
 
@@ -63,6 +71,31 @@ ROUTER_GUEST_IP6 = "2001:db8:1::1"
 PUBLIC6_CIDR = "2001:db8:ff::/64"
 ROUTER_PUBLIC_IP6 = "2001:db8:ff::10"
 UPSTREAM_IP6 = "2001:db8:ff::1"  # the router's IPv6 gateway (ip6gateway)
+
+# A VPC lab (router_type="vpcrouter"): the VPC's CIDR and one VM in each tier, on eth2, eth3.
+VPC_CIDR = "10.70.0.0/16"
+
+
+@dataclass(frozen=True)
+class VpcTier:
+    device: str  # the router's NIC
+    cidr: str
+    router_ip: str
+    vm_ip: str
+    vm_mac: str
+    bridge: str
+
+    @property
+    def prefix(self) -> int:
+        return int(self.cidr.split("/")[1])
+
+
+VPC_TIERS = (
+    VpcTier("eth2", "10.70.1.0/24", "10.70.1.1", "10.70.1.11", "02:00:00:00:00:21", "brtier1"),
+    VpcTier("eth3", "10.70.2.0/24", "10.70.2.1", "10.70.2.11", "02:00:00:00:00:22", "brtier2"),
+)
+VPC_ROUTER_MACS = {"eth0": "02:00:00:00:01:00", "eth1": "02:00:00:00:01:01",
+                   "eth2": "02:00:00:00:01:02", "eth3": "02:00:00:00:01:03"}
 
 CONTROL_CIDR = "169.254.0.0/16"
 CONTROL_NETMASK = "255.255.0.0"
@@ -185,8 +218,11 @@ class Node:
 
 
 def build_nodes(routers: int, vm_static_addresses: bool, second_public: bool = False,
-                ipv6: bool = False) -> tuple[Node, ...]:
-    """The machines of a lab, as data (pure: nothing is created here)."""
+                ipv6: bool = False, tiers: int = 0) -> tuple[Node, ...]:
+    """The machines of a lab, as data (pure: nothing is created here). `tiers`: a VPC
+    router with that many tiers (1 or 2), one VM (vm1, vm2) in each."""
+    if tiers:
+        return _vpc_nodes(tiers, vm_static_addresses)
     nodes = _build_nodes(routers, vm_static_addresses, second_public)
     return tuple(_with_ipv6(node) for node in nodes) if ipv6 else nodes
 
@@ -242,6 +278,20 @@ def _build_nodes(routers: int, vm_static_addresses: bool, second_public: bool) -
     return tuple(nodes)
 
 
+def _vpc_nodes(tiers: int, vm_static_addresses: bool) -> tuple[Node, ...]:
+    """A VPC router (eth0 control, eth1 public, eth2+ tiers), a VM per tier, the upstream
+    and the control host."""
+    nics = (Nic("eth0", CONTROL_BRIDGE, VPC_ROUTER_MACS["eth0"]), Nic("eth1", PUBLIC_BRIDGE, VPC_ROUTER_MACS["eth1"]))
+    nics += tuple(Nic(t.device, t.bridge, VPC_ROUTER_MACS[t.device]) for t in VPC_TIERS[:tiers])
+    nodes = [Node(role="vr", nics=nics, sysctls=ROUTER_SYSCTLS)]
+    for role, tier in zip(VM_ROLES, VPC_TIERS[:tiers]):
+        addresses = (f"{tier.vm_ip}/{tier.prefix}",) if vm_static_addresses else ()
+        nodes.append(Node(role=role, nics=(Nic("eth0", tier.bridge, tier.vm_mac, addresses),),
+                          sysctls=HOST_SYSCTLS, default_gateway=tier.router_ip if vm_static_addresses else None))
+    return tuple(nodes) + tuple(n for n in _build_nodes(0, vm_static_addresses, False)
+                                if n.role in (UPSTREAM_ROLE, CONTROL_ROLE))
+
+
 def _router(role: str, second_public: bool = False) -> Node:
     macs = ROUTER_MACS[role]
     nics = (
@@ -270,9 +320,20 @@ class Lab:
     """
 
     def __init__(self, prefix: str = "vrlab", routers: int = 1, vm_static_addresses: bool = True,
-                 second_public: bool = False, ipv6: bool = False) -> None:
+                 second_public: bool = False, ipv6: bool = False, router_type: str = "router",
+                 tiers: int = 0) -> None:
         if routers not in (1, 2):
             raise ValueError(f"routers must be 1 or 2, not {routers}")
+        if router_type not in ("router", "vpcrouter"):
+            raise ValueError(f"router_type must be router or vpcrouter, not {router_type!r}")
+        if router_type == "vpcrouter":
+            tiers = tiers or 2
+            if tiers not in (1, 2) or routers != 1 or second_public or ipv6:
+                raise ValueError("a VPC lab has one router, 1 or 2 tiers, no second public NIC, no IPv6")
+        elif tiers:
+            raise ValueError("tiers are for router_type='vpcrouter'")
+        self.router_type = router_type
+        self.tiers = tiers
         if not prefix or "/" in prefix or len(f"{prefix}-vr2") > 64:
             raise ValueError(f"unusable namespace prefix {prefix!r}")
         self.prefix = prefix
@@ -280,11 +341,13 @@ class Lab:
         self.vm_static_addresses = vm_static_addresses
         self.second_public = second_public
         self.ipv6 = ipv6
-        self.nodes = build_nodes(routers, vm_static_addresses, second_public, ipv6)
+        self.nodes = build_nodes(routers, vm_static_addresses, second_public, ipv6, tiers)
         self.roles: tuple[str, ...] = (SWITCH_ROLE, *(node.role for node in self.nodes))
         self._processes: list[subprocess.Popen[Any]] = []
 
     def __repr__(self) -> str:
+        if self.tiers:
+            return f"Lab(prefix={self.prefix!r}, router_type={self.router_type!r}, tiers={self.tiers})"
         return f"Lab(prefix={self.prefix!r}, routers={self.routers})"
 
     def __enter__(self) -> Lab:
@@ -423,7 +486,9 @@ class Lab:
         commands = ["link set lo up"]
         # No STP and no IGMP snooping: a dumb switch that floods VRRP/conntrackd multicast
         # and forwards from the first frame.
-        for bridge in BRIDGES + ((SECOND_PUBLIC_BRIDGE,) if self.second_public else ()):
+        extra = (SECOND_PUBLIC_BRIDGE,) if self.second_public else ()
+        extra += tuple(tier.bridge for tier in VPC_TIERS[:self.tiers])
+        for bridge in BRIDGES + extra:
             commands += [f"link add {bridge} type bridge stp_state 0 mcast_snooping 0",
                          f"link set {bridge} up"]
         for node in self.nodes:

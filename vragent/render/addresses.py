@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 
-from vragent.model import CONTROL_DEVICE, GUEST_DEVICE, PUBLIC_DEVICE, RouterState
+from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE, RouterState
 from vragent.render import routing
+
+VPC_MANAGED_NICS = 100  # eth0..eth99, every NIC name the wire format accepts (wire/fields.py)
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ def render(state: RouterState) -> LinkPlan:
     mtu: dict[str, int] = {}
     control = state.control_interface
     if control is not None:
-        addresses.setdefault(CONTROL_DEVICE, []).append(control)
+        addresses.setdefault(state.layout.control, []).append(control)
     for guest in state.all_guest_networks():
         addresses.setdefault(guest.device, []).append(guest.interface)
         if guest.mtu:
@@ -41,6 +43,12 @@ def render(state: RouterState) -> LinkPlan:
         public.append(pip.interface)
         if pip.mtu:
             mtu[pip.device] = pip.mtu
+    if state.is_vpc:
+        # Every NIC of a VPC router is CloudStack's (control, public, tiers): one whose tier
+        # went loses its address. (Listing a NIC the router lacks is harmless: the plan
+        # never invents one.) An isolated router manages the NICs it configures only.
+        for index in range(VPC_MANAGED_NICS):
+            addresses.setdefault(f"eth{index}", [])
     ipv6 = state.ipv6
     default_route6 = None
     if ipv6 is not None:

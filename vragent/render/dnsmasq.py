@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vragent import templating
 from vragent.errors import ValidationError
-from vragent.model import RouterState
+from vragent.model import ROUTER_TYPES, RouterState
 from vragent.paths import Paths
 from vragent.plan import DaemonDesired
 from vragent.services import ServiceSpec
@@ -119,7 +119,7 @@ def seed_leases(state: RouterState) -> str:
 
 def daemon(state: RouterState, paths: Paths) -> DaemonDesired:
     files = DnsmasqPaths.of(paths)
-    enabled = bool(state.all_guest_networks()) and state.router_type == "router"
+    enabled = bool(state.all_guest_networks()) and state.router_type in ROUTER_TYPES
     rendered = render_files(state, paths) if enabled else {}
     wanted = {path: (rendered.get(path), 0o644) for path in
               (files.conf, files.dhcphosts, files.dhcpopts, files.hosts, files.resolv)}

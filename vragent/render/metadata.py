@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from vragent.model import RouterState, VmData
+from vragent.model import ROUTER_TYPES, RouterState, VmData
 from vragent.paths import Paths
 from vragent.services import ServiceSpec
 
@@ -64,7 +64,7 @@ SERVICE = ServiceSpec(name="metadata", argv=argv, pidfile=lambda paths: Metadata
 def enabled(state: RouterState) -> bool:
     """Served wherever dnsmasq is: a router with guest networks. Always on there, also
     before any VM has data: a guest asks at boot and must get its 404 or its password."""
-    return bool(state.all_guest_networks()) and state.router_type == "router"
+    return bool(state.all_guest_networks()) and state.router_type in ROUTER_TYPES
 
 
 def listen_addresses(state: RouterState) -> list[tuple[str, IPv4Address]]:

@@ -19,6 +19,8 @@ Layout (router type: eth0 guest, eth1 control, eth2+ public):
          (8080) from guest networks to the router's guest address
          FORWARD -> vr-FORWARD (policy DROP): established, DNAT'ed (already passed
          the ingress firewall), guest->public through vr-egress
+A VPC router (vpcrouter: eth0 control, eth1 public, eth2+ tiers) has no per-public-IP
+firewall; its FORWARD and its tiers' ACL chains come from render/netfilter_vpc.py.
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ import functools
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from vragent.model import (CONTROL_DEVICE, PUBLIC_DEVICE, Direction, FirewallRule, PortForward, Protocol,
-                           RouterState, SSH_PORT)
+from vragent.model import PUBLIC_DEVICE, Direction, FirewallRule, PortForward, Protocol, RouterState, SSH_PORT
 
 CHAIN_PREFIX = "vr-"
 # The incumbent's usage counters keep their names: the management server's netusage.sh
@@ -36,9 +37,14 @@ CHAIN_PREFIX = "vr-"
 STATS_CHAIN = "NETWORK_STATS"
 
 
+# A VPC router's tier ACL chains keep the incumbent's names too (render/netfilter_vpc.py).
+ACL_CHAIN_PREFIXES = ("ACL_INBOUND_", "ACL_OUTBOUND_")
+
+
 def is_owned(chain: str) -> bool:
     """Chains vragent refills as a whole; every other chain is left alone."""
-    return chain.startswith(CHAIN_PREFIX) or chain == STATS_CHAIN or chain.startswith(STATS_CHAIN + "_")
+    return (chain.startswith(CHAIN_PREFIX) or chain == STATS_CHAIN or chain.startswith(STATS_CHAIN + "_")
+            or chain.startswith(ACL_CHAIN_PREFIXES))
 TABLES = ("raw", "mangle", "nat", "filter")
 BUILTIN_CHAINS = {
     "raw": ("PREROUTING", "OUTPUT"),
@@ -126,8 +132,13 @@ def render(state: RouterState) -> dict[str, TableSpec]:
     _filter_input(state, tables["filter"])
     _load_balancer_input(state, tables["filter"])
     _filter_forward(state, tables["filter"])
-    _ingress_firewall(state, tables["mangle"])
+    if not state.is_vpc:
+        _ingress_firewall(state, tables["mangle"])
     _policy_marks(state, tables["mangle"])
+    if state.is_vpc:  # tiers guarded by their network ACLs instead of per-public-IP firewalls
+        from vragent.render import netfilter_vpc
+
+        netfilter_vpc.outbound(state, tables["mangle"])
     _nat(state, tables["nat"])
     return tables
 
@@ -162,7 +173,7 @@ def _filter_input(state: RouterState, table: TableSpec) -> None:
     table.add(chain, f"{ESTABLISHED} -j ACCEPT")
     table.add(chain, "-p icmp -j ACCEPT")
     # Management SSH only from the control NIC (the management server's link-local path).
-    table.add(chain, f"-i {CONTROL_DEVICE} -p tcp -m tcp --dport {SSH_PORT} -j ACCEPT")
+    table.add(chain, f"-i {state.layout.control} -p tcp -m tcp --dport {SSH_PORT} -j ACCEPT")
     for guest in state.all_guest_networks():
         # DHCP requests come from 0.0.0.0, so only the NIC can be matched.
         table.add(chain, f"-i {guest.device} -p udp -m udp --dport 67 -j ACCEPT")
@@ -222,6 +233,11 @@ def _load_balancer_input(state: RouterState, table: TableSpec) -> None:
 def _filter_forward(state: RouterState, table: TableSpec) -> None:
     table.policies["FORWARD"] = "DROP"
     table.jump("FORWARD", "-j vr-FORWARD")
+    if state.is_vpc:
+        from vragent.render import netfilter_vpc
+
+        netfilter_vpc.forward(state, table)
+        return
     chain = "vr-FORWARD"
     table.add(chain, f"{ESTABLISHED} -j ACCEPT")
     # Connections DNAT'ed by port forwarding or static NAT passed the ingress firewall in mangle.

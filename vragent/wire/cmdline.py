@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vragent.model import RouterState
-from vragent.wire.fields import Fields, parse_ipv4, parse_prefix
+from vragent.model import ROUTER_TYPES, VPC_ROUTER, RouterState
+from vragent.wire.fields import Fields, parse_ipv4, parse_ipv4_network, parse_prefix
 
-SUPPORTED_ROUTER_TYPES = ("router",)
+SUPPORTED_ROUTER_TYPES = ROUTER_TYPES
 _ADDRESS_KEYS = ("eth0ip", "eth1ip", "eth2ip", "gateway", "guestgw", "dns1", "dns2",
                  "internaldns1", "internaldns2", "localgw")
 _MASK_KEYS = ("eth0mask", "eth1mask", "eth2mask")
@@ -59,10 +59,42 @@ def parse(fields: Fields) -> CmdlineChange | None:
             section.error(f"{device}mask", f"is required with {device}ip")
     if values.get("mtu") and not (values["mtu"].isdigit() and 68 <= int(values["mtu"]) <= 65535):
         section.error("mtu", f"{values['mtu']!r} is not an MTU (68..65535)")
-    _check_ipv6(values, section)
+    if router_type == VPC_ROUTER:
+        _check_vpc(values, section)
+    else:
+        _check_ipv6(values, section)
     if "redundant_router" in values:
         values["redundant_router"] = "true" if values["redundant_router"].lower() in ("true", "1") else "false"
     return CmdlineChange(tuple(sorted(values.items())), fields.at("cmd_line"))
+
+
+# Keys that would configure what vragent does not do on a VPC router yet; refused rather
+# than half applied. (ip6dns1/ip6dns2 alone are harmless: they are not read on a VPC.)
+_VPC_UNSUPPORTED = {
+    "eth0ip6": "IPv6 on VPC tiers is not supported yet",
+    "eth1ip6": "IPv6 on VPC tiers is not supported yet",
+    "redundant_router": "a redundant VPC router pair is not supported yet",
+}
+
+
+def _check_vpc(values: dict[str, str], section: Fields) -> None:
+    """A VPC router: its super-CIDR (every tier lies inside it), the source-NAT IP it names,
+    and the offerings vragent does not implement yet (exit 2 rather than a half router)."""
+    if not values.get("vpccidr"):
+        section.error("vpccidr", "is required for a vpcrouter (the VPC's CIDR)")
+    else:
+        network = parse_ipv4_network(values["vpccidr"], section.at("vpccidr"), section.errors)
+        if network is not None and str(network) != values["vpccidr"].strip():
+            section.error("vpccidr", f"{values['vpccidr']!r} has host bits set (the network is {network})")
+    if values.get("source_nat_ip"):
+        parse_ipv4(values["source_nat_ip"], section.at("source_nat_ip"), section.errors)
+    for key, why in _VPC_UNSUPPORTED.items():
+        if values.get(key) and values[key].lower() not in ("false", "0"):
+            section.error(key, why)
+    if values.get("has_public_network", "true").lower() == "false":
+        section.error("has_public_network", "a VPC without a public network (no source NAT) is not supported yet")
+    if values.get("is_routed", "false").lower() == "true":
+        section.error("is_routed", "a routed VPC (no NAT) is not supported yet")
 
 
 # IPv6 of an isolated router (dual stack): addresses, prefix lengths, gateways, DNS.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 
-from vragent.model import CONTROL_DEVICE, GuestNetwork, RouterState
+from vragent.model import GuestNetwork, RouterState
 from vragent.wire.context import Context
 from vragent.wire.fields import Fields, parse_ipv4
 
@@ -25,12 +25,10 @@ class GuestNetworkChange:
 
 def parse(fields: Fields, context: Context) -> GuestNetworkChange | None:
     device = fields.device("device")
-    if device is not None:
-        if device == CONTROL_DEVICE:
-            fields.error("device", f"{device} is the control NIC of a router")
-            device = None
-        elif not context.check_device(device, fields, "device"):
-            device = None
+    # Whether the NIC may hold a guest network (not the control NIC, not a VPC's public
+    # one) depends on the router type: validate.py checks it after the merge.
+    if device is not None and not context.check_device(device, fields, "device"):
+        device = None
     wanted = fields.boolean("add", True)
     if device is None or wanted is None:
         return None
@@ -68,11 +66,15 @@ def _dns_list(fields: Fields) -> tuple[IPv4Address, ...]:
 
 def merge(state: RouterState, change: GuestNetworkChange) -> RouterState:
     networks = {n.device: n for n in state.guest_networks}
+    acls = state.network_acls
     if change.network is None:
         networks.pop(change.device, None)
+        # A removed tier's ACL goes with it: a new tier plugged on the same NIC later must not
+        # inherit it (the incumbent keeps asserting the old rules until the next ACL push).
+        acls = tuple(acl for acl in acls if acl.device != change.device)
     else:
         networks[change.device] = change.network
-    return replace(state, guest_networks=tuple(networks[d] for d in sorted(networks)))
+    return replace(state, guest_networks=tuple(networks[d] for d in sorted(networks)), network_acls=acls)
 
 
 def origins(change: GuestNetworkChange) -> list[tuple[object, str]]:

@@ -1,14 +1,17 @@
 """`ips` (ip_associations.json): public IPs added to or removed from public NICs.
 
 Entries are keyed by address: `add: true` inserts or moves it, `add: false`
-removes it. The NIC is `eth<nic_dev_id>`, or found from `vif_mac_address`.
+removes it. The NIC is `eth<nic_dev_id>`, or found from `vif_mac_address`. Whether
+that NIC may hold a public IP depends on the router type (eth0 guest and eth1 control on
+an isolated router, eth0 control and the tiers on a VPC): validate.py checks it after the
+merge, when the push's cmdline is known.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from vragent.model import CONTROL_DEVICE, GUEST_DEVICE, PublicIp, RouterState
+from vragent.model import PublicIp, RouterState
 from vragent.wire.context import Context
 from vragent.wire.fields import Fields
 
@@ -42,10 +45,6 @@ def parse(fields: Fields, context: Context) -> IpsChange | None:
         gateway = item.ipv4("gateway", None)
         mtu = item.integer("mtu", None, lo=68, hi=65535)
         if prefix is None or device is None:
-            continue
-        if device in (GUEST_DEVICE, CONTROL_DEVICE):
-            item.error("nic_dev_id", f"{device} is the {'guest' if device == GUEST_DEVICE else 'control'} "
-                                     "NIC of a router, not a public one")
             continue
         add.append((PublicIp(
             ip=ip, prefix=prefix, device=device, gateway=gateway,

@@ -1,0 +1,127 @@
+"""A VPC router in the model: the NIC layout follows the router type, tiers, network ACLs
+parsed as the management server sends them, validated with JSON paths, kept in the state."""
+
+from __future__ import annotations
+
+import json
+from ipaddress import IPv4Network
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from vragent import state as state_doc
+from vragent.errors import InvalidInput
+from vragent.lab import sample_vpc as vpc
+from vragent.model import AclRule, PortRange, RouterState
+from vragent.render import addresses, netfilter
+from vragent.wire import Document, merge_documents
+
+SCHEMA = json.loads((Path(state_doc.__file__).parent / "schema" / "state.schema.json").read_text())
+
+
+def docs(*payloads: dict) -> list[Document]:
+    return [Document(f"{p['type']}.json.{i}", json.loads(json.dumps(p))) for i, p in enumerate(payloads)]
+
+
+def merged(*payloads: dict, state: RouterState | None = None) -> RouterState:
+    return merge_documents(state or RouterState(), docs(*payloads))
+
+
+def errors_of(*payloads: dict) -> list[str]:
+    with pytest.raises(InvalidInput) as caught:
+        merged(*payloads)
+    return [f"{e.path}: {e.message}" for e in caught.value.errors]
+
+
+# The reference's example push (cloudstack-vr-wave2.md §1.3), on the lab's tier 2.
+REFERENCE_ACL = {
+    "type": "networkacl", "device": "eth3", "mac_address": "02:00:00:00:01:03", "private_gateway_acl": False,
+    "nic_ip": "10.70.2.1", "nic_netmask": "24", "nic_ip6_cidr": "2001:db8:77:3::/64",
+    "ingress_rules": [
+        {"type": "tcp", "first_port": 443, "last_port": 443, "cidr": "0.0.0.0/0,::/0", "allowed": True},
+        {"type": "icmp", "icmp_type": 8, "icmp_code": -1, "cidr": "10.0.0.0/8", "allowed": True},
+        {"type": "protocol", "protocol": 47, "cidr": "192.0.2.0/24", "allowed": True}],
+    "egress_rules": [
+        {"type": "udp", "first_port": 53, "last_port": 53, "cidr": "9.9.9.9/32", "allowed": True},
+        {"type": "all", "cidr": "198.51.100.0/24,203.0.113.0/24", "allowed": False}],
+    "delete_from_processed_cache": False,
+}
+
+
+def test_the_vpc_layout_puts_control_on_eth0_and_public_on_eth1():
+    state = merged(*vpc.vpc())
+    assert state.is_vpc and state.layout.control == "eth0" and state.layout.public == "eth1"
+    assert str(state.control_interface) == "169.254.1.10/16"
+    assert [n.device for n in state.all_guest_networks()] == ["eth2", "eth3"]  # no cmdline eth0 guest
+    assert state.default_gateway == (state.public_ips[0].gateway, "eth1")
+    links = addresses.render(state)
+    assert [str(i) for i in links.addresses["eth1"]] == ["198.51.100.10/24"]
+    assert links.addresses["eth5"] == ()  # a NIC without a tier holds no address
+
+
+def test_the_reference_acl_is_parsed_in_order_with_ipv6_cidrs_left_out():
+    state = merged(*vpc.vpc(), REFERENCE_ACL)
+    acl = state.network_acl("eth3")
+    assert acl.ingress == (
+        AclRule("tcp", True, (IPv4Network("0.0.0.0/0"),), PortRange(443, 443)),
+        AclRule("icmp", True, (IPv4Network("10.0.0.0/8"),), icmp_type=8),
+        AclRule("47", True, (IPv4Network("192.0.2.0/24"),)))
+    assert acl.egress[1] == AclRule("all", False, (IPv4Network("198.51.100.0/24"), IPv4Network("203.0.113.0/24")))
+
+
+def test_tcp_without_ports_matches_every_port_and_ipv6_only_rules_are_skipped():
+    acl = vpc.network_acl(2, ingress=[vpc.acl_rule("tcp"), vpc.acl_rule("udp", cidr="2001:db8::/32")])
+    state = merged(*vpc.vpc(), acl)
+    assert state.network_acl("eth3").ingress == (AclRule("tcp", True, (IPv4Network("0.0.0.0/0"),)),)
+    rules = netfilter.render(state)["filter"].chains["ACL_INBOUND_eth3"]
+    assert "-A ACL_INBOUND_eth3 -p tcp -j ACCEPT" in rules and rules[-1] == "-A ACL_INBOUND_eth3 -j DROP"
+
+
+def test_each_push_replaces_the_tiers_whole_acl_and_a_removed_tier_takes_its_acl_along():
+    state = merged(*vpc.vpc(), vpc.network_acl(2, ingress=[vpc.acl_rule("tcp", 22)]),
+                   vpc.network_acl(1, egress=[vpc.acl_rule("all", allowed=False)]))
+    state = merged(vpc.network_acl(2, ingress=[vpc.acl_rule("udp", 53)]), state=state)
+    assert [r.protocol for r in state.network_acl("eth3").ingress] == ["udp"]
+    state = merged(vpc.guestnetwork(2, add=False), state=state)
+    assert [a.device for a in state.network_acls] == ["eth2"]
+    assert "ACL_INBOUND_eth3" not in netfilter.render(state)["filter"].chains
+
+
+def test_acl_errors_name_their_json_paths():
+    bad = vpc.network_acl(2, ingress=[{"type": "tcp", "first_port": 90, "last_port": 80, "cidr": "x", "allowed": "yes"},
+                                      {"type": "protocol", "protocol": 300, "allowed": True}])
+    errors = errors_of(*vpc.vpc(), bad)
+    assert any(e.endswith(".ingress_rules[0].last_port: 80 is below first_port 90") for e in errors), errors
+    assert any(e.endswith(".ingress_rules[0].cidr[0]: 'x' is not a CIDR") for e in errors), errors
+    assert any(".ingress_rules[0].allowed: expected true or false" in e for e in errors), errors
+    assert any(e.endswith(".ingress_rules[1].protocol: 300 is outside 0..255") for e in errors), errors
+
+
+def test_an_acl_needs_a_tier_of_a_vpc_router():
+    errors = errors_of(*vpc.vpc(tiers=1), vpc.network_acl(2))
+    assert errors == ["networkacl.json.3:$.device: eth3 is no tier of this router (tiers: eth2)"]
+    pgw = {**vpc.network_acl(1), "private_gateway_acl": True}
+    assert "private gateway" in errors_of(*vpc.vpc(), pgw)[0]
+
+
+def test_nic_roles_follow_the_router_type():
+    # A tier on the control NIC, a public IP on a tier's NIC: both refused on a VPC router.
+    errors = errors_of(*vpc.vpc(), {**vpc.guestnetwork(1), "device": "eth0"})
+    assert any("eth0 is the control NIC of a vpcrouter" in e for e in errors), errors
+    errors = errors_of(*vpc.vpc(), vpc.ips({**vpc.ip_entry("198.51.100.20"), "nic_dev_id": 2}))
+    assert any("eth2 is a guest network's NIC, not a public one" in e for e in errors), errors
+
+
+def test_vpc_cmdline_keys_are_validated():
+    errors = errors_of(vpc.cmdline(vpccidr="", source_nat_ip="198.51.100.300", is_routed="true"))
+    assert "cmdline.json.0:$.cmd_line.vpccidr: is required for a vpcrouter (the VPC's CIDR)" in errors
+    assert any(e.startswith("cmdline.json.0:$.cmd_line.source_nat_ip:") for e in errors), errors
+    assert any(e.startswith("cmdline.json.0:$.cmd_line.is_routed:") for e in errors), errors
+
+
+def test_the_acls_round_trip_through_the_state_document_and_match_its_schema():
+    state = merged(*vpc.vpc(), REFERENCE_ACL, vpc.network_acl(1, egress=[vpc.acl_rule("all", allowed=False)]))
+    assert state_doc.loads(state_doc.dumps(state)) == state
+    assert state_doc.load_trusted(state_doc.dumps(state)) == state
+    jsonschema.validate(state_doc.to_document(state), SCHEMA)

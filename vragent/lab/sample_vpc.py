@@ -1,0 +1,96 @@
+"""Sample pushes for a VPC lab (Lab(router_type="vpcrouter")), in the management server's
+wire format (cloudstack-vr-wave2.md §1.1-1.3): a `vpcrouter` cmdline (eth0 control), the
+source-NAT IP on eth1, one `guestnetwork` per tier and `networkacl` pushes per tier."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vragent.lab.sample import DNS, _pushed
+from vragent.lab.topology import (CONTROL_NETMASK, CONTROL_ROUTER_IP, PUBLIC_GATEWAY, PUBLIC_NETMASK, SOURCE_NAT_IP,
+                                  VPC_CIDR, VPC_ROUTER_MACS, VPC_TIERS, VpcTier)
+
+Payload = dict[str, Any]
+DOMAIN = "vpc.lab.internal"
+ANY = "0.0.0.0/0,::/0"  # how the management server sends an empty CIDR list
+
+
+def tier(number: int) -> VpcTier:
+    return VPC_TIERS[number - 1]
+
+
+def cmdline(**overrides: str) -> Payload:
+    """cmd_line.json of a VPC router: only the control NIC's address is on the cmdline."""
+    config = {
+        "type": "vpcrouter",
+        "template": "domP",
+        "name": "r-201-VM",
+        "eth0ip": CONTROL_ROUTER_IP,
+        "eth0mask": CONTROL_NETMASK,
+        "vpccidr": VPC_CIDR,
+        "domain": DOMAIN,
+        "dns1": DNS,
+        "source_nat_ip": SOURCE_NAT_IP,
+        "has_public_network": "true",
+        "redundant_router": "false",
+        "useextdns": "false",
+        "disable_rp_filter": "true",
+        **overrides,
+    }
+    return {"type": "cmdline", "cmd_line": config}
+
+
+def ip_entry(public_ip: str, source_nat: bool = False, add: bool = True, one_to_one_nat: bool = False) -> Payload:
+    """One public IP on eth1, the VPC router's public NIC."""
+    return {"public_ip": public_ip, "source_nat": source_nat, "add": add, "one_to_one_nat": one_to_one_nat,
+            "first_i_p": source_nat, "gateway": PUBLIC_GATEWAY, "netmask": PUBLIC_NETMASK,
+            "vif_mac_address": VPC_ROUTER_MACS["eth1"], "nic_dev_id": 1, "new_nic": False,
+            "nw_type": "Public", "is_private_gateway": False, "mtu": 1500}
+
+
+def ips(*entries: Payload) -> Payload:
+    return _pushed("ips", ip_address=list(entries or (ip_entry(SOURCE_NAT_IP, source_nat=True),)))
+
+
+def guestnetwork(number: int, add: bool = True, mtu: int = 1500) -> Payload:
+    """guest_network.json of tier `number` (1: eth2, 2: eth3); `cidr` is a prefix length."""
+    t = tier(number)
+    return _pushed("guestnetwork", add=add, mac_address=VPC_ROUTER_MACS[t.device], device=t.device,
+                   router_guest_ip=t.router_ip, router_guest_netmask="255.255.255.0",
+                   router_guest_gateway=t.router_ip, cidr=str(t.prefix), dns=DNS,
+                   domain_name=f"tier{number}.{DOMAIN}", is_vr_guest_gateway=True, network_id=200 + number,
+                   mtu=mtu)
+
+
+def dhcp_entry(number: int, name: str) -> Payload:
+    t = tier(number)
+    return _pushed("dhcpentry", host_name=name, mac_address=t.vm_mac, ipv4_address=t.vm_ip,
+                   dns_addresses=t.router_ip, default_gateway=t.router_ip, static_routes="",
+                   default_entry=True, remove=False)
+
+
+def acl_rule(type_: str = "tcp", ports: int | tuple[int, int] | None = None, cidr: str = ANY,
+             allowed: bool = True, protocol: int | None = None, icmp: tuple[int, int] | None = None) -> Payload:
+    """One item of ingress_rules/egress_rules as SetNetworkACLCommand renders it."""
+    rule: Payload = {"type": type_, "cidr": cidr, "allowed": allowed}
+    if type_ in ("tcp", "udp"):
+        first, last = (ports, ports) if isinstance(ports, int) else (ports or (0, 0))
+        rule |= {"first_port": first, "last_port": last}
+    if type_ == "icmp":
+        rule |= {"icmp_type": icmp[0] if icmp else -1, "icmp_code": icmp[1] if icmp else -1}
+    if type_ == "protocol":
+        rule["protocol"] = protocol
+    return rule
+
+
+def network_acl(number: int, ingress: list[Payload] | None = None, egress: list[Payload] | None = None) -> Payload:
+    """network_acl.json: the whole ACL of tier `number`."""
+    t = tier(number)
+    return _pushed("networkacl", device=t.device, mac_address=VPC_ROUTER_MACS[t.device], private_gateway_acl=False,
+                   nic_ip=t.router_ip, nic_netmask=str(t.prefix), ingress_rules=list(ingress or []),
+                   egress_rules=list(egress or []))
+
+
+def vpc(tiers: int = 2) -> list[Payload]:
+    """What a new VPC router gets first: cmdline, its source-NAT IP, its tiers."""
+    return [cmdline(), ips(), *(guestnetwork(n) for n in range(1, tiers + 1))]

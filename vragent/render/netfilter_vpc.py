@@ -1,0 +1,131 @@
+"""A VPC router's forwarding: tiers guarded by their network ACLs (pure).
+
+Rendered into render/netfilter.py's tables, exactly as iptables-save prints them. The
+chain names are the incumbent's (operators grep `ACL_INBOUND_ethN`); vragent owns them
+(netfilter.is_owned) and refills them as a whole with each apply, so a push that changes
+one tier's ACL replaces that chain and nothing else, atomically with the rest.
+
+  filter FORWARD -> vr-FORWARD (policy DROP):
+         established; traffic into tier ethN (`-d <tier> -o ethN`) through
+         ACL_INBOUND_ethN: the tier's ingress rules matched on the source, first match
+         in the pushed order (the management server sorts them by `number`), then DROP;
+         new connections from a tier out of a public NIC accepted (its egress ACL ran in
+         mangle already)
+  mangle PREROUTING -> vr-acl (last of our jumps there): a tier's new connections
+         (`-s <tier> -i ethN`, not to its gateway) through ACL_OUTBOUND_ethN: the egress
+         rules matched on the destination. No final rule: what no rule drops is allowed
+         (CloudStack's egress default in NAT mode; a "default deny" ACL list sends an
+         explicit all/DROP rule). ACCEPT in mangle only ends mangle's PREROUTING, which
+         is why vr-acl is jumped after vr-mark.
+
+Traffic between tiers is routed by the router: it passes the source tier's egress ACL
+and then the destination tier's ingress ACL. Port forwarding and static NAT to a VM in a
+tier are subject to that tier's ingress ACL too (as on CloudStack's VPC: there are no
+per-public-IP firewall rules). Unlike the incumbent, a rule with several CIDRs becomes one
+rule per CIDR in the listed order (no reordering), TCP/UDP without ports matches every
+port (not port 0), and a removed tier's chains are deleted.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from vragent.model import AclRule, Protocol, RouterState
+
+ACL_INBOUND = "ACL_INBOUND_"
+ACL_OUTBOUND = "ACL_OUTBOUND_"
+ACL_CHAIN_PREFIXES = (ACL_INBOUND, ACL_OUTBOUND)  # netfilter.is_owned: the same two
+OUTBOUND_JUMP_CHAIN = "vr-acl"
+# VRRP and conntrackd's sync group, accepted at the top of every ACL chain as the incumbent
+# does (fw_vpcrouter), so no ACL can cut a redundant pair's heartbeat.
+MULTICAST_ACCEPTS = ("224.0.0.18/32", "225.0.0.50/32")
+PROTOCOLS_FILE = "/etc/protocols"  # the machine's own: iptables-save names protocols from it
+
+
+def inbound_chain(device: str) -> str:
+    return f"{ACL_INBOUND}{device}"
+
+
+def outbound_chain(device: str) -> str:
+    return f"{ACL_OUTBOUND}{device}"
+
+
+@functools.lru_cache(maxsize=1)
+def _protocol_names() -> dict[int, str]:
+    """Number -> name as iptables-save prints `-p` (netbase's /etc/protocols, as on a VR)."""
+    names: dict[int, str] = {}
+    try:
+        with open(PROTOCOLS_FILE, encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                words = line.split("#", 1)[0].split()
+                if len(words) >= 2 and words[1].isdigit():
+                    names.setdefault(int(words[1]), words[0])
+    except OSError:
+        pass
+    return names
+
+
+def protocol_match(rule: AclRule) -> str:
+    """The protocol part of an ACL rule in iptables-save's words ('' for every protocol)."""
+    from vragent.render.netfilter import match_protocol
+
+    if rule.protocol.isdigit():
+        number = int(rule.protocol)
+        if number == 0:  # iptables treats protocol 0 as every protocol and prints nothing
+            return ""
+        return f"-p {_protocol_names().get(number, str(number))}"
+    return match_protocol(Protocol(rule.protocol), rule.ports, rule.icmp_type, rule.icmp_code)
+
+
+def rule_lines(rule: AclRule, address_option: str) -> list[str]:
+    """One spec per CIDR, in the listed order; 0.0.0.0/0 matches any address (no option)."""
+    proto = protocol_match(rule)
+    target = "-j ACCEPT" if rule.allowed else "-j DROP"
+    lines = []
+    for cidr in rule.cidrs:
+        address = f"{address_option} {cidr}" if cidr.prefixlen else ""
+        lines.append(" ".join(part for part in (address, proto, target) if part))
+    return lines
+
+
+def forward(state: RouterState, table) -> None:
+    """filter: vr-FORWARD and the ACL_INBOUND chains of every tier."""
+    from vragent.render.netfilter import ESTABLISHED, net
+
+    chain = "vr-FORWARD"
+    table.add(chain, f"{ESTABLISHED} -j ACCEPT")
+    tiers = state.all_guest_networks()
+    for tier in tiers:
+        table.add(chain, f"-d {net(tier.network)} -o {tier.device} -j {inbound_chain(tier.device)}")
+    for tier in tiers:
+        for device in state.public_devices():
+            table.add(chain, f"-s {net(tier.network)} -i {tier.device} -o {device} -j ACCEPT")
+    for tier in tiers:
+        inbound = inbound_chain(tier.device)
+        for group in MULTICAST_ACCEPTS:
+            table.add(inbound, f"-d {group} -j ACCEPT")
+        acl = state.network_acl(tier.device)
+        for rule in acl.ingress if acl else ():
+            for line in rule_lines(rule, "-s"):
+                table.add(inbound, line)
+        table.add(inbound, "-j DROP")
+
+
+def outbound(state: RouterState, table) -> None:
+    """mangle: vr-acl and the ACL_OUTBOUND chains of every tier."""
+    from vragent.render.netfilter import host, net
+
+    tiers = state.all_guest_networks()
+    if not tiers:
+        return
+    table.jump("PREROUTING", f"-j {OUTBOUND_JUMP_CHAIN}")
+    for tier in tiers:
+        outbound = outbound_chain(tier.device)
+        table.add(OUTBOUND_JUMP_CHAIN, f"-s {net(tier.network)} ! -d {host(tier.gateway)} -i {tier.device} "
+                                       f"-m conntrack --ctstate NEW -j {outbound}")
+        for group in MULTICAST_ACCEPTS:
+            table.add(outbound, f"-d {group} -j ACCEPT")
+        acl = state.network_acl(tier.device)
+        for rule in acl.egress if acl else ():
+            for line in rule_lines(rule, "-d"):
+                table.add(outbound, line)
