@@ -11,11 +11,15 @@ import enum
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
-# CloudStack's NIC layout for an isolated-network router (cmdline type "router").
+# CloudStack's NIC layout for an isolated-network router (cmdline type "router"); a
+# shared network's DHCP server (type "dhcpsrvr") has the same eth0 and eth1 and no public NIC.
 GUEST_DEVICE = "eth0"
 CONTROL_DEVICE = "eth1"
 PUBLIC_DEVICE = "eth2"
 SSH_PORT = 3922
+
+ROUTER = "router"  # an isolated network's gateway: NAT, firewall, DHCP, DNS, guest data
+DHCP_SERVER = "dhcpsrvr"  # a shared network's (or basic zone's) VR: not the guests' gateway
 
 
 class Direction(enum.Enum):
@@ -155,6 +159,39 @@ class DhcpRange:
     prefix: int
 
 
+@dataclass(frozen=True, order=True)
+class IpAlias:
+    """An extra address of the router on the guest NIC (CloudStack `ipaliases`): a shared
+    network with several IP ranges gets one per further subnet, and the router serves
+    DHCP, DNS and guest data to that subnet from it."""
+
+    ip: IPv4Address
+    prefix: int
+
+    @property
+    def interface(self) -> IPv4Interface:
+        return IPv4Interface(f"{self.ip}/{self.prefix}")
+
+    @property
+    def network(self) -> IPv4Network:
+        return self.interface.network
+
+
+@dataclass(frozen=True)
+class GuestSubnet:
+    """One subnet the router serves DHCP, DNS and guest data in, from `address` on `device`:
+    a guest network, or an IP alias's subnet on a shared network (derived, never stored)."""
+
+    device: str
+    address: IPv4Address  # the router's own address in it
+    network: IPv4Network
+    gateway: IPv4Address | None  # the guests' router option; None: none known
+    dns: tuple[IPv4Address, ...] = ()
+    domain: str = ""
+    mtu: int | None = None
+    tag: str = ""  # dnsmasq's tag for it: the device, or alias_<ip> for an alias
+
+
 @dataclass(frozen=True)
 class VmData:
     """What one guest VM reads from the router's metadata service (CloudStack `vmdata`).
@@ -255,6 +292,8 @@ class RouterState:
     ipv6_egress_default_allow: bool = True
     # Passwords of the push being applied; never persisted (see PasswordOffer).
     password_offers: tuple[PasswordOffer, ...] = ()
+    # `ipaliases`: further subnets of a shared network, on the guest NIC (sorted by IP).
+    ip_aliases: tuple[IpAlias, ...] = ()
 
     # -- construction helpers ---------------------------------------------------------
     def with_cmdline(self, values: dict[str, str]) -> "RouterState":
@@ -271,6 +310,17 @@ class RouterState:
     @property
     def router_type(self) -> str | None:
         return self.config.get("type")
+
+    @property
+    def is_dhcp_server(self) -> bool:
+        """A shared network's VR (cmdline type dhcpsrvr): it serves DHCP, DNS and guest data
+        but is not the guests' gateway, forwards nothing and does no NAT."""
+        return self.config.get("type") == DHCP_SERVER
+
+    @property
+    def serves_guests(self) -> bool:
+        """Runs dnsmasq and the data server: a router or DHCP server with a guest network."""
+        return self.router_type in (ROUTER, DHCP_SERVER) and bool(self.all_guest_networks())
 
     def cmdline_interface(self, device: str) -> IPv4Interface | None:
         cfg = self.config
@@ -305,7 +355,15 @@ class RouterState:
 
     @property
     def default_gateway(self) -> tuple[IPv4Address, str] | None:
-        """(gateway, device) of the default route: the source-NAT public IP's network."""
+        """(gateway, device) of the default route: the source-NAT public IP's network; on a
+        DHCP server the cmdline's `gateway` on the guest NIC (the shared network's)."""
+        if self.is_dhcp_server:
+            gateway = _address_or_none(self.config.get("gateway", ""))
+            guest = self.cmdline_interface(GUEST_DEVICE)
+            on_link = [a.network for a in self.ip_aliases] + ([guest.network] if guest is not None else [])
+            if gateway is not None and any(gateway in network for network in on_link):
+                return gateway, GUEST_DEVICE
+            return None
         for pip in self.ordered_public_ips():
             if pip.gateway is not None and pip.gateway in pip.interface.network:
                 return pip.gateway, pip.device
@@ -323,6 +381,8 @@ class RouterState:
             cfg = self.config
             dns = tuple(IPv4Address(cfg[k]) for k in ("dns1", "dns2") if cfg.get(k))
             gateway = cfg.get("guestgw") or str(guest.ip)
+            if self.is_dhcp_server:
+                gateway = shared_network_gateway(cfg, guest) or str(guest.ip)
             networks.append(
                 GuestNetwork(
                     device=GUEST_DEVICE,
@@ -335,6 +395,39 @@ class RouterState:
                 )
             )
         return tuple(sorted(networks, key=lambda n: device_index(n.device)))
+
+    def own_guest_addresses(self) -> dict[IPv4Address, str]:
+        """Address -> guest NIC of every address the router answers guests on: each guest
+        network's router address, the gateway where the router is it (a redundant pair's
+        VIP), and each IP alias."""
+        found: dict[IPv4Address, str] = {}
+        for network in self.all_guest_networks():
+            found.setdefault(network.router_ip, network.device)
+            if not self.is_dhcp_server:
+                found.setdefault(network.gateway, network.device)
+        for alias in self.ip_aliases:
+            found.setdefault(alias.ip, GUEST_DEVICE)
+        return found
+
+    def guest_subnets(self) -> tuple[GuestSubnet, ...]:
+        """The subnets served: each guest network, then each IP alias's subnet (whose
+        gateway is the `dhcpconfig` entry's for that alias, else the one its VMs'
+        `dhcpentry` pushes name)."""
+        networks = self.all_guest_networks()
+        subnets = [GuestSubnet(n.device, n.router_ip, n.network, n.gateway, n.dns, n.domain, n.mtu, n.device)
+                   for n in networks]
+        primary = next((n for n in networks if n.device == GUEST_DEVICE), None)
+        for alias in self.ip_aliases:
+            network = alias.network
+            gateway = next((r.gateway for r in self.dhcp_ranges if r.router_ip == alias.ip
+                            and r.gateway is not None and r.gateway in network), None)
+            if gateway is None:
+                gateway = next((h.gateway for h in self.dhcp_hosts if h.ip in network
+                                and h.gateway is not None and h.gateway in network and h.gateway != alias.ip), None)
+            subnets.append(GuestSubnet(GUEST_DEVICE, alias.ip, network, gateway,
+                                       primary.dns if primary else (), primary.domain if primary else "",
+                                       primary.mtu if primary else None, "alias_" + str(alias.ip).replace(".", "_")))
+        return tuple(subnets)
 
     def ordered_public_ips(self) -> tuple[PublicIp, ...]:
         """Public IPs with the cmdline's eth2 address folded in; source NAT first per NIC."""
@@ -361,6 +454,23 @@ class RouterState:
     def source_nat_ip(self, device: str) -> IPv4Address | None:
         on_device = [p for p in self.ordered_public_ips() if p.device == device]
         return on_device[0].ip if on_device else None
+
+
+def _address_or_none(text: str) -> IPv4Address | None:
+    """A cmdline value as an address (the wire checked it; a native document's may be anything)."""
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        return None
+
+
+def shared_network_gateway(cfg: dict[str, str], guest: IPv4Interface) -> str | None:
+    """The guests' gateway on a shared network: `guestgw`, else the cmdline's `gateway` when
+    it is inside the guest network (a basic zone's or shared network's own router)."""
+    if cfg.get("guestgw"):
+        return cfg["guestgw"]
+    gateway = _address_or_none(cfg.get("gateway", ""))
+    return str(gateway) if gateway is not None and gateway in guest.network else None
 
 
 def device_index(device: str) -> int:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vragent.model import RouterState
-from vragent.wire.fields import Fields, parse_ipv4, parse_prefix
+from ipaddress import IPv4Interface
 
-SUPPORTED_ROUTER_TYPES = ("router",)
+from vragent.model import DHCP_SERVER, ROUTER, RouterState, shared_network_gateway
+from vragent.wire.fields import Fields, ipv4_or_none, parse_ipv4, parse_prefix
+
+SUPPORTED_ROUTER_TYPES = (ROUTER, DHCP_SERVER)
 _ADDRESS_KEYS = ("eth0ip", "eth1ip", "eth2ip", "gateway", "guestgw", "dns1", "dns2",
                  "internaldns1", "internaldns2", "localgw")
 _MASK_KEYS = ("eth0mask", "eth1mask", "eth2mask")
@@ -60,9 +62,40 @@ def parse(fields: Fields) -> CmdlineChange | None:
     if values.get("mtu") and not (values["mtu"].isdigit() and 68 <= int(values["mtu"]) <= 65535):
         section.error("mtu", f"{values['mtu']!r} is not an MTU (68..65535)")
     _check_ipv6(values, section)
+    if router_type == DHCP_SERVER:
+        _check_dhcp_server(values, section)
     if "redundant_router" in values:
         values["redundant_router"] = "true" if values["redundant_router"].lower() in ("true", "1") else "false"
     return CmdlineChange(tuple(sorted(values.items())), fields.at("cmd_line"))
+
+
+def _check_dhcp_server(values: dict[str, str], section: Fields) -> None:
+    """A shared network's VR (cloudstack-vr.md 1.2: eth0 guest, eth1 control, nothing
+    else): its guests' gateway is the network's own router, never the VR."""
+    if values.get("eth2ip") and values["eth2ip"] != "0.0.0.0":
+        section.error("eth2ip", "a dhcpsrvr router has no public NIC (eth0 guest, eth1 control only)")
+    if values.get("redundant_router") in ("true", "1"):
+        section.error("redundant_router", "a redundant dhcpsrvr pair is not supported yet")
+    ipv6 = [k for k in (*_IPV6_ADDRESS_KEYS, *_IPV6_PREFIX_KEYS) if values.get(k)]
+    if ipv6:
+        section.error(ipv6[0], "IPv6 on a dhcpsrvr router (shared network) is not supported yet")
+    if not values.get("eth0ip") or not values.get("eth0mask") or parse_prefix(values["eth0mask"]) is None \
+            or ipv4_or_none(values["eth0ip"]) is None:
+        section.error("eth0ip", "is required: a dhcpsrvr router serves its guest network on eth0")
+        return
+    guest = IPv4Interface(f"{values['eth0ip']}/{parse_prefix(values['eth0mask'])}")
+    gateway = shared_network_gateway(values, guest)
+    key = "guestgw" if values.get("guestgw") else "gateway"
+    if gateway is None:
+        section.error("gateway", f"the shared network's gateway (gateway or guestgw) must be inside "
+                                 f"the guest network {guest.network}: guests get it as their router")
+    elif ipv4_or_none(gateway) is None:
+        return  # reported with the address keys
+    elif ipv4_or_none(gateway) not in guest.network:
+        section.error(key, f"{gateway} is outside the guest network {guest.network}")
+    elif ipv4_or_none(gateway) == guest.ip:
+        section.error(key, f"{gateway} is the router's own address: a dhcpsrvr router is not "
+                           "the guests' gateway")
 
 
 # IPv6 of an isolated router (dual stack): addresses, prefix lengths, gateways, DNS.
