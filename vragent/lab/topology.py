@@ -8,7 +8,15 @@ Every machine is a namespace named ``{prefix}-{role}``::
     ctl ────── brctl ──── eth1 ┤
     up2 ────── brpub2 ─── eth3 ┘  only with second_public=True: a second public VLAN
 
-The three bridges live in their own ``{prefix}-sw`` namespace, and every veth pair is
+A shared network's lab (``router_type="dhcpsrvr"``) has no public side: the VR is just a
+host on the guest segment (eth0 guest, eth1 control), and the guests' real gateway is
+another machine there::
+
+    vm1, vm2, gw ── brguest ── eth0 ┐
+                                    ├ vr
+    ctl ─────────── brctl ──── eth1 ┘
+
+The bridges live in their own ``{prefix}-sw`` namespace, and every veth pair is
 created with both ends already inside lab namespaces, so the host's root namespace never
 holds a lab interface, not even for a moment.
 
@@ -64,6 +72,21 @@ PUBLIC6_CIDR = "2001:db8:ff::/64"
 ROUTER_PUBLIC_IP6 = "2001:db8:ff::10"
 UPSTREAM_IP6 = "2001:db8:ff::1"  # the router's IPv6 gateway (ip6gateway)
 
+# A shared network's lab (router_type="dhcpsrvr"): the VR is a host on the guest network,
+# whose gateway is the "gw" machine; a second IP range (an IP alias of the VR) is another
+# subnet on the same segment, with its own gateway on "gw" too.
+SHARED_ROUTER_IP = "192.0.2.2"  # the VR's eth0ip
+SHARED_GATEWAY = "192.0.2.254"  # the shared network's gateway (cmdline gateway)
+ALIAS_CIDR = "10.2.0.0/24"
+ALIAS_NETMASK = "255.255.255.0"
+ALIAS_ROUTER_IP = "10.2.0.2"  # the VR's IP alias
+ALIAS_GATEWAY = "10.2.0.1"
+ALIAS_VM_IP = "10.2.0.12"
+SHARED_GATEWAY_MAC = "02:00:00:00:00:fb"
+# An "internet" host on gw's lo: reachable only through the shared network's gateway.
+SHARED_UPSTREAM_HOST = "203.0.113.10"
+ROUTER_TYPES = ("router", "dhcpsrvr")
+
 CONTROL_CIDR = "169.254.0.0/16"
 CONTROL_NETMASK = "255.255.0.0"
 CONTROL_HOST_IP = "169.254.0.1"
@@ -99,7 +122,9 @@ VM_ROLES = ("vm1", "vm2")
 UPSTREAM_ROLE = "up"
 CONTROL_ROLE = "ctl"
 SECOND_UPSTREAM_ROLE = "up2"
-ALL_ROLES = (SWITCH_ROLE, *ROUTER_ROLES, *VM_ROLES, UPSTREAM_ROLE, CONTROL_ROLE, SECOND_UPSTREAM_ROLE)
+SHARED_GATEWAY_ROLE = "gw"
+ALL_ROLES = (SWITCH_ROLE, *ROUTER_ROLES, *VM_ROLES, UPSTREAM_ROLE, CONTROL_ROLE, SECOND_UPSTREAM_ROLE,
+             SHARED_GATEWAY_ROLE)
 
 NETNS_DIR = Path("/run/netns")
 IP = "ip"
@@ -185,8 +210,10 @@ class Node:
 
 
 def build_nodes(routers: int, vm_static_addresses: bool, second_public: bool = False,
-                ipv6: bool = False) -> tuple[Node, ...]:
+                ipv6: bool = False, router_type: str = "router") -> tuple[Node, ...]:
     """The machines of a lab, as data (pure: nothing is created here)."""
+    if router_type == "dhcpsrvr":
+        return _shared_network_nodes(vm_static_addresses)
     nodes = _build_nodes(routers, vm_static_addresses, second_public)
     return tuple(_with_ipv6(node) for node in nodes) if ipv6 else nodes
 
@@ -242,6 +269,32 @@ def _build_nodes(routers: int, vm_static_addresses: bool, second_public: bool) -
     return tuple(nodes)
 
 
+def _shared_network_nodes(vm_static_addresses: bool) -> tuple[Node, ...]:
+    """A shared network: the VR (guest and control NICs only), two VMs (vm2 in the alias
+    range when static), the network's gateway and the control host."""
+    macs = ROUTER_MACS["vr"]
+    nodes = [Node(role="vr", nics=(Nic("eth0", GUEST_BRIDGE, macs["eth0"]), Nic("eth1", CONTROL_BRIDGE, macs["eth1"])),
+                  sysctls=ROUTER_SYSCTLS)]
+    for role, ip, gateway, mac in (("vm1", f"{VM1_IP}/24", SHARED_GATEWAY, VM1_MAC),
+                                   ("vm2", f"{ALIAS_VM_IP}/24", ALIAS_GATEWAY, VM2_MAC)):
+        nodes.append(Node(role=role, nics=(Nic("eth0", GUEST_BRIDGE, mac, (ip,) if vm_static_addresses else ()),),
+                          sysctls=HOST_SYSCTLS, default_gateway=gateway if vm_static_addresses else None))
+    alias_prefix = ALIAS_CIDR.split("/")[1]
+    nodes.append(Node(
+        role=SHARED_GATEWAY_ROLE,
+        nics=(Nic("eth0", GUEST_BRIDGE, SHARED_GATEWAY_MAC,
+                  (f"{SHARED_GATEWAY}/24", f"{ALIAS_GATEWAY}/{alias_prefix}")),),
+        sysctls=HOST_SYSCTLS,
+        loopback_addresses=(f"{SHARED_UPSTREAM_HOST}/32",),
+    ))
+    nodes.append(Node(
+        role=CONTROL_ROLE,
+        nics=(Nic("eth0", CONTROL_BRIDGE, CONTROL_HOST_MAC, (f"{CONTROL_HOST_IP}/16",)),),
+        sysctls=HOST_SYSCTLS,
+    ))
+    return tuple(nodes)
+
+
 def _router(role: str, second_public: bool = False) -> Node:
     macs = ROUTER_MACS[role]
     nics = (
@@ -270,9 +323,13 @@ class Lab:
     """
 
     def __init__(self, prefix: str = "vrlab", routers: int = 1, vm_static_addresses: bool = True,
-                 second_public: bool = False, ipv6: bool = False) -> None:
+                 second_public: bool = False, ipv6: bool = False, router_type: str = "router") -> None:
         if routers not in (1, 2):
             raise ValueError(f"routers must be 1 or 2, not {routers}")
+        if router_type not in ROUTER_TYPES:
+            raise ValueError(f"router_type must be one of {', '.join(ROUTER_TYPES)}, not {router_type!r}")
+        if router_type == "dhcpsrvr" and (routers != 1 or second_public or ipv6):
+            raise ValueError("a shared network's lab (dhcpsrvr) has one router, no public side and no IPv6")
         if not prefix or "/" in prefix or len(f"{prefix}-vr2") > 64:
             raise ValueError(f"unusable namespace prefix {prefix!r}")
         self.prefix = prefix
@@ -280,12 +337,13 @@ class Lab:
         self.vm_static_addresses = vm_static_addresses
         self.second_public = second_public
         self.ipv6 = ipv6
-        self.nodes = build_nodes(routers, vm_static_addresses, second_public, ipv6)
+        self.router_type = router_type
+        self.nodes = build_nodes(routers, vm_static_addresses, second_public, ipv6, router_type)
         self.roles: tuple[str, ...] = (SWITCH_ROLE, *(node.role for node in self.nodes))
         self._processes: list[subprocess.Popen[Any]] = []
 
     def __repr__(self) -> str:
-        return f"Lab(prefix={self.prefix!r}, routers={self.routers})"
+        return f"Lab(prefix={self.prefix!r}, routers={self.routers}, router_type={self.router_type!r})"
 
     def __enter__(self) -> Lab:
         self.up()
