@@ -46,6 +46,12 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
     errors += check_ip_aliases(state, where)
     if state.is_dhcp_server:
         errors += _check_dhcp_server(state)
+        for net in guests:
+            if net.gateway == net.router_ip:
+                errors.append(ValidationError(where(net, f"guest_networks[{net.device}]"),
+                                              f"the guests' gateway {net.gateway} is the router's own address: "
+                                              "a dhcpsrvr router is not the guests' gateway "
+                                              "(router_guest_gateway names the network's own router)"))
 
     for pip in public:
         if pip.device in (GUEST_DEVICE, CONTROL_DEVICE) and state.router_type == "router":
