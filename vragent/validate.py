@@ -39,10 +39,6 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
             if dev_a != dev_b and net_a.overlaps(net_b):
                 errors.append(ValidationError(path_b, f"{net_b} on {dev_b} overlaps {net_a} on {dev_a} ({path_a})"))
 
-    for alias in state.ip_aliases:
-        path = where(alias, f"ip_aliases[{alias.ip}]")
-        if control is not None and alias.network.overlaps(control.network):
-            errors.append(ValidationError(path, f"{alias.network} overlaps {control.network} on {CONTROL_DEVICE}"))
     errors += check_ip_aliases(state, where)
     if state.is_dhcp_server:
         errors += _check_dhcp_server(state)
@@ -148,6 +144,9 @@ def check_ip_aliases(state: RouterState, where) -> list[ValidationError]:
     if primary is not None and state.is_dhcp_server:
         gateways.add(primary.gateway)
     seen: list[tuple[IPv4Network, str]] = [(n.network, f"the guest network on {n.device}") for n in guests]
+    control = state.control_interface
+    if control is not None:
+        seen.append((control.network, f"the control network on {CONTROL_DEVICE}"))
     for alias in state.ip_aliases:
         path = where(alias, f"ip_aliases[{alias.ip}]")
         if not state.is_dhcp_server:

@@ -161,3 +161,30 @@ def test_revoking_the_alias_takes_its_address_range_rules_and_listener_away(shar
     assert dig(lab, "vm2", ALIAS_ROUTER_IP, "web-01") == []
     assert DhcpClient(lab, "vm1", tmp_path).obtain().ip == VM1_IP
     assert_converged(router, revoke)
+
+
+def test_a_simulated_reboot_brings_the_shared_network_router_back_with_no_drift(shared, tmp_path):
+    from tests.lab.test_boot import addresses, boot, status
+    from tests.lab.test_netfilter import tables_of
+
+    lab, router = shared
+    committed_tables, committed_addresses = tables_of(router.iptables_save()), addresses(lab)
+    report = status(router)
+    assert report["drift"] == [] and all(d["healthy"] for d in report["daemons"].values()), report
+    # What a reboot leaves: no daemons, empty tables, no addresses (a dhcpsrvr has no eth2).
+    for pidfile in (router.root / "run/vragent").glob("*.pid"):
+        lab.run("vr", ["kill", "-9", pidfile.read_text().split()[0]], check=False)
+    for table in ("raw", "mangle", "nat", "filter"):
+        lab.run("vr", ["iptables", "-w", "-t", table, "-F"])
+        lab.run("vr", ["iptables", "-w", "-t", table, "-X"])
+    for device in ("eth0", "eth1"):
+        lab.run("vr", ["ip", "addr", "flush", "dev", device])
+    assert status(router)["drift"], "a flushed router must show drift"
+
+    restored = boot(lab, router)
+    assert restored.returncode == 0, restored.stderr
+    assert tables_of(router.iptables_save()) == committed_tables
+    assert addresses(lab) == committed_addresses
+    report = status(router)
+    assert report["drift"] == [] and all(d["healthy"] for d in report["daemons"].values()), report
+    assert DhcpClient(lab, "vm2", tmp_path).obtain().options["new_routers"] == ALIAS_GATEWAY

@@ -154,7 +154,7 @@ def test_bad_alias_fields_are_refused_with_their_path(entry, expected):
 @pytest.mark.parametrize("payloads, expected", [
     ((aliases(alias("192.0.2.200")),), "192.0.2.0/24 is inside or overlaps the guest network on eth0"),
     ((aliases(alias(), alias("10.2.0.3")),), "10.2.0.0/24 is inside or overlaps the subnet of alias 10.2.0.2"),
-    ((aliases(alias("169.254.7.1", "255.255.255.0")),), "169.254.7.0/24 overlaps 169.254.0.0/16 on eth1"),
+    ((aliases(alias("169.254.7.1", "255.255.255.0")),), "169.254.7.0/24 is inside or overlaps the control network on eth1"),
     ((dhcpconfig(gateway=ALIAS_IP), aliases()), "10.2.0.2 is a guest gateway"),
     ((aliases(alias("10.2.0.2", "255.255.255.0"), alias("10.2.0.2", "255.255.255.0")),), "listed twice"),
 ])
