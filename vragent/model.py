@@ -189,7 +189,7 @@ class GuestSubnet:
     dns: tuple[IPv4Address, ...] = ()
     domain: str = ""
     mtu: int | None = None
-    tag: str = ""  # dnsmasq's tag for it: the device, or alias_<ip> for an alias
+    tag: str = ""  # dnsmasq's tag for it: the device, or guest_<ip> / alias_<ip> beside IP aliases
 
 
 @dataclass(frozen=True)
@@ -414,7 +414,12 @@ class RouterState:
         gateway is the `dhcpconfig` entry's for that alias, else the one its VMs'
         `dhcpentry` pushes name)."""
         networks = self.all_guest_networks()
-        subnets = [GuestSubnet(n.device, n.router_ip, n.network, n.gateway, n.dns, n.domain, n.mtu, n.device)
+        # dnsmasq tags every request with the name of the NIC it came in on too, so with
+        # several subnets on eth0 a range tagged "eth0" would match every VM there, and its
+        # options win over the alias range's: each subnet then gets a tag of its own.
+        shared = bool(self.ip_aliases)
+        subnets = [GuestSubnet(n.device, n.router_ip, n.network, n.gateway, n.dns, n.domain, n.mtu,
+                               _subnet_tag("guest", n.router_ip) if shared and n.device == GUEST_DEVICE else n.device)
                    for n in networks]
         primary = next((n for n in networks if n.device == GUEST_DEVICE), None)
         for alias in self.ip_aliases:
@@ -426,7 +431,7 @@ class RouterState:
                                 and h.gateway is not None and h.gateway in network and h.gateway != alias.ip), None)
             subnets.append(GuestSubnet(GUEST_DEVICE, alias.ip, network, gateway,
                                        primary.dns if primary else (), primary.domain if primary else "",
-                                       primary.mtu if primary else None, "alias_" + str(alias.ip).replace(".", "_")))
+                                       primary.mtu if primary else None, _subnet_tag("alias", alias.ip)))
         return tuple(subnets)
 
     def ordered_public_ips(self) -> tuple[PublicIp, ...]:
@@ -454,6 +459,10 @@ class RouterState:
     def source_nat_ip(self, device: str) -> IPv4Address | None:
         on_device = [p for p in self.ordered_public_ips() if p.device == device]
         return on_device[0].ip if on_device else None
+
+
+def _subnet_tag(kind: str, address: IPv4Address) -> str:
+    return f"{kind}_{str(address).replace('.', '_')}"
 
 
 def _address_or_none(text: str) -> IPv4Address | None:

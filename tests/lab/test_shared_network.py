@@ -188,3 +188,30 @@ def test_a_simulated_reboot_brings_the_shared_network_router_back_with_no_drift(
     report = status(router)
     assert report["drift"] == [] and all(d["healthy"] for d in report["daemons"].values()), report
     assert DhcpClient(lab, "vm2", tmp_path).obtain().options["new_routers"] == ALIAS_GATEWAY
+
+
+def dnsmasq_pid(router: RouterAgent) -> int:
+    return int((router.root / "run/vragent/dnsmasq.pid").read_text().split()[0])
+
+
+def test_vms_coming_and_going_in_an_alias_subnet_only_signal_dnsmasq_and_release_their_leases(shared, tmp_path):
+    lab, router = shared
+    pid = dnsmasq_pid(router)
+    client = DhcpClient(lab, "vm2", tmp_path)
+    assert client.obtain().ip == ALIAS_VM_IP
+    client.stop()
+    removed = router.apply(vm2_entry(remove=True))
+    assert removed.returncode == 0, removed.errors
+    assert any(s["kind"] == "dhcp" for s in removed.steps), removed.steps  # the lease was released
+    new_mac = "02:00:00:00:00:77"
+    added = router.apply(sample.dhcp_entry(new_mac, ALIAS_VM_IP, "db-02", ALIAS_GATEWAY, ALIAS_ROUTER_IP))
+    assert added.returncode == 0, added.errors
+    for result in (removed, added):
+        actions = [s["summary"] for s in result.steps if s["kind"] == "service"]
+        assert actions and all("reload" in a and "restart" not in a for a in actions), result.steps
+    assert dnsmasq_pid(router) == pid
+    # The released address goes to the new MAC on its first DISCOVER, with its subnet's options.
+    lab.run("vm2", ["ip", "link", "set", "eth0", "address", new_mac])
+    lease = DhcpClient(lab, "vm2", tmp_path / "new").obtain()
+    assert (lease.ip, lease.discovers, lease.options["new_host_name"]) == (ALIAS_VM_IP, 1, "db-02"), lease.log
+    assert lease.options["new_routers"] == ALIAS_GATEWAY

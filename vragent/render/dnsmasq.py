@@ -85,7 +85,7 @@ def render_files(state: RouterState, paths: Paths) -> dict[Path, str]:
 
     options = []
     for subnet in subnets:
-        # Each VM's lease comes from the range its address is in, which sets that tag.
+        # A VM's lease comes from the range its address is in, which sets that range's tag.
         tag = f"tag:{subnet.tag}"
         if subnet.gateway is not None:
             options.append(f"{tag},option:router,{subnet.gateway}")
@@ -93,16 +93,9 @@ def render_files(state: RouterState, paths: Paths) -> dict[Path, str]:
         options.append(f"{tag},option:domain-name,{subnet.domain or domain_default}")
         if subnet.mtu:
             options.append(f"{tag},option:mtu,{subnet.mtu}")
-    # Several subnets on one NIC (IP aliases): dnsmasq sets the tags of every range on the
-    # NIC, and the first range's options would win. A tag the host line itself sets takes
-    # precedence over range tags (dnsmasq's option_filter), so each VM names its subnet.
-    shared_nic = len({s.device for s in subnets}) < len(subnets)
     hosts_lines, dhcp_lines = [], []
     for host in state.dhcp_hosts:
-        subnet = next((s for s in subnets if host.ip in s.network), None) if shared_nic else None
-        if host.default_entry and subnet is not None:
-            dhcp_lines.append(f"{host.mac},set:{subnet.tag},{host.ip},{host.hostname},infinite")
-        elif host.default_entry:
+        if host.default_entry:
             dhcp_lines.append(f"{host.mac},{host.ip},{host.hostname},infinite")
         else:
             # A VM's secondary NIC: no default route, DNS or domain through this network.
