@@ -8,11 +8,13 @@ VR is just a host there, serving DHCP, DNS, metadata and passwords.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from vragent.lab import sample
 from vragent.lab.agent import RouterAgent
-from vragent.lab.dhcp import DhcpClient, dig
+from vragent.lab.dhcp import DhcpClient, dig, process_exists
 from vragent.lab.guestdata import metadata, password
 from vragent.lab.topology import (ALIAS_GATEWAY, ALIAS_ROUTER_IP, ALIAS_VM_IP, CONTROL_ROUTER_IP, SHARED_GATEWAY,
                                   SHARED_ROUTER_IP, SHARED_UPSTREAM_HOST, VM1_IP, VM1_MAC, VM2_MAC)
@@ -215,3 +217,27 @@ def test_vms_coming_and_going_in_an_alias_subnet_only_signal_dnsmasq_and_release
     lease = DhcpClient(lab, "vm2", tmp_path / "new").obtain()
     assert (lease.ip, lease.discovers, lease.options["new_host_name"]) == (ALIAS_VM_IP, 1, "db-02"), lease.log
     assert lease.options["new_routers"] == ALIAS_GATEWAY
+
+
+def test_a_secondary_nic_gets_no_router_or_dns_and_later_signals_do_not_kill_dnsmasq(shared, tmp_path):
+    lab, router = shared
+    secondary = {**vm2_entry(), "default_entry": False}
+    assert router.apply(secondary).returncode == 0
+    lease = DhcpClient(lab, "vm2", tmp_path).obtain()
+    assert lease.ip == ALIAS_VM_IP, lease.log
+    assert not lease.options.get("new_routers") and not lease.options.get("new_domain_name_servers")
+    pid = dnsmasq_pid(router)
+    # Another VM comes (a SIGHUP) while the secondary NIC holds its lease: dnsmasq 2.90
+    # segfaults here when that lease's host line sets its tag in the re-read hosts file.
+    added = router.apply(sample.dhcp_entry("02:00:00:00:00:77", "10.2.0.77", "db-02", ALIAS_GATEWAY, ALIAS_ROUTER_IP))
+    assert added.returncode == 0, added.errors
+    assert [s["summary"].split(":")[1].split()[0] for s in added.steps if s["kind"] == "service"] == ["reload"]
+    time.sleep(1)
+    assert process_exists(pid) and dnsmasq_pid(router) == pid
+    removed = router.apply({**secondary, "remove": True})  # its tag leaves dnsmasq.conf: a restart
+    assert removed.returncode == 0, removed.errors
+    pid = dnsmasq_pid(router)
+    assert router.apply(vm1_entry(remove=True)).returncode == 0  # one more signal
+    time.sleep(1)
+    assert process_exists(pid) and dnsmasq_pid(router) == pid
+    assert dig(lab, "vm2", ALIAS_ROUTER_IP, "db-02") == ["10.2.0.77"]

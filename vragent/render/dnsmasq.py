@@ -73,16 +73,6 @@ def render_files(state: RouterState, paths: Paths) -> dict[Path, str]:
     domain_default = state.config.get("domain") or "cloudnine.internal"
     header = f"# {templating.GENERATED_HEADER}\n"
 
-    conf = templating.render(
-        "dnsmasq.conf.j2", cache_dir=paths.run_dir / "render-cache",
-        paths={k: str(v) for k, v in vars(files).items()}, run_as_root=paths.root != Path("/"), lease_max=LEASE_MAX,
-        extra_options=list(state.dnsmasq_options),
-        devices=list(dict.fromkeys(s.device for s in subnets)),
-        localise=len({s.device for s in subnets}) < len(subnets),  # several subnets on one NIC
-        networks=[{"tag": s.tag, "domain": s.domain or domain_default, "cidr": str(s.network),
-                   "start": str(s.network.network_address), "netmask": str(s.network.netmask)}
-                  for s in subnets])
-
     options = []
     for subnet in subnets:
         # A VM's lease comes from the range its address is in, which sets that range's tag.
@@ -93,17 +83,30 @@ def render_files(state: RouterState, paths: Paths) -> dict[Path, str]:
         options.append(f"{tag},option:domain-name,{subnet.domain or domain_default}")
         if subnet.mtu:
             options.append(f"{tag},option:mtu,{subnet.mtu}")
-    hosts_lines, dhcp_lines = [], []
+    hosts_lines, dhcp_lines, tagged_hosts = [], [], []
     for host in state.dhcp_hosts:
         if host.default_entry:
             dhcp_lines.append(f"{host.mac},{host.ip},{host.hostname},infinite")
         else:
             # A VM's secondary NIC: no default route, DNS or domain through this network.
+            # Its tag is set in dnsmasq.conf, not the hosts file: dnsmasq 2.90 (Debian 12)
+            # crashes on SIGHUP once a VM whose dhcp-hostsfile line sets a tag holds a lease
+            # (seen in the lab), so such a VM coming or going costs a restart instead.
             tag = _tag(host.ip)
-            dhcp_lines.append(f"{host.mac},set:{tag},{host.ip},{host.hostname},infinite")
+            tagged_hosts.append(f"{host.mac},set:{tag},{host.ip},{host.hostname},infinite")
             options += [f"tag:{tag},option:router", f"tag:{tag},option:dns-server",
                         f"tag:{tag},option:domain-name"]
         hosts_lines.append(f"{host.ip} {host.hostname}")
+    conf = templating.render(
+        "dnsmasq.conf.j2", cache_dir=paths.run_dir / "render-cache",
+        paths={k: str(v) for k, v in vars(files).items()}, run_as_root=paths.root != Path("/"), lease_max=LEASE_MAX,
+        extra_options=list(state.dnsmasq_options), tagged_hosts=tagged_hosts,
+        devices=list(dict.fromkeys(s.device for s in subnets)),
+        localise=len({s.device for s in subnets}) < len(subnets),  # several subnets on one NIC
+        networks=[{"tag": s.tag, "domain": s.domain or domain_default, "cidr": str(s.network),
+                   "start": str(s.network.network_address), "netmask": str(s.network.netmask)}
+                  for s in subnets])
+
     router_name = state.config.get("name")
     for subnet in subnets:
         names = " ".join(n for n in (router_name, "data-server") if n)
