@@ -16,7 +16,7 @@ from vragent.lab import sample
 from vragent.lab.agent import RouterAgent
 from vragent.lab.dhcp import DhcpClient, dig, process_exists
 from vragent.lab.guestdata import metadata, password
-from vragent.lab.topology import (ALIAS_GATEWAY, ALIAS_ROUTER_IP, ALIAS_VM_IP, CONTROL_ROUTER_IP, SHARED_GATEWAY,
+from vragent.lab.topology import (ALIAS_GATEWAY, ALIAS_NETMASK, ALIAS_ROUTER_IP, ALIAS_VM_IP, CONTROL_ROUTER_IP, SHARED_GATEWAY,
                                   SHARED_ROUTER_IP, SHARED_UPSTREAM_HOST, VM1_IP, VM1_MAC, VM2_MAC)
 from vragent.lab.traffic import TcpServer, tcp_connect
 
@@ -95,7 +95,7 @@ def test_a_vm_in_the_alias_range_gets_that_ranges_gateway_netmask_dns_and_data(s
     assert lease.ip == ALIAS_VM_IP, lease.log
     assert lease.discovers == 1, lease.log
     assert lease.options["new_routers"] == ALIAS_GATEWAY
-    assert lease.options["new_subnet_mask"] == "255.255.255.0"
+    assert lease.options["new_subnet_mask"] == ALIAS_NETMASK  # the alias's /25, not the guest /24
     assert lease.options["new_domain_name_servers"] == ALIAS_ROUTER_IP
     assert lease.options["new_dhcp_server_identifier"] == ALIAS_ROUTER_IP
     assert dig(lab, "vm2", ALIAS_ROUTER_IP, f"web-01.{sample.SHARED_DOMAIN}") == [VM1_IP]
@@ -119,6 +119,8 @@ def test_the_vr_forwards_nothing_and_accepts_only_its_services(shared):
         assert not tcp_connect(lab, "vm1", SHARED_UPSTREAM_HOST, 8080, timeout=1.0).ok
         assert server.peers() == []
     lab.run("vm1", ["ip", "route", "replace", "default", "via", SHARED_GATEWAY])
+    # No DNS on the control side: dnsmasq serves the guest NIC only.
+    assert dig(lab, "ctl", CONTROL_ROUTER_IP, "web-01") == []
     # SSH 3922 only from the control NIC; other ports closed to guests.
     with TcpServer(lab, "vr", 3922):
         assert tcp_connect(lab, "ctl", CONTROL_ROUTER_IP, 3922).ok
@@ -159,7 +161,7 @@ def test_revoking_the_alias_takes_its_address_range_rules_and_listener_away(shar
     assert f"{SHARED_ROUTER_IP}:80 " in listening and f"{ALIAS_ROUTER_IP}:80 " not in listening
     assert "ip_aliases" not in router.show()
     # vm2 gets no lease any more; vm1's range still works.
-    lab.run("vm2", ["ip", "addr", "add", f"{ALIAS_VM_IP}/24", "dev", "eth0"])
+    lab.run("vm2", ["ip", "addr", "add", f"{ALIAS_VM_IP}/25", "dev", "eth0"])
     assert dig(lab, "vm2", ALIAS_ROUTER_IP, "web-01") == []
     assert DhcpClient(lab, "vm1", tmp_path).obtain().ip == VM1_IP
     assert_converged(router, revoke)

@@ -77,8 +77,8 @@ UPSTREAM_IP6 = "2001:db8:ff::1"  # the router's IPv6 gateway (ip6gateway)
 # subnet on the same segment, with its own gateway on "gw" too.
 SHARED_ROUTER_IP = "192.0.2.2"  # the VR's eth0ip
 SHARED_GATEWAY = "192.0.2.254"  # the shared network's gateway (cmdline gateway)
-ALIAS_CIDR = "10.2.0.0/24"
-ALIAS_NETMASK = "255.255.255.0"
+ALIAS_CIDR = "10.2.0.0/25"  # not a /24 like the guest network: a VM's netmask shows its range
+ALIAS_NETMASK = "255.255.255.128"
 ALIAS_ROUTER_IP = "10.2.0.2"  # the VR's IP alias
 ALIAS_GATEWAY = "10.2.0.1"
 ALIAS_VM_IP = "10.2.0.12"
@@ -276,7 +276,7 @@ def _shared_network_nodes(vm_static_addresses: bool) -> tuple[Node, ...]:
     nodes = [Node(role="vr", nics=(Nic("eth0", GUEST_BRIDGE, macs["eth0"]), Nic("eth1", CONTROL_BRIDGE, macs["eth1"])),
                   sysctls=ROUTER_SYSCTLS)]
     for role, ip, gateway, mac in (("vm1", f"{VM1_IP}/24", SHARED_GATEWAY, VM1_MAC),
-                                   ("vm2", f"{ALIAS_VM_IP}/24", ALIAS_GATEWAY, VM2_MAC)):
+                                   ("vm2", f"{ALIAS_VM_IP}/{ALIAS_CIDR.split('/')[1]}", ALIAS_GATEWAY, VM2_MAC)):
         nodes.append(Node(role=role, nics=(Nic("eth0", GUEST_BRIDGE, mac, (ip,) if vm_static_addresses else ()),),
                           sysctls=HOST_SYSCTLS, default_gateway=gateway if vm_static_addresses else None))
     alias_prefix = ALIAS_CIDR.split("/")[1]
