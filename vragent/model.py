@@ -331,10 +331,11 @@ class RouterState:
 
     @property
     def ipv6(self) -> RouterIpv6 | None:
-        """The router's IPv6 settings, or None for an IPv4-only router (no `eth0ip6`).
+        """The router's IPv6 settings, or None for an IPv4-only router (no `eth0ip6`) and for
+        a dhcpsrvr (its IPv6 keys are kept, not acted on: wire/cmdline.py).
         The cmdline validated them (wire/cmdline.py)."""
         cfg = self.config
-        if not cfg.get("eth0ip6"):
+        if not cfg.get("eth0ip6") or self.is_dhcp_server:  # a shared network's IPv6 is not the VR's
             return None
         prefix = cfg.get("eth0ip6prelen") or cfg.get("guestcidr6size") or "64"
         guest = IPv6Interface(f"{cfg['eth0ip6']}/{prefix}")

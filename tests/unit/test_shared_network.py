@@ -88,7 +88,6 @@ def test_a_dhcpsrvr_has_guest_and_control_nics_and_routes_via_the_shared_network
     ({"eth2ip": "198.51.100.10", "eth2mask": "255.255.255.0"},
      "push0.json.0:$.cmd_line.eth2ip: a dhcpsrvr router has no public NIC"),
     ({"redundant_router": "true"}, "push0.json.0:$.cmd_line.redundant_router: a redundant dhcpsrvr pair"),
-    ({"eth0ip6": "2001:db8:1::2"}, "push0.json.0:$.cmd_line.eth0ip6: IPv6 on a dhcpsrvr router"),
     ({"gateway": "198.51.100.1"}, "push0.json.0:$.cmd_line.gateway: the shared network's gateway"),
     ({"gateway": None}, "push0.json.0:$.cmd_line.gateway: the shared network's gateway"),
     ({"gateway": ROUTER_IP}, "push0.json.0:$.cmd_line.gateway: 192.0.2.2 is the router's own address"),
@@ -98,6 +97,13 @@ def test_a_dhcpsrvr_has_guest_and_control_nics_and_routes_via_the_shared_network
 def test_a_dhcpsrvr_cmdline_that_would_make_the_vr_a_gateway_or_give_it_a_public_side_is_refused(overrides, expected):
     errors = errors_of(shared_cmdline(**overrides))
     assert any(e.startswith(expected) for e in errors), errors
+
+
+def test_a_dual_stack_shared_networks_ipv6_keys_are_kept_and_not_acted_on():
+    state = merged(shared_cmdline(eth0ip6="2001:db8:1::2", eth0ip6prelen="64", ip6gateway="2001:db8:1::1"))
+    assert state.config["eth0ip6"] == "2001:db8:1::2" and state.ipv6 is None
+    assert addresses.render(state).default_route6 is None
+    assert not any(key.startswith("net.ipv6") for key in sysctl.render(state))
 
 
 # -- refused types ---------------------------------------------------------------------

@@ -61,9 +61,10 @@ def parse(fields: Fields) -> CmdlineChange | None:
             section.error(f"{device}mask", f"is required with {device}ip")
     if values.get("mtu") and not (values["mtu"].isdigit() and 68 <= int(values["mtu"]) <= 65535):
         section.error("mtu", f"{values['mtu']!r} is not an MTU (68..65535)")
-    _check_ipv6(values, section)
     if router_type == DHCP_SERVER:
         _check_dhcp_server(values, section)
+    else:
+        _check_ipv6(values, section)
     if "redundant_router" in values:
         values["redundant_router"] = "true" if values["redundant_router"].lower() in ("true", "1") else "false"
     return CmdlineChange(tuple(sorted(values.items())), fields.at("cmd_line"))
@@ -75,10 +76,11 @@ def _check_dhcp_server(values: dict[str, str], section: Fields) -> None:
     if values.get("eth2ip") and values["eth2ip"] != "0.0.0.0":
         section.error("eth2ip", "a dhcpsrvr router has no public NIC (eth0 guest, eth1 control only)")
     if values.get("redundant_router") in ("true", "1"):
+        # keepalived would claim the guests' gateway, which here is the network's own router.
         section.error("redundant_router", "a redundant dhcpsrvr pair is not supported yet")
-    ipv6 = [k for k in (*_IPV6_ADDRESS_KEYS, *_IPV6_PREFIX_KEYS) if values.get(k)]
-    if ipv6:
-        section.error(ipv6[0], "IPv6 on a dhcpsrvr router (shared network) is not supported yet")
+    # IPv6 keys (a dual-stack shared network) are kept and not acted on (model.ipv6): the
+    # guests' IPv6 router is the network's own, and a VR advertising itself would give them
+    # a second default route that goes nowhere (CloudStack #6700).
     if not values.get("eth0ip") or not values.get("eth0mask") or parse_prefix(values["eth0mask"]) is None \
             or ipv4_or_none(values["eth0ip"]) is None:
         section.error("eth0ip", "is required: a dhcpsrvr router serves its guest network on eth0")
