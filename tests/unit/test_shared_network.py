@@ -216,6 +216,12 @@ def test_aliases_persist_round_trip_and_match_the_schema():
     assert errors == ["push0.json.0:$.ip_aliases[0].prefix: 33 is outside 0..30"], errors
 
 
+def test_ssh_on_the_guest_nic_only_when_the_cmdline_says_sshonguest():
+    ssh = "-A vr-INPUT -i eth0 -p tcp -m tcp --dport 3922 -j ACCEPT"
+    assert ssh in netfilter.render(merged(shared_cmdline(sshonguest="true")))["filter"].chains["vr-INPUT"]
+    assert ssh not in netfilter.render(merged(shared_cmdline()))["filter"].chains["vr-INPUT"]
+
+
 # -- rendering (golden) ------------------------------------------------------------------
 
 def render_case(data: dict) -> dict:

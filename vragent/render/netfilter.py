@@ -172,6 +172,10 @@ def _filter_input(state: RouterState, table: TableSpec) -> None:
     table.add(chain, "-p icmp -j ACCEPT")
     # Management SSH only from the control NIC (the management server's link-local path).
     table.add(chain, f"-i {CONTROL_DEVICE} -p tcp -m tcp --dport {SSH_PORT} -j ACCEPT")
+    if state.is_dhcp_server and state.config.get("sshonguest") == "true":
+        # A basic zone on VMware or Hyper-V: the management server reaches the VR over
+        # the guest network (it says so with sshonguest=true).
+        table.add(chain, f"-i {GUEST_DEVICE} -p tcp -m tcp --dport {SSH_PORT} -j ACCEPT")
     for guest in state.all_guest_networks():
         # DHCP requests come from 0.0.0.0, so only the NIC can be matched.
         table.add(chain, f"-i {guest.device} -p udp -m udp --dport 67 -j ACCEPT")
