@@ -16,8 +16,8 @@ from vragent.lab import sample
 from vragent.lab.agent import RouterAgent
 from vragent.lab.dhcp import DhcpClient, dig, process_exists
 from vragent.lab.guestdata import metadata, password
-from vragent.lab.topology import (ALIAS_GATEWAY, ALIAS_NETMASK, ALIAS_ROUTER_IP, ALIAS_VM_IP, CONTROL_ROUTER_IP, SHARED_GATEWAY,
-                                  SHARED_ROUTER_IP, SHARED_UPSTREAM_HOST, VM1_IP, VM1_MAC, VM2_MAC)
+from vragent.lab.topology import (ALIAS_GATEWAY, ALIAS_NETMASK, ALIAS_ROUTER_IP, ALIAS_VM_IP, CONTROL_ROUTER_IP,
+                                  SHARED_GATEWAY, SHARED_ROUTER_IP, SHARED_UPSTREAM_HOST, VM1_IP, VM1_MAC, VM2_MAC)
 from vragent.lab.traffic import TcpServer, tcp_connect
 
 PASSWORD = "Sh4red-pw"

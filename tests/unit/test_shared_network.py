@@ -160,7 +160,8 @@ def test_bad_alias_fields_are_refused_with_their_path(entry, expected):
 @pytest.mark.parametrize("payloads, expected", [
     ((aliases(alias("192.0.2.200")),), "192.0.2.0/24 is inside or overlaps the guest network on eth0"),
     ((aliases(alias(), alias("10.2.0.3")),), "10.2.0.0/24 is inside or overlaps the subnet of alias 10.2.0.2"),
-    ((aliases(alias("169.254.7.1", "255.255.255.0")),), "169.254.7.0/24 is inside or overlaps the control network on eth1"),
+    ((aliases(alias("169.254.7.1", "255.255.255.0")),),
+     "169.254.7.0/24 is inside or overlaps the control network on eth1"),
     ((dhcpconfig(gateway=ALIAS_IP), aliases()), "10.2.0.2 is a guest gateway"),
     ((aliases(alias("10.2.0.2", "255.255.255.0"), alias("10.2.0.2", "255.255.255.0")),), "listed twice"),
 ])
@@ -177,7 +178,8 @@ def test_an_isolated_router_takes_no_aliases():
 
 def test_vms_and_their_data_may_live_in_an_alias_subnet_and_nowhere_else():
     state = merged(shared_cmdline(), aliases(), dhcp_entry("02:00:00:00:00:12", "10.2.0.12", "db-01", ALIAS_GATEWAY),
-                   {"type": "vmdata", "vm_ip_address": "10.2.0.12", "vm_metadata": [["metadata", "instance-id", "i-1"]]})
+                   {"type": "vmdata", "vm_ip_address": "10.2.0.12",
+                    "vm_metadata": [["metadata", "instance-id", "i-1"]]})
     assert [str(h.ip) for h in state.dhcp_hosts] == ["10.2.0.12"]
     assert errors_of(dhcp_entry("02:00:00:00:00:13", "10.3.0.12", "x", "10.3.0.1"), state=state) == [
         "push0.json.0:$: 10.3.0.12 is in no guest network of this router"]

@@ -44,9 +44,10 @@ KNOWN_UNSUPPORTED = ("networkacl", "vpnuserlist", "remoteaccessvpn", "site2sitev
 
 # What a shared network's VR (cmdline type dhcpsrvr) refuses: it has no public NIC and is
 # not on the guests' data path, so public IPs, NAT, firewalling and load balancing have
-# nothing to act on. The management server sends none of them there (it reaches a
-# dhcpsrvr with DHCP, DNS, user data, passwords and IP aliases only); a push that does
-# would leave a router claiming rules nothing enforces.
+# nothing to act on. The management server gives a VR type dhcpsrvr exactly when it has
+# no public NIC (VirtualNetworkApplianceManagerImpl's boot arguments), so it has no public
+# IP to attach such rules to; a push that held some would leave a router claiming rules
+# nothing enforces.
 NOT_FOR_DHCP_SERVER = ("ips", "firewallrules", "forwardrules", "staticnatrules", "loadbalancer",
                        "ipv6firewallrules")
 
