@@ -1,4 +1,4 @@
-"""A CloudStack isolated-network router rebuilt from Linux network namespaces.
+"""A CloudStack isolated-network router (or a shared network) rebuilt from Linux network namespaces.
 
 Every machine is a namespace named ``{prefix}-{role}``::
 
@@ -313,7 +313,8 @@ def switch_port(role: str, ifname: str) -> str:
 
 
 class Lab:
-    """A replica of a CloudStack isolated-network router, in network namespaces.
+    """A replica of a CloudStack isolated-network router (or, with router_type="dhcpsrvr",
+    of a shared network's VR and gateway), in network namespaces.
 
     Example::
 
