@@ -11,7 +11,8 @@ import enum
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
-# CloudStack's NIC layout for an isolated-network router (cmdline type "router").
+# CloudStack's NIC layout for an isolated-network router (cmdline type "router"); a
+# shared network's DHCP server (type "dhcpsrvr") has the same eth0 and eth1 and no public NIC.
 GUEST_DEVICE = "eth0"
 CONTROL_DEVICE = "eth1"
 PUBLIC_DEVICE = "eth2"
@@ -19,23 +20,24 @@ SSH_PORT = 3922
 # A VPC router (cmdline type "vpcrouter") is laid out differently: eth0 control, eth1 the
 # first public NIC (source NAT), eth2+ tiers and more public NICs (cloudstack-vr.md §1.2).
 # Code that needs "the control NIC" or "the public NIC" asks the state (RouterState.layout).
-ISOLATED_ROUTER = "router"
+ISOLATED_ROUTER = "router"  # an isolated network's gateway: NAT, firewall, DHCP, DNS, guest data
 VPC_ROUTER = "vpcrouter"
-ROUTER_TYPES = (ISOLATED_ROUTER, VPC_ROUTER)
+DHCP_SERVER = "dhcpsrvr"  # a shared network's (or basic zone's) VR: not the guests' gateway
+ROUTER_TYPES = (ISOLATED_ROUTER, VPC_ROUTER, DHCP_SERVER)
 
 
 @dataclass(frozen=True)
 class NicLayout:
     control: str
-    public: str  # the first public NIC: source NAT and the default route
+    public: str | None  # the first public NIC: source NAT and the default route (a dhcpsrvr has none)
     guest: str | None  # the cmdline's guest NIC (isolated only); VPC tiers come by guestnetwork
 
 
 LAYOUTS = {
     ISOLATED_ROUTER: NicLayout(control=CONTROL_DEVICE, public=PUBLIC_DEVICE, guest=GUEST_DEVICE),
     VPC_ROUTER: NicLayout(control="eth0", public="eth1", guest=None),
+    DHCP_SERVER: NicLayout(control=CONTROL_DEVICE, public=None, guest=GUEST_DEVICE),
 }
-
 
 class Direction(enum.Enum):
     INGRESS = "ingress"
@@ -198,6 +200,39 @@ class DhcpRange:
     prefix: int
 
 
+@dataclass(frozen=True, order=True)
+class IpAlias:
+    """An extra address of the router on the guest NIC (CloudStack `ipaliases`): a shared
+    network with several IP ranges gets one per further subnet, and the router serves
+    DHCP, DNS and guest data to that subnet from it."""
+
+    ip: IPv4Address
+    prefix: int
+
+    @property
+    def interface(self) -> IPv4Interface:
+        return IPv4Interface(f"{self.ip}/{self.prefix}")
+
+    @property
+    def network(self) -> IPv4Network:
+        return self.interface.network
+
+
+@dataclass(frozen=True)
+class GuestSubnet:
+    """One subnet the router serves DHCP, DNS and guest data in, from `address` on `device`:
+    a guest network, or an IP alias's subnet on a shared network (derived, never stored)."""
+
+    device: str
+    address: IPv4Address  # the router's own address in it
+    network: IPv4Network
+    gateway: IPv4Address | None  # the guests' router option; None: none known
+    dns: tuple[IPv4Address, ...] = ()
+    domain: str = ""
+    mtu: int | None = None
+    tag: str = ""  # dnsmasq's tag for it: the device, or guest_<ip> / alias_<ip> beside IP aliases
+
+
 @dataclass(frozen=True)
 class VmData:
     """What one guest VM reads from the router's metadata service (CloudStack `vmdata`).
@@ -300,6 +335,8 @@ class RouterState:
     network_acls: tuple[NetworkAcl, ...] = ()
     # Passwords of the push being applied; never persisted (see PasswordOffer).
     password_offers: tuple[PasswordOffer, ...] = ()
+    # `ipaliases`: further subnets of a shared network, on the guest NIC (sorted by IP).
+    ip_aliases: tuple[IpAlias, ...] = ()
 
     # -- construction helpers ---------------------------------------------------------
     def with_cmdline(self, values: dict[str, str]) -> "RouterState":
@@ -322,6 +359,12 @@ class RouterState:
         return self.router_type == VPC_ROUTER
 
     @property
+    def is_dhcp_server(self) -> bool:
+        """A shared network's VR (cmdline type dhcpsrvr): it serves DHCP, DNS and guest data
+        but is not the guests' gateway, forwards nothing and does no NAT."""
+        return self.router_type == DHCP_SERVER
+
+    @property
     def layout(self) -> NicLayout:
         """Which NIC is what; an isolated router's until a cmdline says otherwise."""
         return LAYOUTS.get(self.router_type or "", LAYOUTS[ISOLATED_ROUTER])
@@ -335,6 +378,11 @@ class RouterState:
     def network_acl(self, device: str) -> NetworkAcl | None:
         return next((acl for acl in self.network_acls if acl.device == device), None)
 
+    @property
+    def serves_guests(self) -> bool:
+        """Runs dnsmasq and the data server: a router of a known type with a guest network."""
+        return self.router_type in ROUTER_TYPES and bool(self.all_guest_networks())
+
     def cmdline_interface(self, device: str) -> IPv4Interface | None:
         cfg = self.config
         ip, mask = cfg.get(f"{device}ip"), cfg.get(f"{device}mask")
@@ -344,10 +392,12 @@ class RouterState:
 
     @property
     def ipv6(self) -> RouterIpv6 | None:
-        """The router's IPv6 settings, or None for an IPv4-only router (no `eth0ip6`).
+        """The router's IPv6 settings, or None for an IPv4-only router (no `eth0ip6`) and for
+        a dhcpsrvr (its IPv6 keys are kept, not acted on: wire/cmdline.py).
         The cmdline validated them (wire/cmdline.py)."""
         cfg = self.config
-        if not cfg.get("eth0ip6") or cfg.get("type") == VPC_ROUTER:  # a VPC's eth0 is control
+        # A VPC's eth0 is control; a shared network's IPv6 is not the VR's.
+        if not cfg.get("eth0ip6") or self.is_vpc or self.is_dhcp_server:
             return None
         prefix = cfg.get("eth0ip6prelen") or cfg.get("guestcidr6size") or "64"
         guest = IPv6Interface(f"{cfg['eth0ip6']}/{prefix}")
@@ -368,7 +418,15 @@ class RouterState:
 
     @property
     def default_gateway(self) -> tuple[IPv4Address, str] | None:
-        """(gateway, device) of the default route: the source-NAT public IP's network."""
+        """(gateway, device) of the default route: the source-NAT public IP's network; on a
+        DHCP server the cmdline's `gateway` on the guest NIC (the shared network's)."""
+        if self.is_dhcp_server:
+            gateway = _address_or_none(self.config.get("gateway", ""))
+            guest = self.cmdline_interface(GUEST_DEVICE)
+            on_link = [a.network for a in self.ip_aliases] + ([guest.network] if guest is not None else [])
+            if gateway is not None and any(gateway in network for network in on_link):
+                return gateway, GUEST_DEVICE
+            return None
         for pip in self.ordered_public_ips():
             if pip.gateway is not None and pip.gateway in pip.interface.network:
                 return pip.gateway, pip.device
@@ -388,6 +446,8 @@ class RouterState:
             cfg = self.config
             dns = tuple(IPv4Address(cfg[k]) for k in ("dns1", "dns2") if cfg.get(k))
             gateway = cfg.get("guestgw") or str(guest.ip)
+            if self.is_dhcp_server:
+                gateway = shared_network_gateway(cfg, guest) or str(guest.ip)
             networks.append(
                 GuestNetwork(
                     device=GUEST_DEVICE,
@@ -400,6 +460,44 @@ class RouterState:
                 )
             )
         return tuple(sorted(networks, key=lambda n: device_index(n.device)))
+
+    def own_guest_addresses(self) -> dict[IPv4Address, str]:
+        """Address -> guest NIC of every address the router answers guests on: each guest
+        network's router address, the gateway where the router is it (a redundant pair's
+        VIP), and each IP alias."""
+        found: dict[IPv4Address, str] = {}
+        for network in self.all_guest_networks():
+            found.setdefault(network.router_ip, network.device)
+            if not self.is_dhcp_server:
+                found.setdefault(network.gateway, network.device)
+        for alias in self.ip_aliases:
+            found.setdefault(alias.ip, GUEST_DEVICE)
+        return found
+
+    def guest_subnets(self) -> tuple[GuestSubnet, ...]:
+        """The subnets served: each guest network, then each IP alias's subnet (whose
+        gateway is the `dhcpconfig` entry's for that alias, else the one its VMs'
+        `dhcpentry` pushes name)."""
+        networks = self.all_guest_networks()
+        # dnsmasq tags every request with the name of the NIC it came in on too, so with
+        # several subnets on eth0 a range tagged "eth0" would match every VM there, and its
+        # options win over the alias range's: each subnet then gets a tag of its own.
+        shared = bool(self.ip_aliases)
+        subnets = [GuestSubnet(n.device, n.router_ip, n.network, n.gateway, n.dns, n.domain, n.mtu,
+                               _subnet_tag("guest", n.router_ip) if shared and n.device == GUEST_DEVICE else n.device)
+                   for n in networks]
+        primary = next((n for n in networks if n.device == GUEST_DEVICE), None)
+        for alias in self.ip_aliases:
+            network = alias.network
+            gateway = next((r.gateway for r in self.dhcp_ranges if r.router_ip == alias.ip
+                            and r.gateway is not None and r.gateway in network), None)
+            if gateway is None:
+                gateway = next((h.gateway for h in self.dhcp_hosts if h.ip in network
+                                and h.gateway is not None and h.gateway in network and h.gateway != alias.ip), None)
+            subnets.append(GuestSubnet(GUEST_DEVICE, alias.ip, network, gateway,
+                                       primary.dns if primary else (), primary.domain if primary else "",
+                                       primary.mtu if primary else None, _subnet_tag("alias", alias.ip)))
+        return tuple(subnets)
 
     def ordered_public_ips(self) -> tuple[PublicIp, ...]:
         """Public IPs with the cmdline's public address (eth2; a VPC's eth1) folded in;
@@ -428,6 +526,27 @@ class RouterState:
     def source_nat_ip(self, device: str) -> IPv4Address | None:
         on_device = [p for p in self.ordered_public_ips() if p.device == device]
         return on_device[0].ip if on_device else None
+
+
+def _subnet_tag(kind: str, address: IPv4Address) -> str:
+    return f"{kind}_{str(address).replace('.', '_')}"
+
+
+def _address_or_none(text: str) -> IPv4Address | None:
+    """A cmdline value as an address (the wire checked it; a native document's may be anything)."""
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        return None
+
+
+def shared_network_gateway(cfg: dict[str, str], guest: IPv4Interface) -> str | None:
+    """The guests' gateway on a shared network: `guestgw`, else the cmdline's `gateway` when
+    it is inside the guest network (a basic zone's or shared network's own router)."""
+    if cfg.get("guestgw"):
+        return cfg["guestgw"]
+    gateway = _address_or_none(cfg.get("gateway", ""))
+    return str(gateway) if gateway is not None and gateway in guest.network else None
 
 
 def device_index(device: str) -> int:

@@ -12,8 +12,8 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from vragent import state_lb, state_services
 from vragent.errors import InvalidInput, ValidationError
-from vragent.model import (AclRule, NetworkAcl, DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, PortForward, PortRange, Protocol,
-                           PublicIp, RouterState, StaticNat)
+from vragent.model import (AclRule, DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, IpAlias, NetworkAcl,
+                           PortForward, PortRange, Protocol, PublicIp, RouterState, StaticNat)
 from vragent.render.netfilter import text
 from vragent.render.sysctl import check_overrides
 from vragent.wire.fields import Fields, fast_network, ipv4_or_none, parse_ipv4, parse_ipv6_network
@@ -81,7 +81,7 @@ def to_document(state: RouterState) -> dict[str, Any]:
         },
     } | ({state_lb.KEY: state_lb.to_document(state.load_balancing)} if state.load_balancing != state_lb.EMPTY else {}) \
       | state_services.to_document(state.vm_data, state.monitoring) | _ipv6_firewall_document(state) \
-      | _network_acls_document(state)
+      | _network_acls_document(state) | _ip_aliases_document(state)
 
 
 # A VPC router's tier ACLs; left out while empty (isolated routers keep their document).
@@ -143,6 +143,16 @@ def _network_acls_section(doc: Fields, errors: list[ValidationError]) -> tuple[N
                 item.error("device", f"{device} has an ACL already")
             acls[device] = NetworkAcl(device, lists["ingress"], lists["egress"])
     return tuple(acls[d] for d in sorted(acls))
+
+
+# Left out while empty, like the IPv6 firewall: only a shared network's router has them.
+IP_ALIASES = "ip_aliases"
+
+
+def _ip_aliases_document(state: RouterState) -> dict[str, Any]:
+    if not state.ip_aliases:
+        return {}
+    return {IP_ALIASES: [{"ip": str(a.ip), "prefix": a.prefix} for a in state.ip_aliases]}
 
 
 # Left out while empty, so IPv4-only routers keep the document they always had.
@@ -283,6 +293,7 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
             for r in data.get(IPV6_FIREWALL, {}).get("rules", [])),
         ipv6_egress_default_allow=data.get(IPV6_FIREWALL, {}).get("egress_default_allow", True),
         network_acls=_network_acls_trusted(data),
+        ip_aliases=tuple(IpAlias(_address(a["ip"]), a["prefix"]) for a in data.get(IP_ALIASES, [])),
     )
 
 
@@ -367,6 +378,14 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
 
     dhcp_hosts, dhcp_ranges, dnsmasq_options = _dhcp_section(doc, errors)
     vm_data, monitoring = state_services.from_document(doc, errors)
+    aliases: dict = {}
+    for index, raw in enumerate(doc.list(IP_ALIASES, []) or []):
+        item = Fields(raw, f"{doc.at(IP_ALIASES)}[{index}]", errors)
+        ip, prefix = item.ipv4("ip"), item.integer("prefix", lo=0, hi=30)
+        if ip is not None and prefix is not None:
+            if ip in aliases:
+                item.error("ip", f"{ip} is listed twice")
+            aliases[ip] = IpAlias(ip, prefix)
     return RouterState(
         vm_data=vm_data, monitoring=monitoring,
         dhcp_hosts=dhcp_hosts, dhcp_ranges=dhcp_ranges, dnsmasq_options=dnsmasq_options,
@@ -381,6 +400,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         ipv6_firewall_rules=tuple(ipv6_rules),
         ipv6_egress_default_allow=bool(ipv6_firewall.boolean("egress_default_allow", True)),
         network_acls=_network_acls_section(doc, errors),
+        ip_aliases=tuple(sorted(aliases.values())),
     ).with_sysctl_overrides({str(k): str(v) for k, v in sysctl.items()})
 
 

@@ -39,6 +39,16 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
             if dev_a != dev_b and net_a.overlaps(net_b):
                 errors.append(ValidationError(path_b, f"{net_b} on {dev_b} overlaps {net_a} on {dev_a} ({path_a})"))
 
+    errors += check_ip_aliases(state, where)
+    if state.is_dhcp_server:
+        errors += _check_dhcp_server(state)
+        for net in guests:
+            if net.gateway == net.router_ip:
+                errors.append(ValidationError(where(net, f"guest_networks[{net.device}]"),
+                                              f"the guests' gateway {net.gateway} is the router's own address: "
+                                              "a dhcpsrvr router is not the guests' gateway "
+                                              "(router_guest_gateway names the network's own router)"))
+
     # Each NIC has one role, which the router type decides (model.LAYOUTS).
     tiers = {n.device for n in guests}
     for pip in public:
@@ -70,6 +80,7 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
 
     # Integer bounds: membership tests run once per rule on routers with thousands of rules.
     guest_bounds = [(int(n.network.network_address), int(n.network.broadcast_address)) for n in guests]
+    guest_bounds += [(int(a.network.network_address), int(a.network.broadcast_address)) for a in state.ip_aliases]
 
     def in_guest_network(address) -> bool:
         value = int(address)
@@ -115,7 +126,8 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
                                                 f"({forward_path(forwarded[nat.public_ip])}); "
                                                 "static NAT would take all of its ports"))
 
-    router_addresses = {n.router_ip for n in guests} | {n.gateway for n in guests}
+    router_addresses = set(state.own_guest_addresses())
+    gateways = {s.gateway for s in state.guest_subnets() if s.gateway is not None} - router_addresses
     for host in state.dhcp_hosts:
         if not guest_bounds or not in_guest_network(host.ip):
             errors.append(ValidationError(where(host, f"dhcp_hosts[{host.ip}]"),
@@ -123,6 +135,9 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
         elif host.ip in router_addresses:
             errors.append(ValidationError(where(host, f"dhcp_hosts[{host.ip}]"),
                                           f"{host.ip} is the router's own guest address"))
+        elif host.ip in gateways:
+            errors.append(ValidationError(where(host, f"dhcp_hosts[{host.ip}]"),
+                                          f"{host.ip} is the guests' gateway of its subnet"))
 
     for rule in state.firewall_rules:
         if rule.direction is Direction.INGRESS and rule.public_ip not in held:
@@ -145,6 +160,55 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
     return errors
 
 
+def check_ip_aliases(state: RouterState, where) -> list[ValidationError]:
+    """IP aliases serve a shared network's further subnets: each its own subnet, on a
+    dhcpsrvr router's guest NIC, never one of the router's or a gateway's addresses."""
+    if not state.ip_aliases:
+        return []
+    errors: list[ValidationError] = []
+    guests = state.all_guest_networks()
+    primary = next((n for n in guests if n.device == GUEST_DEVICE), None)
+    gateways = {r.gateway for r in state.dhcp_ranges if r.gateway is not None}
+    if primary is not None and state.is_dhcp_server:
+        gateways.add(primary.gateway)
+    seen: list[tuple[IPv4Network, str]] = [(n.network, f"the guest network on {n.device}") for n in guests]
+    control = state.control_interface
+    if control is not None:
+        seen.append((control.network, f"the control network on {state.layout.control}"))
+    for alias in state.ip_aliases:
+        path = where(alias, f"ip_aliases[{alias.ip}]")
+        if not state.is_dhcp_server:
+            errors.append(ValidationError(path, "IP aliases serve the subnets of a shared network: only a "
+                                                f"dhcpsrvr router takes them (this one is {state.router_type!r})"))
+            continue
+        if primary is None:
+            errors.append(ValidationError(path, f"the router has no guest network on {GUEST_DEVICE} "
+                                                "(cmdline eth0ip) to add an alias to"))
+            continue
+        if alias.ip in gateways:
+            errors.append(ValidationError(path, f"{alias.ip} is a guest gateway, not an address of this router"))
+        clash = next((name for network, name in seen if network.overlaps(alias.network)), None)
+        if clash is not None:
+            errors.append(ValidationError(path, f"{alias.network} is inside or overlaps {clash}: "
+                                                "an alias serves a subnet of its own"))
+        seen.append((alias.network, f"the subnet of alias {alias.ip}"))
+    return errors
+
+
+def _check_dhcp_server(state: RouterState) -> list[ValidationError]:
+    """What a dhcpsrvr router must not hold (a native document, or a state that held it
+    before the router's type changed): it has no public side and no NAT or firewall."""
+    sections = [("public_ips", state.public_ips), ("firewall.rules", state.firewall_rules),
+                ("port_forwards", state.port_forwards), ("static_nats", state.static_nats),
+                ("ipv6_firewall.rules", state.ipv6_firewall_rules)]
+    errors = [ValidationError(f"state:{name}", "a dhcpsrvr router is not the guests' gateway: it holds "
+                                               "no public IPs, NAT or firewall rules")
+              for name, items in sections if items]
+    if state.load_balancing != LoadBalancing():
+        errors.append(ValidationError("state:load_balancing", "a dhcpsrvr router does no load balancing"))
+    return errors
+
+
 def _check_public(rule: PortForward | StaticNat, held: dict, path: str, errors: list[ValidationError]) -> None:
     if rule.public_ip not in held:
         errors.append(ValidationError(path, f"{rule.public_ip} is not a public IP of this router"))
@@ -155,15 +219,15 @@ def check_vm_services(state: RouterState, origins: dict[int, tuple[object, str]]
 
     Only what this push brought is checked: data persisted earlier whose network has gone
     since is simply not served (render/metadata.py), so it never blocks a later push."""
-    guests = state.all_guest_networks()
-    router_addresses = {n.router_ip for n in guests} | {n.gateway for n in guests}
+    subnets = [s.network for s in state.guest_subnets()]
+    router_addresses = set(state.own_guest_addresses())
     errors: list[ValidationError] = []
     for item in (*state.vm_data, *state.password_offers):
         found = origins.get(id(item))
         if found is None or found[0] is not item:
             continue
         path = found[1] + (".vm_ip_address" if isinstance(item, VmData) else ".ip_address")
-        if not any(item.ip in n.network for n in guests):
+        if not any(item.ip in network for network in subnets):
             errors.append(ValidationError(path, f"{item.ip} is in no guest network of this router"))
         elif item.ip in router_addresses:
             errors.append(ValidationError(path, f"{item.ip} is the router's own guest address"))
@@ -186,8 +250,7 @@ def check_load_balancing(state: RouterState, origins: dict[int, tuple[object, st
         return []
     errors: list[ValidationError] = []
     public = {p.ip for p in state.ordered_public_ips()}
-    local = set(public) | {n.router_ip for n in state.all_guest_networks()}
-    local |= {n.gateway for n in state.all_guest_networks()}
+    local = set(public) | set(state.own_guest_addresses())
     if state.control_interface is not None:
         local.add(state.control_interface.ip)
     forwarded: dict[object, list] = {}  # public ip -> its TCP port-forwarded ranges

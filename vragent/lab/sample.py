@@ -16,6 +16,9 @@ import uuid
 from typing import Any, Iterable
 
 from vragent.lab.topology import (
+    ALIAS_GATEWAY,
+    ALIAS_NETMASK,
+    ALIAS_ROUTER_IP,
     CONTROL_NETMASK,
     CONTROL_ROUTER2_IP,
     CONTROL_ROUTER_IP,
@@ -32,6 +35,8 @@ from vragent.lab.topology import (
     SECOND_PUBLIC_GATEWAY,
     SECOND_PUBLIC_MAC,
     SECOND_PUBLIC_NETMASK,
+    SHARED_GATEWAY,
+    SHARED_ROUTER_IP,
     SOURCE_NAT_IP,
     UPSTREAM_IP6,
 )
@@ -60,6 +65,8 @@ FILE_NAMES = {
     "vmpassword": "vm_password.json",
     "monitorservice": "monitor_service.json",
     "ipv6firewallrules": "ipv6_firewall_rules.json",
+    "ipaliases": "ip_aliases.json",
+    "dhcpconfig": "dhcp.json",
 }
 
 CACHE_DIR = "/var/cache/cloud/"
@@ -114,6 +121,60 @@ def cmdline(router: int = 1, redundant: bool = False, ipv6: bool = False) -> Pay
                    "guestcidr6size": "64", "eth2ip6": ROUTER_PUBLIC_IP6, "eth2ip6prelen": "64",
                    "ip6gateway": UPSTREAM_IP6, "ip6dns1": UPSTREAM_IP6, "ip6firewall": "true"}
     return {"type": "cmdline", "cmd_line": config}
+
+
+SHARED_DOMAIN = "shared.internal"
+
+
+def shared_cmdline() -> Payload:
+    """cmd_line.json of a shared network's VR (type dhcpsrvr, Lab(router_type="dhcpsrvr")):
+    eth0 on the guest network, eth1 control, no public NIC; `gateway` is the shared
+    network's own router, which is also the VR's default route."""
+    return {"type": "cmdline", "cmd_line": {
+        "type": "dhcpsrvr",
+        "template": "domP",
+        "name": "r-201-VM",
+        "eth0ip": SHARED_ROUTER_IP,
+        "eth0mask": GUEST_NETMASK,
+        "eth1ip": CONTROL_ROUTER_IP,
+        "eth1mask": CONTROL_NETMASK,
+        "gateway": SHARED_GATEWAY,
+        "dns1": SHARED_GATEWAY,
+        "domain": SHARED_DOMAIN,
+        "cidrsize": "24",
+        "dhcprange": SHARED_ROUTER_IP,
+        "useextdns": "false",
+        "redundant_router": "false",
+    }}
+
+
+def ip_alias(ip: str = ALIAS_ROUTER_IP, revoke: bool = False, netmask: str = ALIAS_NETMASK,
+             count: int = 1) -> Payload:
+    """One IpAddressAlias as Gson writes it (`IpAddress` -> ip_address)."""
+    return {"revoke": revoke, "ip_address": ip, "netmask": netmask, "count": count}
+
+
+def ip_aliases(*aliases: Payload) -> Payload:
+    """ip_aliases.json (Create/DeleteIpAliasCommand); with no entries: the lab's one alias."""
+    return _pushed("ipaliases", aliases=list(aliases or (ip_alias(),)))
+
+
+def dhcpconfig(*entries: tuple[str, str, str]) -> Payload:
+    """dhcp.json (DnsMasqConfigCommand): (router_ip_address, gateway, netmask) per range;
+    with no entries: the lab's alias range."""
+    import ipaddress
+
+    entries = entries or ((ALIAS_ROUTER_IP, ALIAS_GATEWAY, ALIAS_NETMASK),)
+    return _pushed("dhcpconfig", entries=[
+        {"router_ip_address": ip, "gateway": gateway, "netmask": netmask,
+         "first_ip_of_subnet": str(ipaddress.ip_interface(f"{ip}/{netmask}").network.network_address)}
+        for ip, gateway, netmask in entries])
+
+
+def dhcp_entry(mac: str, ip: str, name: str, gateway: str, dns: str, remove: bool = False) -> Payload:
+    """vm_dhcp_entry.json for one VM: its static lease, name, gateway and DNS."""
+    return _pushed("dhcpentry", host_name=name, mac_address=mac, ipv4_address=ip, dns_addresses=dns,
+                   default_gateway=gateway, static_routes="", default_entry=True, remove=remove)
 
 
 def ip_entry(public_ip: str, source_nat: bool = False, add: bool = True, one_to_one_nat: bool = False,

@@ -1,4 +1,4 @@
-"""A CloudStack isolated-network router rebuilt from Linux network namespaces.
+"""A CloudStack isolated-network router (or a shared network) rebuilt from Linux network namespaces.
 
 Every machine is a namespace named ``{prefix}-{role}``::
 
@@ -15,6 +15,14 @@ With ``Lab(router_type="vpcrouter", tiers=2)`` the router is a VPC router instea
     up ─────── brpub ──── eth1 ┤ vr
     vm1 ────── brtier1 ── eth2 ┤     tier 1 (10.70.1.0/24)
     vm2 ────── brtier2 ── eth3 ┘     tier 2 (10.70.2.0/24)
+
+A shared network's lab (``router_type="dhcpsrvr"``) has no public side: the VR is just a
+host on the guest segment (eth0 guest, eth1 control), and the guests' real gateway is
+another machine there::
+
+    vm1, vm2, gw ── brguest ── eth0 ┐
+                                    ├ vr
+    ctl ─────────── brctl ──── eth1 ┘
 
 The bridges live in their own ``{prefix}-sw`` namespace, and every veth pair is
 created with both ends already inside lab namespaces, so the host's root namespace never
@@ -97,6 +105,21 @@ VPC_TIERS = (
 VPC_ROUTER_MACS = {"eth0": "02:00:00:00:01:00", "eth1": "02:00:00:00:01:01",
                    "eth2": "02:00:00:00:01:02", "eth3": "02:00:00:00:01:03"}
 
+# A shared network's lab (router_type="dhcpsrvr"): the VR is a host on the guest network,
+# whose gateway is the "gw" machine; a second IP range (an IP alias of the VR) is another
+# subnet on the same segment, with its own gateway on "gw" too.
+SHARED_ROUTER_IP = "192.0.2.2"  # the VR's eth0ip
+SHARED_GATEWAY = "192.0.2.254"  # the shared network's gateway (cmdline gateway)
+ALIAS_CIDR = "10.2.0.0/25"  # not a /24 like the guest network: a VM's netmask shows its range
+ALIAS_NETMASK = "255.255.255.128"
+ALIAS_ROUTER_IP = "10.2.0.2"  # the VR's IP alias
+ALIAS_GATEWAY = "10.2.0.1"
+ALIAS_VM_IP = "10.2.0.12"
+SHARED_GATEWAY_MAC = "02:00:00:00:00:fb"
+# An "internet" host on gw's lo: reachable only through the shared network's gateway.
+SHARED_UPSTREAM_HOST = "203.0.113.10"
+ROUTER_TYPES = ("router", "vpcrouter", "dhcpsrvr")
+
 CONTROL_CIDR = "169.254.0.0/16"
 CONTROL_NETMASK = "255.255.0.0"
 CONTROL_HOST_IP = "169.254.0.1"
@@ -132,7 +155,9 @@ VM_ROLES = ("vm1", "vm2")
 UPSTREAM_ROLE = "up"
 CONTROL_ROLE = "ctl"
 SECOND_UPSTREAM_ROLE = "up2"
-ALL_ROLES = (SWITCH_ROLE, *ROUTER_ROLES, *VM_ROLES, UPSTREAM_ROLE, CONTROL_ROLE, SECOND_UPSTREAM_ROLE)
+SHARED_GATEWAY_ROLE = "gw"
+ALL_ROLES = (SWITCH_ROLE, *ROUTER_ROLES, *VM_ROLES, UPSTREAM_ROLE, CONTROL_ROLE, SECOND_UPSTREAM_ROLE,
+             SHARED_GATEWAY_ROLE)
 
 NETNS_DIR = Path("/run/netns")
 IP = "ip"
@@ -218,11 +243,13 @@ class Node:
 
 
 def build_nodes(routers: int, vm_static_addresses: bool, second_public: bool = False,
-                ipv6: bool = False, tiers: int = 0) -> tuple[Node, ...]:
+                ipv6: bool = False, router_type: str = "router", tiers: int = 0) -> tuple[Node, ...]:
     """The machines of a lab, as data (pure: nothing is created here). `tiers`: a VPC
-    router with that many tiers (1 or 2), one VM (vm1, vm2) in each."""
-    if tiers:
+    router (router_type="vpcrouter") with that many tiers (1 or 2), one VM (vm1, vm2) in each."""
+    if router_type == "vpcrouter":
         return _vpc_nodes(tiers, vm_static_addresses)
+    if router_type == "dhcpsrvr":
+        return _shared_network_nodes(vm_static_addresses)
     nodes = _build_nodes(routers, vm_static_addresses, second_public)
     return tuple(_with_ipv6(node) for node in nodes) if ipv6 else nodes
 
@@ -292,6 +319,32 @@ def _vpc_nodes(tiers: int, vm_static_addresses: bool) -> tuple[Node, ...]:
                                 if n.role in (UPSTREAM_ROLE, CONTROL_ROLE))
 
 
+def _shared_network_nodes(vm_static_addresses: bool) -> tuple[Node, ...]:
+    """A shared network: the VR (guest and control NICs only), two VMs (vm2 in the alias
+    range when static), the network's gateway and the control host."""
+    macs = ROUTER_MACS["vr"]
+    nodes = [Node(role="vr", nics=(Nic("eth0", GUEST_BRIDGE, macs["eth0"]), Nic("eth1", CONTROL_BRIDGE, macs["eth1"])),
+                  sysctls=ROUTER_SYSCTLS)]
+    for role, ip, gateway, mac in (("vm1", f"{VM1_IP}/24", SHARED_GATEWAY, VM1_MAC),
+                                   ("vm2", f"{ALIAS_VM_IP}/{ALIAS_CIDR.split('/')[1]}", ALIAS_GATEWAY, VM2_MAC)):
+        nodes.append(Node(role=role, nics=(Nic("eth0", GUEST_BRIDGE, mac, (ip,) if vm_static_addresses else ()),),
+                          sysctls=HOST_SYSCTLS, default_gateway=gateway if vm_static_addresses else None))
+    alias_prefix = ALIAS_CIDR.split("/")[1]
+    nodes.append(Node(
+        role=SHARED_GATEWAY_ROLE,
+        nics=(Nic("eth0", GUEST_BRIDGE, SHARED_GATEWAY_MAC,
+                  (f"{SHARED_GATEWAY}/24", f"{ALIAS_GATEWAY}/{alias_prefix}")),),
+        sysctls=HOST_SYSCTLS,
+        loopback_addresses=(f"{SHARED_UPSTREAM_HOST}/32",),
+    ))
+    nodes.append(Node(
+        role=CONTROL_ROLE,
+        nics=(Nic("eth0", CONTROL_BRIDGE, CONTROL_HOST_MAC, (f"{CONTROL_HOST_IP}/16",)),),
+        sysctls=HOST_SYSCTLS,
+    ))
+    return tuple(nodes)
+
+
 def _router(role: str, second_public: bool = False) -> Node:
     macs = ROUTER_MACS[role]
     nics = (
@@ -310,7 +363,8 @@ def switch_port(role: str, ifname: str) -> str:
 
 
 class Lab:
-    """A replica of a CloudStack isolated-network router, in network namespaces.
+    """A replica of a CloudStack isolated-network router (or, with router_type="dhcpsrvr",
+    of a shared network's VR and gateway), in network namespaces.
 
     Example::
 
@@ -324,14 +378,16 @@ class Lab:
                  tiers: int = 0) -> None:
         if routers not in (1, 2):
             raise ValueError(f"routers must be 1 or 2, not {routers}")
-        if router_type not in ("router", "vpcrouter"):
-            raise ValueError(f"router_type must be router or vpcrouter, not {router_type!r}")
+        if router_type not in ROUTER_TYPES:
+            raise ValueError(f"router_type must be one of {', '.join(ROUTER_TYPES)}, not {router_type!r}")
         if router_type == "vpcrouter":
             tiers = tiers or 2
             if tiers not in (1, 2) or routers != 1 or second_public or ipv6:
                 raise ValueError("a VPC lab has one router, 1 or 2 tiers, no second public NIC, no IPv6")
         elif tiers:
             raise ValueError("tiers are for router_type='vpcrouter'")
+        if router_type == "dhcpsrvr" and (routers != 1 or second_public or ipv6):
+            raise ValueError("a shared network's lab (dhcpsrvr) has one router, no public side and no IPv6")
         self.router_type = router_type
         self.tiers = tiers
         if not prefix or "/" in prefix or len(f"{prefix}-vr2") > 64:
@@ -341,14 +397,14 @@ class Lab:
         self.vm_static_addresses = vm_static_addresses
         self.second_public = second_public
         self.ipv6 = ipv6
-        self.nodes = build_nodes(routers, vm_static_addresses, second_public, ipv6, tiers)
+        self.nodes = build_nodes(routers, vm_static_addresses, second_public, ipv6, router_type, tiers)
         self.roles: tuple[str, ...] = (SWITCH_ROLE, *(node.role for node in self.nodes))
         self._processes: list[subprocess.Popen[Any]] = []
 
     def __repr__(self) -> str:
         if self.tiers:
             return f"Lab(prefix={self.prefix!r}, router_type={self.router_type!r}, tiers={self.tiers})"
-        return f"Lab(prefix={self.prefix!r}, routers={self.routers})"
+        return f"Lab(prefix={self.prefix!r}, routers={self.routers}, router_type={self.router_type!r})"
 
     def __enter__(self) -> Lab:
         self.up()

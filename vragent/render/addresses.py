@@ -37,6 +37,8 @@ def render(state: RouterState) -> LinkPlan:
         addresses.setdefault(guest.device, []).append(guest.interface)
         if guest.mtu:
             mtu[guest.device] = guest.mtu
+    for alias in state.ip_aliases:  # after the guest address, which stays the NIC's primary one
+        addresses.setdefault(GUEST_DEVICE, []).append(alias.interface)
     public = []
     for pip in state.ordered_public_ips():
         addresses.setdefault(pip.device, []).append(pip.interface)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vragent import templating
 from vragent.errors import ValidationError
-from vragent.model import ROUTER_TYPES, RouterState
+from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.plan import DaemonDesired
 from vragent.services import ServiceSpec
@@ -57,49 +57,61 @@ def _tag(ip) -> str:
     return "vm_" + str(ip).replace(".", "_")
 
 
-def _dns_servers(state: RouterState, network) -> list[str]:
-    if state.config.get("useextdns", "false").lower() == "true" and network.dns:
-        return [str(d) for d in network.dns]
-    return [str(network.gateway)]
+def _dns_servers(state: RouterState, subnet) -> list[str]:
+    if state.config.get("useextdns", "false").lower() == "true" and subnet.dns:
+        return [str(d) for d in subnet.dns]
+    # The router answers DNS itself: on its gateway address where it is the gateway (a
+    # pair's VIP), else (a shared network's dhcpsrvr) on its own address in that subnet.
+    return [str(subnet.address if state.is_dhcp_server else subnet.gateway)]
 
 
 def render_files(state: RouterState, paths: Paths) -> dict[Path, str]:
     files = DnsmasqPaths.of(paths)
-    networks = state.all_guest_networks()
+    # One range per subnet: each guest network, and each IP alias's subnet of a shared
+    # network (every alias, VMs or not, so a subnet's first VM costs a SIGHUP, not a restart).
+    subnets = state.guest_subnets()
     domain_default = state.config.get("domain") or "cloudnine.internal"
     header = f"# {templating.GENERATED_HEADER}\n"
 
-    conf = templating.render(
-        "dnsmasq.conf.j2", cache_dir=paths.run_dir / "render-cache",
-        paths={k: str(v) for k, v in vars(files).items()}, run_as_root=paths.root != Path("/"), lease_max=LEASE_MAX,
-        extra_options=list(state.dnsmasq_options),
-        networks=[{"device": n.device, "domain": n.domain or domain_default, "cidr": str(n.network),
-                   "start": str(n.network.network_address), "netmask": str(n.network.netmask)}
-                  for n in networks])
-
     options = []
-    for network in networks:
-        tag = f"tag:{network.device}"
-        options.append(f"{tag},option:router,{network.gateway}")
-        options.append(f"{tag},option:dns-server,{','.join(_dns_servers(state, network))}")
-        options.append(f"{tag},option:domain-name,{network.domain or domain_default}")
-        if network.mtu:
-            options.append(f"{tag},option:mtu,{network.mtu}")
-    hosts_lines, dhcp_lines = [], []
+    for subnet in subnets:
+        # A VM's lease comes from the range its address is in, which sets that range's tag.
+        tag = f"tag:{subnet.tag}"
+        if subnet.gateway is not None:
+            options.append(f"{tag},option:router,{subnet.gateway}")
+        options.append(f"{tag},option:dns-server,{','.join(_dns_servers(state, subnet))}")
+        options.append(f"{tag},option:domain-name,{subnet.domain or domain_default}")
+        if subnet.mtu:
+            options.append(f"{tag},option:mtu,{subnet.mtu}")
+    hosts_lines, dhcp_lines, tagged_hosts = [], [], []
     for host in state.dhcp_hosts:
         if host.default_entry:
             dhcp_lines.append(f"{host.mac},{host.ip},{host.hostname},infinite")
         else:
             # A VM's secondary NIC: no default route, DNS or domain through this network.
+            # Its tag is set in dnsmasq.conf, not the hosts file: dnsmasq 2.90 (Debian 12)
+            # crashes on SIGHUP once a VM whose dhcp-hostsfile line sets a tag holds a lease
+            # (seen in the lab), so such a VM coming or going costs a restart instead.
             tag = _tag(host.ip)
-            dhcp_lines.append(f"{host.mac},set:{tag},{host.ip},{host.hostname},infinite")
+            tagged_hosts.append(f"{host.mac},set:{tag},{host.ip},{host.hostname},infinite")
             options += [f"tag:{tag},option:router", f"tag:{tag},option:dns-server",
                         f"tag:{tag},option:domain-name"]
         hosts_lines.append(f"{host.ip} {host.hostname}")
+    conf = templating.render(
+        "dnsmasq.conf.j2", cache_dir=paths.run_dir / "render-cache",
+        paths={k: str(v) for k, v in vars(files).items()}, run_as_root=paths.root != Path("/"), lease_max=LEASE_MAX,
+        extra_options=list(state.dnsmasq_options), tagged_hosts=tagged_hosts,
+        devices=list(dict.fromkeys(s.device for s in subnets)),
+        localise=len(subnets) > 1,  # VPC tiers, IP aliases: data-server answered per subnet
+        networks=[{"tag": s.tag, "domain": s.domain or domain_default, "cidr": str(s.network),
+                   "start": str(s.network.network_address), "netmask": str(s.network.netmask)}
+                  for s in subnets])
+
     router_name = state.config.get("name")
-    for network in networks:
+    for subnet in subnets:
         names = " ".join(n for n in (router_name, "data-server") if n)
-        hosts_lines.insert(0, f"{network.gateway} {names}")
+        # The guests' data server: the gateway where the router is it, else its own address.
+        hosts_lines.insert(0, f"{subnet.address if state.is_dhcp_server else subnet.gateway} {names}")
 
     upstream = [state.config.get(k) for k in ("dns1", "dns2")]
     resolv = "".join(f"nameserver {server}\n" for server in upstream if server)
@@ -119,7 +131,7 @@ def seed_leases(state: RouterState) -> str:
 
 def daemon(state: RouterState, paths: Paths) -> DaemonDesired:
     files = DnsmasqPaths.of(paths)
-    enabled = bool(state.all_guest_networks()) and state.router_type in ROUTER_TYPES
+    enabled = state.serves_guests
     rendered = render_files(state, paths) if enabled else {}
     wanted = {path: (rendered.get(path), 0o644) for path in
               (files.conf, files.dhcphosts, files.dhcpopts, files.hosts, files.resolv)}
@@ -154,12 +166,12 @@ def release_steps(old: RouterState, new: RouterState) -> list:
     from vragent.apply.steps import DhcpReleaseStep
 
     kept = {(h.mac, h.ip) for h in new.dhcp_hosts}
-    networks = old.all_guest_networks()
+    subnets = old.guest_subnets()
     steps = []
     for host in old.dhcp_hosts:
         if (host.mac, host.ip) in kept:
             continue
-        device = next((n.device for n in networks if host.ip in n.network), None)
+        device = next((s.device for s in subnets if host.ip in s.network), None)
         if device is not None:
             steps.append(DhcpReleaseStep(device, host.ip, host.mac))
     return steps

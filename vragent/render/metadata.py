@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from vragent.model import ROUTER_TYPES, RouterState, VmData
+from vragent.model import RouterState, VmData
 from vragent.paths import Paths
 from vragent.services import ServiceSpec
 
@@ -62,25 +62,22 @@ SERVICE = ServiceSpec(name="metadata", argv=argv, pidfile=lambda paths: Metadata
 
 
 def enabled(state: RouterState) -> bool:
-    """Served wherever dnsmasq is: a router with guest networks. Always on there, also
-    before any VM has data: a guest asks at boot and must get its 404 or its password."""
-    return bool(state.all_guest_networks()) and state.router_type in ROUTER_TYPES
+    """Served wherever dnsmasq is: a router (or a shared network's dhcpsrvr) with guest
+    networks. Always on there, also before any VM has data: a guest asks at boot and must
+    get its 404 or its password."""
+    return state.serves_guests
 
 
 def listen_addresses(state: RouterState) -> list[tuple[str, IPv4Address]]:
-    """(guest NIC, address) the server answers on: each router address, and the gateway VIP
-    where it differs (a redundant pair)."""
-    found: dict[IPv4Address, str] = {}
-    for network in state.all_guest_networks():
-        found.setdefault(network.router_ip, network.device)
-        found.setdefault(network.gateway, network.device)
-    return [(device, address) for address, device in found.items()]
+    """(guest NIC, address) the server answers on: each router address, the gateway VIP
+    where it differs (a redundant pair), and each IP alias (a shared network's subnets)."""
+    return [(device, address) for address, device in state.own_guest_addresses().items()]
 
 
 def served_vms(state: RouterState) -> tuple[VmData, ...]:
-    """VMs inside a guest network the router serves now (older data of a network that is
-    gone stays in the state but is not served)."""
-    networks = [n.network for n in state.all_guest_networks()]
+    """VMs inside a subnet the router serves now (older data of a network that is gone
+    stays in the state but is not served)."""
+    networks = [s.network for s in state.guest_subnets()]
     return tuple(vm for vm in state.vm_data if any(vm.ip in network for network in networks))
 
 

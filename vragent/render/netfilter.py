@@ -21,6 +21,11 @@ Layout (router type: eth0 guest, eth1 control, eth2+ public):
          the ingress firewall), guest->public through vr-egress
 A VPC router (vpcrouter: eth0 control, eth1 public, eth2+ tiers) has no per-public-IP
 firewall; its FORWARD and its tiers' ACL chains come from render/netfilter_vpc.py.
+
+A shared network's VR (type dhcpsrvr: eth0 guest, eth1 control, no public NIC) is not the
+guests' gateway: it gets vr-INPUT only (DNS, DHCP, metadata and passwords from the guest
+network and each IP alias's subnet, to its own addresses), FORWARD policy DROP with no
+chain, and no mangle or nat rules at all.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import functools
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from vragent.model import PUBLIC_DEVICE, Direction, FirewallRule, PortForward, Protocol, RouterState, SSH_PORT
+from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE, Direction, FirewallRule, PortForward, Protocol, RouterState, SSH_PORT
 
 CHAIN_PREFIX = "vr-"
 # The incumbent's usage counters keep their names: the management server's netusage.sh
@@ -128,6 +133,10 @@ def _join(*parts: str) -> str:
 
 def render(state: RouterState) -> dict[str, TableSpec]:
     tables = {name: TableSpec(name) for name in TABLES}
+    if state.is_dhcp_server:
+        _filter_input(state, tables["filter"])
+        tables["filter"].policies["FORWARD"] = "DROP"  # not on the guests' data path
+        return tables
     _usage_counters(state, tables["filter"])
     _filter_input(state, tables["filter"])
     _load_balancer_input(state, tables["filter"])
@@ -174,26 +183,37 @@ def _filter_input(state: RouterState, table: TableSpec) -> None:
     table.add(chain, "-p icmp -j ACCEPT")
     # Management SSH only from the control NIC (the management server's link-local path).
     table.add(chain, f"-i {state.layout.control} -p tcp -m tcp --dport {SSH_PORT} -j ACCEPT")
+    if state.is_dhcp_server and state.config.get("sshonguest") == "true":
+        # A basic zone on VMware or Hyper-V: the management server reaches the VR over
+        # the guest network (it says so with sshonguest=true).
+        table.add(chain, f"-i {GUEST_DEVICE} -p tcp -m tcp --dport {SSH_PORT} -j ACCEPT")
     for guest in state.all_guest_networks():
         # DHCP requests come from 0.0.0.0, so only the NIC can be matched.
         table.add(chain, f"-i {guest.device} -p udp -m udp --dport 67 -j ACCEPT")
         for proto in ("udp", "tcp"):
             table.add(chain, f"-s {net(guest.network)} -i {guest.device} -p {proto} -m {proto} --dport 53 -j ACCEPT")
+    for alias in state.ip_aliases:  # a shared network's further subnets, on the guest NIC
+        for proto in ("udp", "tcp"):
+            table.add(chain, f"-s {net(alias.network)} -i {GUEST_DEVICE} -p {proto} -m {proto} "
+                             "--dport 53 -j ACCEPT")
     _data_server_input(state, table)
     _redundancy_input(state, table)
 
 
 def _data_server_input(state: RouterState, table: TableSpec) -> None:
     """Guests reach the data server (metadata 80, passwords 8080) on the router's guest
-    address (and the gateway VIP of a pair), from their own network only; no TLS (443)."""
+    address (and the gateway VIP of a pair, and each IP alias), from that address's own
+    subnet only; no TLS (443)."""
     from vragent.render import metadata
 
     if not metadata.enabled(state):
         return
     networks = {n.device: n.network for n in state.all_guest_networks()}
+    subnets = [subnet.network for subnet in state.guest_subnets()]
     for device, address in metadata.listen_addresses(state):
+        source = next((network for network in subnets if address in network), networks[device])
         for port in metadata.PORTS:
-            table.add("vr-INPUT", f"-s {net(networks[device])} -d {host(address)} -i {device} "
+            table.add("vr-INPUT", f"-s {net(source)} -d {host(address)} -i {device} "
                                   f"-p tcp -m tcp --dport {port} -j ACCEPT")
 
 

@@ -41,6 +41,10 @@ def render(state: RouterState) -> dict[str, str]:
         "net.ipv4.conf.default.promote_secondaries": "1",
         "net.ipv4.conf.all.arp_announce": "2",
     }
+    if state.is_dhcp_server:
+        # A shared network's VR is not the guests' gateway: it forwards nothing (the
+        # incumbent's dhcpsrvr setup turns forwarding off too).
+        wanted["net.ipv4.ip_forward"] = "0"
     wanted.update(CONNTRACK_DEFAULTS)
     devices: dict[str, str] = {}
     if state.control_interface is not None:

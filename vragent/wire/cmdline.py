@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vragent.model import ROUTER_TYPES, VPC_ROUTER, RouterState
-from vragent.wire.fields import Fields, parse_ipv4, parse_ipv4_network, parse_prefix
+from ipaddress import IPv4Interface
+
+from vragent.model import DHCP_SERVER, ROUTER_TYPES, VPC_ROUTER, RouterState, shared_network_gateway
+from vragent.wire.fields import Fields, ipv4_or_none, parse_ipv4, parse_ipv4_network, parse_prefix
 
 SUPPORTED_ROUTER_TYPES = ROUTER_TYPES
 _ADDRESS_KEYS = ("eth0ip", "eth1ip", "eth2ip", "gateway", "guestgw", "dns1", "dns2",
@@ -61,6 +63,8 @@ def parse(fields: Fields) -> CmdlineChange | None:
         section.error("mtu", f"{values['mtu']!r} is not an MTU (68..65535)")
     if router_type == VPC_ROUTER:
         _check_vpc(values, section)
+    elif router_type == DHCP_SERVER:
+        _check_dhcp_server(values, section)
     else:
         _check_ipv6(values, section)
     if "redundant_router" in values:
@@ -95,6 +99,36 @@ def _check_vpc(values: dict[str, str], section: Fields) -> None:
         section.error("has_public_network", "a VPC without a public network (no source NAT) is not supported yet")
     if values.get("is_routed", "false").lower() == "true":
         section.error("is_routed", "a routed VPC (no NAT) is not supported yet")
+
+
+def _check_dhcp_server(values: dict[str, str], section: Fields) -> None:
+    """A shared network's VR (cloudstack-vr.md 1.2: eth0 guest, eth1 control, nothing
+    else): its guests' gateway is the network's own router, never the VR."""
+    if values.get("eth2ip") and values["eth2ip"] != "0.0.0.0":
+        section.error("eth2ip", "a dhcpsrvr router has no public NIC (eth0 guest, eth1 control only)")
+    if values.get("redundant_router") in ("true", "1"):
+        # keepalived would claim the guests' gateway, which here is the network's own router.
+        section.error("redundant_router", "a redundant dhcpsrvr pair is not supported yet")
+    # IPv6 keys (a dual-stack shared network) are kept and not acted on (model.ipv6): the
+    # guests' IPv6 router is the network's own, and a VR advertising itself would give them
+    # a second default route that goes nowhere (CloudStack #6700).
+    if not values.get("eth0ip") or not values.get("eth0mask") or parse_prefix(values["eth0mask"]) is None \
+            or ipv4_or_none(values["eth0ip"]) is None:
+        section.error("eth0ip", "is required: a dhcpsrvr router serves its guest network on eth0")
+        return
+    guest = IPv4Interface(f"{values['eth0ip']}/{parse_prefix(values['eth0mask'])}")
+    gateway = shared_network_gateway(values, guest)
+    key = "guestgw" if values.get("guestgw") else "gateway"
+    if gateway is None:
+        section.error("gateway", f"the shared network's gateway (gateway or guestgw) must be inside "
+                                 f"the guest network {guest.network}: guests get it as their router")
+    elif ipv4_or_none(gateway) is None:
+        return  # reported with the address keys
+    elif ipv4_or_none(gateway) not in guest.network:
+        section.error(key, f"{gateway} is outside the guest network {guest.network}")
+    elif ipv4_or_none(gateway) == guest.ip:
+        section.error(key, f"{gateway} is the router's own address: a dhcpsrvr router is not "
+                           "the guests' gateway")
 
 
 # IPv6 of an isolated router (dual stack): addresses, prefix lengths, gateways, DNS.

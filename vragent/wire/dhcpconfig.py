@@ -1,7 +1,10 @@
 """`dhcpconfig` (dhcp.json): extra DHCP ranges of a shared network with IP aliases.
 
-The whole list is resent each time and replaces the section. Stored now; rendered
-when IP aliases are supported.
+The whole list is resent each time and replaces the section. The incumbent ignores it
+(it takes each subnet's gateway from its VMs' dhcpentry pushes); vragent uses an entry's
+`gateway` as the router option of the IP alias whose address is its `router_ip_address`,
+and falls back to the VMs' default_gateway when there is none (model.guest_subnets).
+Entries for addresses that are no alias of this router render nothing.
 """
 
 from __future__ import annotations

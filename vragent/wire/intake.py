@@ -26,7 +26,7 @@ _SCRIPTS_IGNORED = ("configure.py",)  # vragent always converges everything
 # importing every handler costs every push.
 SUPPORTED_TYPES = ("cmdline", "ips", "guestnetwork", "firewallrules", "forwardrules", "staticnatrules",
                    "dhcpentry", "dhcpconfig", "loadbalancer", "vmdata", "vmpassword", "monitorservice",
-                   "ipv6firewallrules", "networkacl")
+                   "ipv6firewallrules", "networkacl", "ipaliases")
 _NEEDS_CONTEXT = ("ips", "guestnetwork")  # their parse() takes the observed NICs too
 
 
@@ -39,8 +39,16 @@ def handler(kind: str) -> ModuleType | None:
 
 
 # Types the management server sends that later subsystems will handle.
-KNOWN_UNSUPPORTED = ("vpnuserlist", "remoteaccessvpn", "site2sitevpn", "staticroutes",
-                     "ipaliases", "bgppeers")
+KNOWN_UNSUPPORTED = ("vpnuserlist", "remoteaccessvpn", "site2sitevpn", "staticroutes", "bgppeers")
+
+# What a shared network's VR (cmdline type dhcpsrvr) refuses: it has no public NIC and is
+# not on the guests' data path, so public IPs, NAT, firewalling and load balancing have
+# nothing to act on. The management server gives a VR type dhcpsrvr exactly when it has
+# no public NIC (VirtualNetworkApplianceManagerImpl's boot arguments), so it has no public
+# IP to attach such rules to; a push that held some would leave a router claiming rules
+# nothing enforces.
+NOT_FOR_DHCP_SERVER = ("ips", "firewallrules", "forwardrules", "staticnatrules", "loadbalancer",
+                       "ipv6firewallrules", "networkacl")
 
 
 _UNPARSED = object()
@@ -194,6 +202,7 @@ def merge_documents(state: RouterState, documents: list[Document],
     # id(item) -> (item, JSON path): identity, because hashing thousands of frozen rules is
     # slow; holding the item keeps its id from being reused by another object.
     origins: dict[int, tuple[object, str]] = {}
+    gateway_only: list[tuple[str, Fields]] = []  # (type, document) of NOT_FOR_DHCP_SERVER types
     for document in documents:
         if document.is_native:
             state = state_doc.from_document(document.data, document.path, errors)
@@ -207,6 +216,8 @@ def merge_documents(state: RouterState, documents: list[Document],
             known = "a known CloudStack type that is " if kind in KNOWN_UNSUPPORTED else ""
             fields.error("type", f"{kind!r} is {known}not supported yet")
             continue
+        if kind in NOT_FOR_DHCP_SERVER:
+            gateway_only.append((kind, fields))
         change = module.parse(fields, context) if kind in _NEEDS_CONTEXT else module.parse(fields)
         if change is None:
             continue
@@ -214,6 +225,11 @@ def merge_documents(state: RouterState, documents: list[Document],
         if hasattr(module, "origins"):
             pairs = module.origins(change)
             origins.update((id(item), (item, path)) for item, path in (pairs.items() if isinstance(pairs, dict) else pairs))
+    if state.is_dhcp_server:  # known only once the whole push is merged (its cmdline may come last)
+        for kind, fields in gateway_only:
+            fields.error("type", f"{kind!r} is refused on a dhcpsrvr router: a shared network's VR is "
+                                 "not the guests' gateway and has no public NIC, so it does no NAT, "
+                                 "firewalling or load balancing")
     if not errors:
         errors.extend(validate.check_state(state, origins))
     if errors:
