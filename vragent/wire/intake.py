@@ -26,7 +26,7 @@ _SCRIPTS_IGNORED = ("configure.py",)  # vragent always converges everything
 # importing every handler costs every push.
 SUPPORTED_TYPES = ("cmdline", "ips", "guestnetwork", "firewallrules", "forwardrules", "staticnatrules",
                    "dhcpentry", "dhcpconfig", "loadbalancer", "vmdata", "vmpassword", "monitorservice",
-                   "ipv6firewallrules")
+                   "ipv6firewallrules", "remoteaccessvpn", "vpnuserlist")
 _NEEDS_CONTEXT = ("ips", "guestnetwork")  # their parse() takes the observed NICs too
 
 
@@ -39,8 +39,7 @@ def handler(kind: str) -> ModuleType | None:
 
 
 # Types the management server sends that later subsystems will handle.
-KNOWN_UNSUPPORTED = ("networkacl", "vpnuserlist", "remoteaccessvpn", "site2sitevpn", "staticroutes",
-                     "ipaliases", "bgppeers")
+KNOWN_UNSUPPORTED = ("networkacl", "site2sitevpn", "staticroutes", "ipaliases", "bgppeers")
 
 
 _UNPARSED = object()
