@@ -72,7 +72,7 @@ def render_files(state: RouterState, paths: Paths) -> dict[Path, str]:
     conf = templating.render(
         "dnsmasq.conf.j2", cache_dir=paths.run_dir / "render-cache",
         paths={k: str(v) for k, v in vars(files).items()}, run_as_root=paths.root != Path("/"), lease_max=LEASE_MAX,
-        extra_options=list(state.dnsmasq_options),
+        extra_options=list(state.dnsmasq_options), vpn_clients=state.remote_access_vpn is not None,
         networks=[{"device": n.device, "domain": n.domain or domain_default, "cidr": str(n.network),
                    "start": str(n.network.network_address), "netmask": str(n.network.netmask)}
                   for n in networks])
