@@ -131,7 +131,7 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]]) -> l
         others.append((f"control network {state.control_interface.network}", state.control_interface.network))
     others += [(f"public network {p.interface.network} on {p.device}", p.interface.network)
                for p in state.ordered_public_ips()]
-    for name, network in others:
+    for name, network in dict.fromkeys(others):  # a NIC's public IPs share one network
         if any(c.overlaps(network) for c in clients):
             error("ip_range", f"{vpn.ip_range} overlaps the {name}")
         if vpn.local_ip in network:
