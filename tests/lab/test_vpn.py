@@ -255,3 +255,36 @@ def test_secrets_stay_out_of_the_dry_run_json_and_log(vpn):
     from vragent.redact import secrets_hidden
 
     assert "fresh-Psk-0k" not in secrets_hidden(sample.wire_json(new_secrets[0]))
+
+
+def test_a_full_resync_batch_with_a_vpn_configures_the_whole_router(lab, tmp_path):
+    """The management server's VR-<uuid>.cfg after a restart carries remote_access_vpn.json
+    and vpn_user_list.json with everything else: the batch is applied as one transaction."""
+    router = RouterAgent(lab, tmp_path / "root")
+    opened = sample.firewall_rules(*(sample.firewall_rule(900 + port, "udp", port) for port in (500, 1701, 4500)))
+    batch = sample.batch_cfg(sample.named(*pushes(opened)))
+    result = router.apply(batch)
+    assert result.returncode == 0, (result.errors, result.stderr)
+    assert {"strongswan: start (not running)", "xl2tpd: start (not running)",
+            "dnsmasq: start (not running)"} <= {s["summary"] for s in result.steps}
+    assert ("xl2tpd", f"{SOURCE_NAT_IP}:1701") in listening(lab)
+    assert "-A vr-INPUT -j vr-vpn" in router.iptables_save()
+    assert_converged(router, batch)
+
+
+def test_a_new_key_is_loaded_without_restarting_charon(vpn, tmp_path):
+    lab, router = vpn
+    files = VpnPaths(_paths(router))
+    charon = pid_of(files.charon_pid)
+    rekeyed = sample.remote_access_vpn(psk="n3w-Shared-Key")
+    result = router.apply(rekeyed)
+    assert result.returncode == 0, result.errors
+    assert [s["summary"] for s in result.steps] == ["strongswan: reload (swanctl.conf changed)"], result.steps
+    assert pid_of(files.charon_pid) == charon and alive(charon)
+    with client(lab, tmp_path, psk=sample.VPN_PSK) as old:
+        attempt = old.initiate(timeout=5)
+        assert not ike_established(attempt.stdout + attempt.stderr)
+    with client(lab, tmp_path, psk="n3w-Shared-Key") as new:
+        attempt = new.initiate()
+        assert ike_established(attempt.stdout + attempt.stderr), (attempt.stdout + attempt.stderr)[-3000:]
+    assert_converged(router, rekeyed)

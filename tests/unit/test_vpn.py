@@ -185,3 +185,19 @@ def test_sessions_are_ended_for_removed_users_and_changed_passwords_only():
     steps = vpn.session_steps(old, new, paths)
     assert [(s.kind, s.users) for s in steps] == [("vpn", ("bob", "carol"))]
     assert vpn.session_steps(new, new, paths) == []
+
+
+def test_on_a_redundant_pair_only_the_primary_runs_the_vpn():
+    from vragent import redundancy
+    from vragent.plan import Desired
+    from vragent.render import addresses
+
+    cmdline = sample.cmdline(redundant=True)
+    state = merged(cmdline, sample.ips(), sample.guestnetwork(redundant=True), sample.remote_access_vpn())
+    paths = Paths.from_root("/r")
+    desired = Desired(tables={}, sysctls={}, links=addresses.render(state), files={},
+                      daemons=[vpn.strongswan_daemon(state, paths), vpn.xl2tpd_daemon(state, paths)])
+    for role, standby in ((redundancy.Role.PRIMARY, False), (redundancy.Role.BACKUP, True),
+                          (redundancy.Role.FAULT, True)):
+        shaped = redundancy.shape(desired, state, role)
+        assert [(d.service.name, d.standby) for d in shaped.daemons] == [("strongswan", standby), ("xl2tpd", standby)]

@@ -77,8 +77,10 @@ def dns_server(state: RouterState) -> str:
 
 def strongswan_conf(paths: Paths) -> str:
     files = VpnPaths(paths)
+    # A VR's charon-systemd logs to the journal; the lab (a relocated root) has none.
+    log_file = str(files.charon_log) if paths.root != Path("/") else ""
     return templating.render("strongswan.conf.j2", plugins=list(PLUGINS), swanctl_plugins=list(SWANCTL_PLUGINS),
-                             vici_socket=str(files.vici), log_file=str(files.charon_log))
+                             vici_socket=str(files.vici), log_file=log_file)
 
 
 def swanctl_conf(state: RouterState) -> str:
