@@ -14,6 +14,7 @@ where the path ends and go further when the kernel has both.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -288,3 +289,18 @@ def test_a_new_key_is_loaded_without_restarting_charon(vpn, tmp_path):
         attempt = new.initiate()
         assert ike_established(attempt.stdout + attempt.stderr), (attempt.stdout + attempt.stderr)[-3000:]
     assert_converged(router, rekeyed)
+
+
+def test_a_killed_charon_comes_back_with_its_connection_loaded(vpn, tmp_path):
+    lab, router = vpn
+    files = VpnPaths(_paths(router))
+    os.kill(pid_of(files.charon_pid), signal.SIGKILL)
+    deadline = time.monotonic() + 3
+    while alive(pid_of(files.charon_pid)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    supervised = router.run("supervise", "--once")
+    assert supervised.returncode == 0, supervised.stderr
+    assert alive(pid_of(files.charon_pid))
+    with client(lab, tmp_path) as again:
+        attempt = again.initiate()
+        assert ike_established(attempt.stdout + attempt.stderr), (attempt.stdout + attempt.stderr)[-3000:]
