@@ -15,7 +15,7 @@ from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.plan import Desired, Plan, build
 from vragent.render import (addresses, dnsmasq, haproxy, metadata, monitoring, netfilter, netfilter6, radvd, routing,
-                            sysctl)
+                            sysctl, vpn)
 from vragent import redundancy
 from vragent.render import conntrackd, keepalived
 from vragent.wire import Document, merge_documents
@@ -72,6 +72,8 @@ def state_from_text(text: str | None, paths: Paths, rules: bool = True) -> Route
 
 # Each daemon the router may run: factory(state, paths) -> plan.DaemonDesired.
 DAEMONS = [dnsmasq.daemon, haproxy.daemon, metadata.daemon, radvd.daemon]
+# Remote-access VPN: IPsec first, so L2TP is protected from the moment it listens.
+DAEMONS += [vpn.strongswan_daemon, vpn.xl2tpd_daemon]
 # Redundant pairs: conntrackd before keepalived, so a new primary finds its cache to commit.
 DAEMONS += [conntrackd.daemon, keepalived.daemon]
 
@@ -193,6 +195,7 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     if observed.running.get(dnsmasq.SERVICE.name):
         plan.steps += dnsmasq.release_steps(old_state, new_state)
     plan.steps += metadata.password_steps(new_state, paths)
+    plan.steps += vpn.session_steps(old_state, new_state, paths)
     result.notes = plan.notes
     result.phase_done("plan")
 

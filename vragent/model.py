@@ -304,6 +304,40 @@ class RouterIpv6:
         return self.guest.network
 
 
+@dataclass(frozen=True)
+class RemoteAccessVpn:
+    """L2TP/IPsec remote-access VPN (CloudStack `remoteaccessvpn`) on one public IP.
+
+    IPsec (strongSwan, IKEv1 main mode, PSK, transport mode) protects L2TP (xl2tpd) on
+    udp 1701; pppd authenticates the users (CHAP, `vpn_users`) and gives each client an
+    address from `ip_range`, its own end being `local_ip` (render/vpn.py)."""
+
+    public_ip: IPv4Address  # vpn_server_ip
+    first: IPv4Address  # ip_range: the clients' addresses, first..last
+    last: IPv4Address
+    local_ip: IPv4Address  # the router's end of every client's PPP link
+    preshared_key: str = field(repr=False)
+    local_cidr: IPv4Network | None = None  # the guest network the clients reach
+    public_interface: str = PUBLIC_DEVICE
+
+    @property
+    def ip_range(self) -> str:
+        return f"{self.first}-{self.last}"
+
+    def range_networks(self) -> list[IPv4Network]:
+        from ipaddress import summarize_address_range
+
+        return list(summarize_address_range(self.first, self.last))
+
+
+@dataclass(frozen=True)
+class VpnUser:
+    """A remote-access VPN user (CloudStack `vpnuserlist`): a line of chap-secrets."""
+
+    name: str
+    password: str = field(repr=False)
+
+
 def _frozen_items(mapping: dict[str, str] | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((mapping or {}).items()))
 
@@ -333,6 +367,9 @@ class RouterState:
     ipv6_egress_default_allow: bool = True
     # `networkacl`: a VPC router's ACLs, one per tier, sorted by device.
     network_acls: tuple[NetworkAcl, ...] = ()
+    # `remoteaccessvpn` (None: no VPN) and its users (`vpnuserlist`), sorted by name.
+    remote_access_vpn: RemoteAccessVpn | None = None
+    vpn_users: tuple[VpnUser, ...] = ()
     # Passwords of the push being applied; never persisted (see PasswordOffer).
     password_offers: tuple[PasswordOffer, ...] = ()
     # `ipaliases`: further subnets of a shared network, on the guest NIC (sorted by IP).

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 _PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.S)
-# A JSON "password" member, as vm_password.json and vpn_user_list.json carry them.
-_PASSWORD = re.compile(r'("password"\s*:\s*)"(?:[^"\\]|\\.)*"')
+# A JSON "password" member, as vm_password.json and vpn_user_list.json carry them, and
+# the remote-access VPN's "preshared_key" (remote_access_vpn.json and the state).
+_PASSWORD = re.compile(r'("(?:password|preshared_key)"\s*:\s*)"(?:[^"\\]|\\.)*"')
 
 
 def secrets_hidden(text: str) -> str:
-    """`text` with TLS private keys and JSON password values replaced by a marker."""
+    """`text` with TLS private keys and JSON password and pre-shared key values replaced by a marker."""
     text = _PRIVATE_KEY.sub("(private key, not shown)", text)
     return _PASSWORD.sub(r'\1"(not shown)"', text)

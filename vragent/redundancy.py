@@ -43,7 +43,7 @@ from vragent.paths import Paths
 
 # Services only the PRIMARY runs (by ServiceSpec name); HAProxy joins when it exists, radvd
 # on a dual-stack pair (two routers advertising would give guests two default routers).
-PRIMARY_ONLY = frozenset({"dnsmasq", "haproxy", "radvd"})
+PRIMARY_ONLY = frozenset({"dnsmasq", "haproxy", "radvd", "strongswan", "xl2tpd"})
 # The pair's own daemons: their lifecycle belongs to the supervisor (systemd on a VR).
 SUPERVISED = frozenset({"keepalived", "conntrackd"})
 # One VRRP instance, on the first guest NIC; its name must never change (a reload keeps

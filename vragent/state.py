@@ -10,7 +10,7 @@ import functools
 import json
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
-from vragent import state_lb, state_services
+from vragent import state_lb, state_services, state_vpn
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import (AclRule, DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, IpAlias, NetworkAcl,
                            PortForward, PortRange, Protocol, PublicIp, RouterState, StaticNat)
@@ -81,7 +81,8 @@ def to_document(state: RouterState) -> dict[str, Any]:
         },
     } | ({state_lb.KEY: state_lb.to_document(state.load_balancing)} if state.load_balancing != state_lb.EMPTY else {}) \
       | state_services.to_document(state.vm_data, state.monitoring) | _ipv6_firewall_document(state) \
-      | _network_acls_document(state) | _ip_aliases_document(state)
+      | _network_acls_document(state) | _ip_aliases_document(state) \
+      | state_vpn.to_document(state.remote_access_vpn, state.vpn_users)
 
 
 # A VPC router's tier ACLs; left out while empty (isolated routers keep their document).
@@ -253,7 +254,9 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
     firewall = data.get("firewall", {})
     dhcp = data.get("dhcp", {})
     vm_data, monitoring = state_services.load_trusted(data)
+    remote_access_vpn, vpn_users = state_vpn.load_trusted(data)
     return RouterState(
+        remote_access_vpn=remote_access_vpn, vpn_users=vpn_users,
         cmdline=tuple(sorted(data.get("cmdline", {}).items())),
         public_ips=tuple(PublicIp(_address(p["ip"]), p["prefix"], p["device"],
                                   _address(p["gateway"]) if p.get("gateway") else None,
@@ -386,7 +389,9 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
             if ip in aliases:
                 item.error("ip", f"{ip} is listed twice")
             aliases[ip] = IpAlias(ip, prefix)
+    remote_access_vpn, vpn_users = state_vpn.from_document(doc, errors)
     return RouterState(
+        remote_access_vpn=remote_access_vpn, vpn_users=vpn_users,
         vm_data=vm_data, monitoring=monitoring,
         dhcp_hosts=dhcp_hosts, dhcp_ranges=dhcp_ranges, dnsmasq_options=dnsmasq_options,
         cmdline=state.cmdline,

@@ -157,6 +157,10 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
         from vragent.wire import ipv6firewallrules
 
         errors += ipv6firewallrules.check_state(state, origins)
+    if state.remote_access_vpn is not None:
+        from vragent.wire import remoteaccessvpn
+
+        errors += remoteaccessvpn.check_state(state, origins)
     return errors
 
 

@@ -30,7 +30,7 @@ PACKAGING = REPO / "packaging"
 HELPERS = PACKAGING / "lib"
 DEBIAN = REPO / "debian"
 
-DAEMONS = ("dnsmasq", "haproxy", "metadata", "keepalived", "conntrackd", "radvd")
+DAEMONS = ("dnsmasq", "haproxy", "metadata", "keepalived", "conntrackd", "radvd", "strongswan", "xl2tpd")
 UNITS = sorted(p.name for p in SYSTEMD.glob("vragent-*"))
 DROP_INS = sorted(str(p.relative_to(SYSTEMD)) for p in SYSTEMD.glob("*.d/*.conf"))
 
@@ -46,6 +46,7 @@ DOCUMENTED_PATHS = {
     "/usr/lib/vragent/neutralize-rules-v4",
     # the daemons and the tools the units call (Debian 12 paths)
     "/usr/sbin/dnsmasq", "/usr/sbin/haproxy", "/usr/sbin/keepalived", "/usr/sbin/conntrackd", "/usr/sbin/radvd",
+    "/usr/sbin/charon-systemd", "/usr/sbin/swanctl", "/usr/sbin/xl2tpd",
     "/usr/sbin/sshd", "/bin/kill", "/bin/rm", "/bin/udevadm", "/usr/bin/python3",
     # daemon configurations vragent writes
     "/etc/vragent/dnsmasq/dnsmasq.conf",
@@ -54,6 +55,9 @@ DOCUMENTED_PATHS = {
     "/etc/conntrackd/conntrackd.conf",
     "/etc/vragent/metadata/server.json",
     "/etc/vragent/radvd.conf",
+    "/etc/vragent/strongswan/strongswan.conf",
+    "/etc/vragent/strongswan/swanctl.conf",
+    "/etc/vragent/xl2tpd/xl2tpd.conf",
     # pid and lock files under vragent's runtime directory
     "/run/vragent/dnsmasq.pid",
     "/run/vragent/haproxy.pid",
@@ -63,6 +67,9 @@ DOCUMENTED_PATHS = {
     "/run/vragent/keepalived_bfd.pid",
     "/run/vragent/conntrackd.lock",
     "/run/vragent/radvd.pid",
+    "/run/vragent/charon.vici",
+    "/run/vragent/xl2tpd.pid",
+    "/run/vragent/xl2tpd-control",
     # CloudStack's entry points
     "/opt/cloud/bin/update_config.py",
     "/opt/cloud/bin/vr_cfg.sh",
@@ -186,6 +193,23 @@ def test_the_data_server_runs_in_the_foreground_and_rereads_on_sighup():
     assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
 
 
+def test_strongswan_runs_charon_systemd_on_the_agents_config_and_reloads_over_vici():
+    service = unit("vragent-strongswan.service")["Service"]
+    assert one(service, "ExecStart") == "/usr/sbin/charon-systemd"
+    assert one(service, "Type") == "notify"
+    assert service["Environment"] == ["STRONGSWAN_CONF=/etc/vragent/strongswan/strongswan.conf"]
+    load = "/usr/sbin/swanctl --load-all --clear --noprompt --file /etc/vragent/strongswan/swanctl.conf"
+    assert [line.split(" --uri")[0] for line in service["ExecStartPost"] + service["ExecReload"]] == [load, load]
+
+
+def test_xl2tpd_runs_in_the_foreground_and_restarts_because_it_cannot_reload():
+    service = unit("vragent-xl2tpd.service")["Service"]
+    start = one(service, "ExecStart").split()
+    assert start[:2] == ["/usr/sbin/xl2tpd", "-D"]
+    assert start[start.index("-c") + 1] == "/etc/vragent/xl2tpd/xl2tpd.conf"
+    assert "ExecReload" not in service
+
+
 def test_conntrackd_restarts_because_it_cannot_reload():
     service = unit("vragent-conntrackd.service")["Service"]
     assert one(service, "ExecStart") == "/usr/sbin/conntrackd -C /etc/conntrackd/conntrackd.conf"
@@ -277,7 +301,9 @@ def _paths_in(path: Path) -> set[str]:
         line = line.strip()
         if not line or line.startswith(("#", ";", "[")) or line.startswith(("Documentation=", "Description=")):
             continue
-        found.update(match.rstrip(".") for match in _PATH.findall(line.split("=", 1)[1]))
+        # A socket URI (unix:///run/...) names the path after its scheme.
+        value = line.split("=", 1)[1].replace("unix://", "")
+        found.update(match.rstrip(".") for match in _PATH.findall(value))
     return found
 
 

@@ -60,3 +60,17 @@ def test_the_archive_keeps_the_newest_pushes_within_its_caps(tmp_path, monkeypat
     push.write_text('{"type": "firewallrules", "rules": []}')
     _archive(paths, push, succeeded=True)
     assert len(list(paths.processed.iterdir())) == 2  # the new one and one 100-byte file fit in 250 bytes
+
+
+def test_an_archived_vpn_push_keeps_neither_its_key_nor_its_users_passwords(tmp_path):
+    from vragent.lab import sample
+
+    paths = Paths.from_root(tmp_path)
+    paths.cache.mkdir(parents=True)
+    batch = paths.cache / "VR-7a2d.cfg"
+    batch.write_text(sample.batch_cfg(sample.named(sample.remote_access_vpn(psk="Sh4red-Key"),
+                                                   sample.vpn_users(("alice", "al1ce-Pw9", True)))))
+    _archive(paths, batch, succeeded=True)
+    text = gzip.decompress((paths.processed / "VR-7a2d.cfg.gz").read_bytes()).decode()
+    assert "Sh4red-Key" not in text and "al1ce-Pw9" not in text
+    assert '"preshared_key":"(not shown)"' in text and '"user":"alice"' in text and '"vpn_server_ip"' in text

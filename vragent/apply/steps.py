@@ -369,8 +369,11 @@ class DaemonStep(Step):
                 # A candidate naming another changed file (haproxy.cfg -> a new certificate) is
                 # checked against that file's candidate, which is all that exists yet.
                 files.atomic_write(candidates[path], candidate_text(new, candidates, path), mode)
+        argv, ok_codes = self.checker(candidates), (0,)
+        if isinstance(argv, tuple):  # (argv, exit codes that mean "valid")
+            argv, ok_codes = argv
         try:
-            runner.run(self.checker(candidates))
+            runner.run(argv, ok_codes=ok_codes)
         except runner.CommandFailed:
             for path, _, new, mode in self.changes:
                 if new is not None:  # the rejected content itself, as it would have gone live
@@ -466,6 +469,38 @@ class PasswordHandoverStep(Step):
 
         if self.previous:
             passwordfile.update(self.path, self.previous)
+
+
+@dataclass
+class VpnSessionStep(Step):
+    """End the remote-access VPN sessions of users that were removed (or whose password
+    changed): their pppd is found in pppd's session database (render/vpn.py) and sent
+    SIGTERM, which hangs the session up. Other users' sessions are not touched."""
+
+    db: Path
+    users: tuple[str, ...]
+    kind = "vpn"
+    reversible = False
+
+    def summary(self) -> str:
+        return f"vpn: end the sessions of {', '.join(self.users)}"
+
+    def commit(self) -> None:
+        import signal
+
+        from vragent.render.vpn import sessions_of
+
+        if not self.db.exists():
+            return  # no pppd has run: no session to end
+        dump = runner.run(["tdbdump", str(self.db)]).stdout
+        for pid in sessions_of(dump, self.users):
+            try:
+                with open(f"/proc/{pid}/comm") as handle:
+                    if handle.read().strip() != "pppd":
+                        continue  # that session is over and its pid reused: not ours to kill
+                os.kill(pid, signal.SIGTERM)
+            except (FileNotFoundError, ProcessLookupError):
+                continue
 
 
 def candidate_text(content: str, candidates: dict[Path, Path], own: Path) -> str:

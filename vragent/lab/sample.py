@@ -67,6 +67,8 @@ FILE_NAMES = {
     "ipv6firewallrules": "ipv6_firewall_rules.json",
     "ipaliases": "ip_aliases.json",
     "dhcpconfig": "dhcp.json",
+    "remoteaccessvpn": "remote_access_vpn.json",
+    "vpnuserlist": "vpn_user_list.json",
 }
 
 CACHE_DIR = "/var/cache/cloud/"
@@ -359,6 +361,27 @@ def monitor_service() -> Payload:
             "disable_monitoring": "false", "health_checks_enabled": True, "health_checks_basic_run_interval": 3,
             "health_checks_advanced_run_interval": 10, "excluded_health_checks": "",
             "health_checks_config": {"maxCpuUsage": "90"}, "delete_from_processed_cache": True}
+
+
+# --- remote-access VPN (L2TP/IPsec) ---
+
+# The clients' range, as the management server allocates it (10.1.2.0/24 by default in
+# the reference), outside every lab network.
+VPN_LOCAL_IP = "10.1.2.1"
+VPN_IP_RANGE = "10.1.2.2-10.1.2.8"
+VPN_PSK = "lab-psk-4Yq8Tz"
+
+
+def remote_access_vpn(create: bool = True, public_ip: str = SOURCE_NAT_IP, psk: str = VPN_PSK,
+                      ip_range: str = VPN_IP_RANGE, local_ip: str = VPN_LOCAL_IP) -> Payload:
+    """remote_access_vpn.json as RemoteAccessVpnCfgCommand serialises it."""
+    return _pushed("remoteaccessvpn", create=create, ip_range=ip_range, preshared_key=psk,
+                   vpn_server_ip=public_ip, local_ip=local_ip, local_cidr=GUEST_CIDR, public_interface="eth2")
+
+
+def vpn_users(*users: tuple[str, str, bool]) -> Payload:
+    """vpn_user_list.json: (user, password, add) triples, as VpnUsersCfgCommand sends them."""
+    return _pushed("vpnuserlist", vpn_users=[{"user": u, "password": pw, "add": add} for u, pw, add in users])
 
 
 def push_file_name(payload: Payload) -> str:

@@ -101,6 +101,7 @@ def render_files(state: RouterState, paths: Paths) -> dict[Path, str]:
         "dnsmasq.conf.j2", cache_dir=paths.run_dir / "render-cache",
         paths={k: str(v) for k, v in vars(files).items()}, run_as_root=paths.root != Path("/"), lease_max=LEASE_MAX,
         extra_options=list(state.dnsmasq_options), tagged_hosts=tagged_hosts,
+        vpn_clients=state.remote_access_vpn is not None,
         devices=list(dict.fromkeys(s.device for s in subnets)),
         localise=len(subnets) > 1,  # VPC tiers, IP aliases: data-server answered per subnet
         networks=[{"tag": s.tag, "domain": s.domain or domain_default, "cidr": str(s.network),

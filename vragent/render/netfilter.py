@@ -19,6 +19,10 @@ Layout (router type: eth0 guest, eth1 control, eth2+ public):
          (8080) from guest networks to the router's guest address
          FORWARD -> vr-FORWARD (policy DROP): established, DNAT'ed (already passed
          the ingress firewall), guest->public through vr-egress
+         remote-access VPN: vr-vpn (last in vr-INPUT) takes IKE, NAT-T, ESP and
+         L2TP-in-IPsec to its public IP (also opened in that IP's vr-fw-<ip>), DNS from
+         ppp+; vr-FORWARD lets its clients (ppp+) reach the guests and, through
+         vr-egress, the outside
 A VPC router (vpcrouter: eth0 control, eth1 public, eth2+ tiers) has no per-public-IP
 firewall; its FORWARD and its tiers' ACL chains come from render/netfilter_vpc.py.
 
@@ -140,6 +144,7 @@ def render(state: RouterState) -> dict[str, TableSpec]:
     _usage_counters(state, tables["filter"])
     _filter_input(state, tables["filter"])
     _load_balancer_input(state, tables["filter"])
+    _vpn_input(state, tables["filter"])
     _filter_forward(state, tables["filter"])
     if not state.is_vpc:
         _ingress_firewall(state, tables["mangle"])
@@ -250,6 +255,54 @@ def _load_balancer_input(state: RouterState, table: TableSpec) -> None:
         table.add(chain, rule)
 
 
+# udp 1701 (L2TP) counts only when it came out of an IPsec SA (iptables-extensions(8),
+# policy): plain L2TP would carry CHAP over the internet unprotected.
+_VPN_IKE_PORTS = (500, 4500)
+_THROUGH_IPSEC = "-m policy --dir in --pol ipsec --proto esp"
+VPN_CLIENT_DEVICES = "ppp+"
+
+
+def _vpn_public_openings() -> list[str]:
+    """What the remote-access VPN's public IP takes in: IKE, NAT-T, ESP, and L2TP out of ESP."""
+    rules = [f"-p udp -m udp --dport {port}" for port in _VPN_IKE_PORTS]
+    return rules + ["-p esp", f"-p udp {_THROUGH_IPSEC} -m udp --dport 1701"]
+
+
+def _vpn_input(state: RouterState, table: TableSpec) -> None:
+    """vr-vpn (last in vr-INPUT, absent without a VPN): IKE, NAT-T, ESP and L2TP-in-IPsec
+    to the VPN's public IP on its NIC, and DNS from the clients' PPP links to the address
+    pppd gives them as DNS server (dnsmasq answers there)."""
+    vpn = state.remote_access_vpn
+    if vpn is None or state.router_type not in (None, "router"):
+        return
+    from vragent.render import vpn as layout
+
+    chain = "vr-vpn"
+    table.add("vr-INPUT", f"-j {chain}")
+    for opening in _vpn_public_openings():
+        table.add(chain, f"-d {host(vpn.public_ip)} -i {vpn.public_interface} {opening} -j ACCEPT")
+    for proto in ("udp", "tcp"):
+        table.add(chain, f"-d {layout.dns_server(state)}/32 -i {VPN_CLIENT_DEVICES} -p {proto} -m {proto} "
+                         "--dport 53 -j ACCEPT")
+
+
+def _vpn_forward(state: RouterState, table: TableSpec) -> None:
+    """VPN clients (ppp+, sources in the client range) reach the guest networks, each other,
+    and the outside through vr-egress like the guests (source NAT as theirs); guests may
+    open connections to the clients, as the incumbent allows."""
+    vpn = state.remote_access_vpn
+    if vpn is None or state.router_type not in (None, "router"):
+        return
+    clients = f"-m iprange --src-range {vpn.ip_range}"
+    chain, ppp = "vr-FORWARD", VPN_CLIENT_DEVICES
+    for guest in state.all_guest_networks():
+        table.add(chain, f"-i {ppp} -o {guest.device} {clients} -j ACCEPT")
+        table.add(chain, f"-s {net(guest.network)} -i {guest.device} -o {ppp} -j ACCEPT")
+    table.add(chain, f"-i {ppp} -o {ppp} {clients} -j ACCEPT")
+    for device in state.public_devices():
+        table.add(chain, f"-i {ppp} -o {device} {clients} -j vr-egress")
+
+
 def _filter_forward(state: RouterState, table: TableSpec) -> None:
     table.policies["FORWARD"] = "DROP"
     table.jump("FORWARD", "-j vr-FORWARD")
@@ -266,6 +319,7 @@ def _filter_forward(state: RouterState, table: TableSpec) -> None:
     for guest in state.all_guest_networks():
         for device in public_devices:
             table.add(chain, f"-i {guest.device} -o {device} -j vr-egress")
+    _vpn_forward(state, table)
     egress = "vr-egress"
     table.chain(egress)
     allow_by_default = state.egress_default_allow
@@ -291,6 +345,7 @@ def _ingress_firewall(state: RouterState, table: TableSpec) -> None:
     for guest in state.all_guest_networks():
         # Guests reaching a public IP (hairpin) are not ingress traffic.
         table.add(chain, f"-i {guest.device} -j RETURN")
+    vpn = state.remote_access_vpn if state.router_type in (None, "router") else None
     ingress: dict[IPv4Address, list[FirewallRule]] = {}
     for rule in state.firewall_rules:
         if rule.direction is Direction.INGRESS:
@@ -299,6 +354,12 @@ def _ingress_firewall(state: RouterState, table: TableSpec) -> None:
         fw = f"vr-fw-{pip.ip}"
         table.add(chain, f"-d {host(pip.ip)} -j {fw}")
         table.add(fw, f"{ESTABLISHED} -j RETURN")
+        if vpn is not None and vpn.public_ip == pip.ip:
+            # The remote-access VPN's own openings, whatever the ingress rules say (the
+            # incumbent's VPN_<ip> chain did this for ESP; CloudStack opens 500/1701/4500
+            # with firewall rules it creates, which may be revoked by hand).
+            for opening in _vpn_public_openings():
+                table.add(fw, f"{opening} -j RETURN")
         for rule in ingress.get(pip.ip, []):
             for spec in _rule_specs(rule):
                 table.add(fw, f"{spec} -j RETURN")
