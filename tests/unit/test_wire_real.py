@@ -104,13 +104,7 @@ def test_the_resync_renders_the_rules_it_names():
 
 # --- day 2 ---------------------------------------------------------------------------------
 
-# Steps the agent refused before its fixes (each fix commit takes its step off this list).
-REFUSED = {"the load balancer rule deleted", "egress default flipped to deny", "health-check settings refreshed"}
-
-
-@pytest.mark.parametrize("step", [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason="refused"))
-                                  if s.split(":")[0] in REFUSED else s for s in STEPS],
-                         ids=[s.split(":")[0].replace(" ", "-") for s in STEPS])
+@pytest.mark.parametrize("step", STEPS, ids=[s.split(":")[0].replace(" ", "-") for s in STEPS])
 def test_every_day2_push_is_taken(step):
     assert after(step) is not None  # InvalidInput (exit 2) would raise with every path
 
@@ -150,7 +144,6 @@ def test_a_load_balancer_opens_its_listener_and_the_stats_port():
     assert "\tserver 198_51_100_20-80_1 192.0.2.12:80 check" in lb.configuration
 
 
-@pytest.mark.xfail(strict=True, reason="stat_rules [''] refused")
 def test_stats_disabled_sends_an_empty_stat_rule_and_it_means_no_stats_listener():
     state = after(step_named("the load balancer rule deleted"))
     lb = state.load_balancing.cloudstack
