@@ -151,8 +151,7 @@ def test_stats_disabled_sends_an_empty_stat_rule_and_it_means_no_stats_listener(
     assert "listen  vmops" in lb.configuration
 
 
-@pytest.mark.xfail(strict=True, reason="a partial monitorservice push replaced everything")
-def test_the_health_check_refresh_keeps_the_services_and_reads_the_advance_interval():
+def test_the_health_check_refresh_keeps_the_services_it_does_not_name():
     monitoring = after(step_named("health-check settings refreshed")).monitoring
     assert [s.name for s in monitoring.services] == ["ssh", "dhcp", "webserver"]  # no `config`: kept
     assert (monitoring.health_checks_enabled, monitoring.basic_interval, monitoring.advanced_interval) == (True, 3, 10)
