@@ -238,7 +238,11 @@ class RouterState:
     public_ips: tuple[PublicIp, ...] = ()
     guest_networks: tuple[GuestNetwork, ...] = ()
     firewall_rules: tuple[FirewallRule, ...] = ()
-    egress_default_allow: bool = True
+    # The incumbent VR closes egress at its first converge (FW_EGRESS_RULES flushed, FORWARD
+    # policy DROP) and opens it only when the management server says so: the system egress
+    # rule of a default-allow offering (createDefaultEgressFirewallRule). A deny offering
+    # with no egress rule sends no egress push at all, so a fresh router must deny.
+    egress_default_allow: bool = False
     port_forwards: tuple[PortForward, ...] = ()
     static_nats: tuple[StaticNat, ...] = ()
     sysctl_overrides: tuple[tuple[str, str], ...] = ()

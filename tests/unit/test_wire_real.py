@@ -158,7 +158,6 @@ def test_the_health_check_refresh_keeps_the_services_it_does_not_name():
     assert json.loads(monitoring.health_checks_config)["systemThresholds"].startswith("minDiskNeeded=10")
 
 
-@pytest.mark.xfail(strict=True, reason="egress was open without the system rule")
 def test_egress_is_denied_until_the_system_egress_rule_allows_it():
     # A deny offering with no egress rule: the management server sends no egress push at all
     # (createDefaultEgressFirewallRule only makes the system rule for a default-allow offering).
