@@ -177,10 +177,11 @@ class VmData:
 class PasswordOffer:
     """A VM's new password (CloudStack `vmpassword`), handed to the password server during
     the apply of its push and never persisted in the state: the server keeps it (its own
-    file, mode 0600) until the VM acknowledges it."""
+    file, mode 0600) until the VM acknowledges it. None: the VM has none (a pending one is
+    withdrawn)."""
 
     ip: IPv4Address
-    password: str = field(repr=False)
+    password: str | None = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -167,3 +167,9 @@ def test_egress_is_denied_until_the_system_egress_rule_allows_it():
     assert flipped.egress_default_allow is False
     assert [(r.id, r.direction) for r in flipped.firewall_rules if r.direction is Direction.EGRESS] == [
         ("17", Direction.EGRESS)]
+
+
+def test_a_vm_started_from_a_template_without_password_withdraws_the_pending_one():
+    # The management server pushes the literal "saved_password": the VM has no new password.
+    state = after(step_named("vm2 restarted from a template without password"))
+    assert [(str(o.ip), o.password) for o in state.password_offers] == [("192.0.2.12", None)]
