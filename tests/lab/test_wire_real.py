@@ -127,6 +127,11 @@ def test_the_resync_batch_and_every_day2_push_do_what_they_say(lab, ms):
     assert user_data.body == b"#cloud-config\nruncmd:\n  - echo hello"
     assert "[webserver]" in (router.root / "etc/monitor.conf").read_text()
     converged(router, BATCH.read_text())
+    before = router.iptables_save()
+    empty = ms.cache / "VR-5eed0000-0000-4000-8000-0000000000ff.cfg"  # nothing queued: the header only
+    empty.write_text(BATCH.read_text().split("<file>")[0])
+    ms.run("vr_cfg.sh", "-c", str(empty))
+    assert router.iptables_save() == before
 
     files = ms.day2("vm2 added")
     assert dig(lab, "vm1", ROUTER_GUEST_IP, "db-01") == [VM2]

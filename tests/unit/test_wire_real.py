@@ -72,6 +72,16 @@ def test_cmd_line_json_as_the_boot_script_writes_it_makes_an_isolated_router():
     assert (guest.device, str(guest.network), str(guest.router_ip)) == ("eth0", "192.0.2.0/24", "192.0.2.1")
 
 
+def test_an_aggregation_with_nothing_queued_is_a_batch_with_nothing_to_apply():
+    # AggregationControlCommand Finish writes the header even when no command was queued (a
+    # router started without reprogramming its networks, and no VM to resend).
+    header = BATCH.read_text().split("<file>")[0]
+    assert header == "#Apache CloudStack Virtual Router Config File\n<version>\n1.0\n</version>\n"
+    assert load_push("VR-empty.cfg", header) == []
+    state = resynced()
+    assert merge_documents(state, []) == state
+
+
 # --- the resync --------------------------------------------------------------------------
 
 def test_the_resync_gives_the_whole_network():
