@@ -342,9 +342,12 @@ def batch_file_name() -> str:
 
 
 def batch_cfg(items: Iterable[tuple[str, Payload]]) -> str:
-    """An aggregated VR-<uuid>.cfg: a <file> block and an update_config.py <script> per item."""
+    """An aggregated VR-<uuid>.cfg: a <file> block and an update_config.py <script> per item
+    (with `false` when the payload asks to be kept out of the archive, as
+    AbstractConfigItemFacade.generateConfigItems writes it)."""
     blocks = [BATCH_HEADER]
     for name, payload in items:
+        keep = " false" if payload.get("delete_from_processed_cache") else ""
         blocks.append(f"<file>\n{CACHE_DIR}{name}\n{wire_json(payload)}\n</file>\n")
-        blocks.append(f"<script>\n{UPDATE_CONFIG} {name}\n</script>\n")
+        blocks.append(f"<script>\n{UPDATE_CONFIG} {name}{keep}\n</script>\n")
     return "".join(blocks)
