@@ -150,6 +150,19 @@ def test_unknown_device_is_named():
                       "this router has eth0, eth1, eth2"]
 
 
+def test_an_address_is_released_even_when_its_nic_is_gone():
+    # Releasing needs the address only: the NIC of its VLAN may already be unplugged (or its
+    # MAC unknown), and refusing would keep a released address on the router.
+    links = {"eth0": p.GUEST_MAC, "eth1": "02:00:00:00:01:01", "eth2": p.PUBLIC_MAC, "eth3": "02:00:00:00:01:03"}
+    state = merged(p.doc("cmd_line.json", p.cmdline()),
+                   p.doc("ips.json.a", p.ips(p.public_ip("198.51.100.10", source_nat=True, first=True),
+                                             p.public_ip("203.0.113.130", nic=3))), context=Context(links=links))
+    del links["eth3"]
+    state = merged(p.doc("ips.json.b", p.ips(p.public_ip("203.0.113.130", nic=3, add=False))), state=state,
+                   context=Context(links=links))
+    assert [str(x.ip) for x in state.public_ips] == ["198.51.100.10"]
+
+
 def test_device_found_from_the_vif_mac_when_nic_dev_id_is_omitted():
     entry = p.public_ip("198.51.100.30")
     del entry["nic_dev_id"]
