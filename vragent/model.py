@@ -255,10 +255,11 @@ class VmData:
 class PasswordOffer:
     """A VM's new password (CloudStack `vmpassword`), handed to the password server during
     the apply of its push and never persisted in the state: the server keeps it (its own
-    file, mode 0600) until the VM acknowledges it."""
+    file, mode 0600) until the VM acknowledges it. None: the VM has none (a pending one is
+    withdrawn)."""
 
     ip: IPv4Address
-    password: str = field(repr=False)
+    password: str | None = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -350,7 +351,11 @@ class RouterState:
     public_ips: tuple[PublicIp, ...] = ()
     guest_networks: tuple[GuestNetwork, ...] = ()
     firewall_rules: tuple[FirewallRule, ...] = ()
-    egress_default_allow: bool = True
+    # The incumbent VR closes egress at its first converge (FW_EGRESS_RULES flushed, FORWARD
+    # policy DROP) and opens it only when the management server says so: the system egress
+    # rule of a default-allow offering (createDefaultEgressFirewallRule). A deny offering
+    # with no egress rule sends no egress push at all, so a fresh router must deny.
+    egress_default_allow: bool = False
     port_forwards: tuple[PortForward, ...] = ()
     static_nats: tuple[StaticNat, ...] = ()
     sysctl_overrides: tuple[tuple[str, str], ...] = ()

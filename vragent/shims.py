@@ -2,6 +2,7 @@
 
   update_config.py NAME [false]   NAME is a file the management server put in /var/cache/cloud
   vr_cfg.sh -c FILE               FILE is an aggregated VR-<uuid>.cfg batch
+  configure.py NAME               run by the management server after some pushes: a no-op
 
 Processed files are archived gzipped in /var/cache/cloud/processed/ (or deleted with
 `false`). A push that failed is archived as NAME.failed.gz, so a repeated call for an
@@ -122,8 +123,25 @@ def vr_cfg(argv: list[str], paths: Paths | None = None) -> int:
     return _report(result)
 
 
+def configure(argv: list[str], paths: Paths | None = None) -> int:
+    """`configure.py <type>.json`: the management server's "converge now" after a push
+    (SetMonitorServiceConfigItem adds it to the health-check refresh). vragent converged the
+    whole router when update_config.py applied the push, so there is nothing to do; a batch's
+    configure.py lines are skipped the same way (wire.intake)."""
+    paths = paths or Paths.from_root()
+    log.setup(paths.log)
+    if len(argv) != 1:
+        print("usage: configure.py <type>.json", file=sys.stderr)
+        return 2
+    log.get().info("configure.py %s: nothing to do, the push was converged when it was applied",
+                   os.path.basename(argv[0]))
+    return 0
+
+
 def main() -> int:
     program = os.path.basename(sys.argv[0])
     if program.startswith("vr_cfg"):
         return vr_cfg(sys.argv[1:])
+    if program.startswith("configure"):
+        return configure(sys.argv[1:])
     return update_config(sys.argv[1:])

@@ -102,7 +102,7 @@ def test_an_unreadable_state_leaves_the_router_closed_and_exits_non_zero(lab, tm
 
 def test_netusage_reports_bytes_sent_and_received_in_the_incumbent_format(lab, tmp_path):
     router = RouterAgent(lab, tmp_path / "root")
-    assert router.apply(sample.cmdline(), sample.ips()).returncode == 0
+    assert router.apply(sample.cmdline(), sample.ips(), sample.egress_allowed()).returncode == 0
     netusage = ["sh", str(REPO / "packaging/netusage.sh")]
     assert re.fullmatch(r"(0:){4}", lab.run("vr", [*netusage, "-g"]).stdout.strip())
     with TcpServer(lab, "up", 8080):

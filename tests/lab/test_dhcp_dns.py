@@ -32,7 +32,7 @@ def guest_network_with_mtu() -> dict:
 def network(make_lab, tmp_path):
     lab = make_lab(vm_static_addresses=False)
     router = RouterAgent(lab, tmp_path / "root")
-    result = router.apply(sample.cmdline(), sample.ips(), guest_network_with_mtu(),
+    result = router.apply(sample.cmdline(), sample.ips(), sample.egress_allowed(), guest_network_with_mtu(),
                           dhcp_entry(VM1_MAC, VM1_IP, "web-01"), dhcp_entry(VM2_MAC, VM2_IP, "db-01"))
     assert result.returncode == 0, result.errors
     return lab, router
@@ -127,7 +127,7 @@ def test_a_second_apply_writes_nothing_and_signals_nothing(network):
     pid = dnsmasq_pid(router)
     config_dir = router.root / "etc/vragent/dnsmasq"
     mtimes = {p.name: p.stat().st_mtime_ns for p in config_dir.iterdir()}
-    for again in router.reapply(sample.cmdline(), sample.ips(), guest_network_with_mtu(),
+    for again in router.reapply(sample.cmdline(), sample.ips(), sample.egress_allowed(), guest_network_with_mtu(),
                                 dhcp_entry(VM1_MAC, VM1_IP, "web-01"), dhcp_entry(VM2_MAC, VM2_IP, "db-01")):
         assert again.result["status"] == "unchanged" and again.steps == []
     assert {p.name: p.stat().st_mtime_ns for p in config_dir.iterdir()} == mtimes

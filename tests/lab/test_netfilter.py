@@ -27,7 +27,7 @@ ALLOWED_SOURCE, OTHER_SOURCE = UPSTREAM_SOURCES
 @pytest.fixture
 def router(lab, tmp_path) -> RouterAgent:
     agent = RouterAgent(lab, tmp_path / "root")
-    applied = agent.apply(sample.cmdline(), sample.ips())
+    applied = agent.apply(sample.cmdline(), sample.ips(), sample.egress_allowed())
     assert applied.returncode == 0, applied.errors
     return agent
 
@@ -53,7 +53,7 @@ def test_guest_reaches_upstream_with_the_source_nat_ip(lab, router):
     with TcpServer(lab, "up", 8080):
         result = tcp_connect(lab, "vm1", PUBLIC_GATEWAY, 8080)
     assert result.ok and result.peer_seen == SOURCE_NAT_IP
-    apply_ok(router, sample.cmdline(), sample.ips())
+    apply_ok(router, sample.cmdline(), sample.ips(), sample.egress_allowed())
 
 
 def test_static_nat_maps_one_public_ip_to_one_vm_both_ways(lab, router):
@@ -131,7 +131,7 @@ def egress(rule_id, protocol="tcp", ports=None, default_allow=False, revoked=Fal
 
 def test_egress_default_deny_blocks_and_one_allow_rule_opens_exactly_its_port(lab, router):
     with TcpServer(lab, "up", 8080), TcpServer(lab, "up", 8081):
-        assert connects(lab, "vm1", PUBLIC_GATEWAY, 8081)  # default allow before any egress push
+        assert connects(lab, "vm1", PUBLIC_GATEWAY, 8081)  # the offering's default allow (system rule)
         apply_ok(router, sample.firewall_rules(egress(50, protocol="all"), egress(51, ports=8080)))
         assert connects(lab, "vm1", PUBLIC_GATEWAY, 8080)
         assert not connects(lab, "vm1", PUBLIC_GATEWAY, 8081)

@@ -55,7 +55,7 @@ def policy(lab) -> tuple[list[str], list[str]]:
 def router(make_lab, tmp_path):
     lab = make_lab(second_public=True)
     agent = RouterAgent(lab, tmp_path / "root")
-    apply_ok(agent, sample.cmdline(), second_nic_ips(), *eth3_rules())
+    apply_ok(agent, sample.cmdline(), second_nic_ips(), sample.egress_allowed(), *eth3_rules())
     return lab, agent
 
 

@@ -267,6 +267,8 @@ def test_sample_batch_cfg_has_cloudstack_layout() -> None:
     assert json.loads(lines[6])["ip_address"][0]["first_i_p"] is True
     assert text.count("<file>") == text.count("<script>") == 3
     assert text.endswith("</script>\n")
+    monitor = sample.named(sample.monitor_service())  # delete_from_processed_cache: true
+    assert f"/opt/cloud/bin/update_config.py {monitor[0][0]} false\n" in sample.batch_cfg(monitor)
 
 
 def test_sample_cmdline_values_are_all_strings() -> None:

@@ -90,6 +90,15 @@ def test_ipv6_keys_without_the_guest_address_are_refused():
         "cmd_line.json:$.cmd_line.eth0ip6: is required with eth2ip6 (the guest IPv6 network)"]
 
 
+def test_the_zones_ipv6_dns_alone_leaves_an_ipv4_router_ipv4():
+    # finalizeVirtualMachineProfile appends ip6dns1/ip6dns2 from the default NIC whenever the
+    # router serves DNS or DHCP, guest IPv6 or not; the incumbent uses them only with eth0ip6.
+    state = merged(p.doc("cmd_line.json", p.cmdline(ip6dns1="2001:db8:53::1", ip6dns2="2001:db8:53::2")))
+    assert state.ipv6 is None
+    assert errors_of(p.doc("cmd_line.json", p.cmdline(ip6dns1="192.0.2.53"))) == [
+        "cmd_line.json:$.cmd_line.ip6dns1: '192.0.2.53' is not an IPv6 address"]
+
+
 def test_ipv6_rules_take_ipv6_cidrs_only_and_name_the_routers_guest_network():
     errors = errors_of(dual_stack(), ipv6_rules(
         rule(1, ports=(22, 22), cidrs=("203.0.113.0/24",)),

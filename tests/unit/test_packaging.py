@@ -73,6 +73,7 @@ DOCUMENTED_PATHS = {
     # CloudStack's entry points
     "/opt/cloud/bin/update_config.py",
     "/opt/cloud/bin/vr_cfg.sh",
+    "/opt/cloud/bin/configure.py",
     "/opt/cloud/bin/netusage.sh",
     "/opt/cloud/bin/checkrouter.sh",
 }
@@ -365,6 +366,21 @@ def test_shims_are_executable_and_call_vragents_shims_module():
     assert "from vragent.shims import vr_cfg" in vr_cfg.read_text()
 
 
+def test_configure_shim_is_a_silent_success_and_importing_it_does_nothing(tmp_path):
+    # The management server runs `configure.py monitor_service.json` after its health-check
+    # refresh push (SetMonitorServiceConfigItem) and reads its exit code: the push was applied.
+    env = {**os.environ, "VRAGENT_ROOT": str(tmp_path), "PYTHONPATH": str(REPO)}
+    shim = PACKAGING / "configure.py"
+    assert os.access(shim, os.X_OK) and shim.read_text().startswith("#!/usr/bin/python3\n")
+    done = subprocess.run([sys.executable, str(shim), "monitor_service.json"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert "configure.py monitor_service.json: nothing to do" in (tmp_path / "var/log/cloud-scripts.log").read_text()
+    imported = subprocess.run([sys.executable, "-c", "import configure"], cwd=PACKAGING, capture_output=True,
+                              text=True, env=env, timeout=60)
+    assert imported.returncode == 0 and not (tmp_path / "var/lib/vragent").exists()
+
+
 def test_update_config_shim_reports_a_missing_file_as_failure(tmp_path):
     env = {**os.environ, "VRAGENT_ROOT": str(tmp_path), "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, str(PACKAGING / "update_config.py"), "firewall_rules.json.1"],
@@ -397,7 +413,8 @@ def test_shims_survive_a_cloud_scripts_patch(tmp_path):
     run_helper("install-shims", env=env)
     assert os.readlink(bin_dir / "update_config.py") == str(PACKAGING / "update_config.py")
     assert os.readlink(bin_dir / "vr_cfg.sh") == str(PACKAGING / "vr_cfg.sh")
-    assert (bin_dir / "configure.py").read_text().startswith("#!/bin/sh"), "the other scripts stay"
+    assert os.readlink(bin_dir / "configure.py") == str(PACKAGING / "configure.py")
+    assert (bin_dir / "checkrouter.sh").is_symlink() and not (bin_dir / "get_template_version.sh").exists()
     assert run_helper("install-shims", "check", env=env).returncode == 0
 
     subprocess.run(["tar", "xzf", str(tgz), "-C", str(root)], check=True)  # the patch, as cloud-early-config does it
@@ -414,6 +431,7 @@ def test_shims_survive_a_cloud_scripts_patch(tmp_path):
 def test_shim_path_unit_watches_both_entry_points():
     path_unit = unit("vragent-shims.path")
     assert set(path_unit["Path"]["PathChanged"]) == {"/opt/cloud/bin/update_config.py", "/opt/cloud/bin/vr_cfg.sh",
+                                                     "/opt/cloud/bin/configure.py",
                                                      "/opt/cloud/bin/netusage.sh", "/opt/cloud/bin/checkrouter.sh"}
     assert one(path_unit["Path"], "Unit") == "vragent-shims.service"
     service = unit("vragent-shims.service")
@@ -586,7 +604,7 @@ def test_the_deb_builds_and_ships_everything(tmp_path):
     modes = {line.split()[5].removeprefix("."): line.split()[0] for line in listing.splitlines()}
     shipped = set(modes)
     for helper in ("fail-closed", "install-shims", "keepalived-vips", "sshd-listen", "neutralize-rules-v4",
-                   "shims/update_config.py", "shims/vr_cfg.sh", "shims/netusage.sh", "shims/checkrouter.sh"):
+                   "shims/update_config.py", "shims/vr_cfg.sh", "shims/configure.py", "shims/netusage.sh", "shims/checkrouter.sh"):
         assert modes[f"/usr/lib/vragent/{helper}"] == "-rwxr-xr-x", helper
     assert {
         "/usr/bin/vragent",

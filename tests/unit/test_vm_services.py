@@ -132,17 +132,34 @@ def test_a_password_push_is_never_memoised_as_a_no_op():
 
 
 def test_bad_passwords_are_refused_without_repeating_them():
-    errors = errors_of(vmpassword(password="two\nlines"), vmpassword("192.0.2.12", "saved_password"),
+    errors = errors_of(vmpassword(password="two\nlines"), vmpassword("192.0.2.12", "bad_request"),
                        vmpassword("192.0.2.13", ""), {"type": "vmpassword", "ip_address": "192.0.2.14"},
                        vmpassword("10.0.0.5"))
     assert errors == [
         "push0.json:$.password: must be at most 512 printable characters on one line (not shown)",
-        "push1.json:$.password: may not be 'saved_password': guests read that body as a protocol answer",
+        "push1.json:$.password: may not be 'bad_request': guests read that body as a protocol answer",
         "push2.json:$.password: is empty",
         "push3.json:$.password: is required",
     ]
     assert errors_of(vmpassword("10.0.0.5")) == [
         "push0.json:$.ip_address: 10.0.0.5 is in no guest network of this router"]
+
+
+def test_saved_password_withdraws_a_pending_password_and_is_a_no_op_without_one(tmp_path):
+    from vragent import passwordfile
+    from vragent.paths import Paths
+    from vragent.render.metadata import MetadataPaths, password_steps
+
+    paths = Paths.from_root(tmp_path)
+    pending = MetadataPaths.of(paths).passwords
+    withdrawn = merged(vmpassword("192.0.2.11", "saved_password"))
+    assert password_steps(withdrawn, paths) == []  # nothing pending: nothing to do
+    passwordfile.update(pending, {"192.0.2.11": "Xk3r9-pW", "192.0.2.12": "other"})
+    (step,) = password_steps(withdrawn, paths)
+    step.commit()
+    assert passwordfile.read(pending) == {"192.0.2.12": "other"}
+    step.rollback()
+    assert passwordfile.read(pending)["192.0.2.11"] == "Xk3r9-pW"
 
 
 def test_the_handover_step_never_shows_the_password(tmp_path):

@@ -106,11 +106,13 @@ def test_every_error_is_reported_at_once_with_its_json_path():
     assert any(e.startswith("firewall_rules.json.x:$.rules[1].protocol:") for e in errors)
 
 
-def test_overlapping_cidrs_in_one_rule_are_rejected():
-    errors = errors_of(*p.base_network(), p.doc("firewall_rules.json.x", p.firewall(
-        p.ingress(1, "198.51.100.20", cidrs=("203.0.113.0/24", "203.0.113.128/25")))))
-    assert errors == ["firewall_rules.json.x:$.rules[0].source_cidr_list[1]: "
-                      "203.0.113.128/25 overlaps 203.0.113.0/24 in the same list"]
+def test_a_cidr_listed_twice_or_inside_another_of_the_same_rule_is_redundant_not_invalid():
+    # The management server passes a rule's CIDR list as the user typed it (the API checks each
+    # CIDR, not the list), and the incumbent renders one rule per CIDR: the union is the same.
+    state = merged(*p.base_network(), p.doc("firewall_rules.json.x", p.firewall(
+        p.ingress(1, "198.51.100.20", cidrs=("203.0.113.128/25", "198.51.100.7/32", "203.0.113.0/24",
+                                             "198.51.100.7/32")))))
+    assert [str(c) for c in state.firewall_rules[0].source_cidrs] == ["203.0.113.0/24", "198.51.100.7/32"]
 
 
 def test_port_forwarding_on_an_ip_the_router_does_not_hold():
@@ -146,6 +148,19 @@ def test_unknown_device_is_named():
                        context=context)
     assert errors == ["ip_associations.json.x:$.ip_address[0].nic_dev_id: unknown device eth5: "
                       "this router has eth0, eth1, eth2"]
+
+
+def test_an_address_is_released_even_when_its_nic_is_gone():
+    # Releasing needs the address only: the NIC of its VLAN may already be unplugged (or its
+    # MAC unknown), and refusing would keep a released address on the router.
+    links = {"eth0": p.GUEST_MAC, "eth1": "02:00:00:00:01:01", "eth2": p.PUBLIC_MAC, "eth3": "02:00:00:00:01:03"}
+    state = merged(p.doc("cmd_line.json", p.cmdline()),
+                   p.doc("ips.json.a", p.ips(p.public_ip("198.51.100.10", source_nat=True, first=True),
+                                             p.public_ip("203.0.113.130", nic=3))), context=Context(links=links))
+    del links["eth3"]
+    state = merged(p.doc("ips.json.b", p.ips(p.public_ip("203.0.113.130", nic=3, add=False))), state=state,
+                   context=Context(links=links))
+    assert [str(x.ip) for x in state.public_ips] == ["198.51.100.10"]
 
 
 def test_device_found_from_the_vif_mac_when_nic_dev_id_is_omitted():

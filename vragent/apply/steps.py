@@ -452,12 +452,16 @@ class PasswordHandoverStep(Step):
     the summary nor the diff shows a password."""
 
     path: Path
-    passwords: dict[str, str] = field(repr=False)
+    passwords: dict[str, str | None] = field(repr=False)  # None: withdraw
     previous: dict[str, str | None] = field(default_factory=dict, repr=False)
     kind = "password"
 
     def summary(self) -> str:
-        return f"password server: new password for {', '.join(sorted(self.passwords))} (not shown)"
+        offered = sorted(ip for ip, password in self.passwords.items() if password is not None)
+        withdrawn = sorted(ip for ip, password in self.passwords.items() if password is None)
+        parts = ([f"new password for {', '.join(offered)} (not shown)"] if offered else []) + \
+                ([f"no password pending for {', '.join(withdrawn)}"] if withdrawn else [])
+        return f"password server: {'; '.join(parts)}"
 
     def commit(self) -> None:
         from vragent import passwordfile

@@ -37,7 +37,7 @@ def pair_pushes(router: int, **cmdline_overrides: str) -> list[dict]:
     """What the management server sends each router of a redundant pair at start."""
     cmdline = sample.cmdline(router, redundant=True)
     cmdline["cmd_line"].update(cmdline_overrides)
-    return [cmdline, sample.ips(), sample.guestnetwork(router, redundant=True)]
+    return [cmdline, sample.ips(), sample.guestnetwork(router, redundant=True), sample.egress_allowed()]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:

@@ -277,6 +277,23 @@ def firewall_rules(*rules: Payload) -> Payload:
     return _pushed("firewallrules", rules=list(rules))
 
 
+def system_egress_rule(default_allow: bool = True, revoked: bool = False) -> Payload:
+    """The management server's system egress rule: it only carries the offering's default
+    policy. Never persisted (id 0), with src_ip "" like every egress rule and its CIDR lists
+    reloaded from the database (empty). A router starts with egress closed; a default-allow
+    offering's router start (createDefaultEgressFirewallRule) and every network restart
+    (applyDefaultEgressFirewallRule) send this rule."""
+    rule = firewall_rule(0, "all", public_ip="", source_cidrs=(), traffic_type="Egress", revoked=revoked,
+                         dest_cidrs=(), default_egress_policy=default_allow)
+    del rule["guest_cidr"]  # null for the isolated router's rules
+    return rule
+
+
+def egress_allowed() -> Payload:
+    """firewall_rules.json with the system egress rule of a default-allow offering."""
+    return firewall_rules(system_egress_rule(True))
+
+
 def ipv6_firewall_rule(rule_id: int, protocol: str = "tcp", ports: PortRange | None = None,
                        source_cidrs: Iterable[str] = ("::/0",), traffic_type: str = "Ingress",
                        revoked: bool = False, dest_cidrs: Iterable[str] = (),
@@ -409,9 +426,12 @@ def batch_file_name() -> str:
 
 
 def batch_cfg(items: Iterable[tuple[str, Payload]]) -> str:
-    """An aggregated VR-<uuid>.cfg: a <file> block and an update_config.py <script> per item."""
+    """An aggregated VR-<uuid>.cfg: a <file> block and an update_config.py <script> per item
+    (with `false` when the payload asks to be kept out of the archive, as
+    AbstractConfigItemFacade.generateConfigItems writes it)."""
     blocks = [BATCH_HEADER]
     for name, payload in items:
+        keep = " false" if payload.get("delete_from_processed_cache") else ""
         blocks.append(f"<file>\n{CACHE_DIR}{name}\n{wire_json(payload)}\n</file>\n")
-        blocks.append(f"<script>\n{UPDATE_CONFIG} {name}\n</script>\n")
+        blocks.append(f"<script>\n{UPDATE_CONFIG} {name}{keep}\n</script>\n")
     return "".join(blocks)

@@ -121,7 +121,8 @@ def password_steps(state: RouterState, paths: Paths) -> list:
 
     It reads that file (an observation, like observe.py's): a password still pending is
     not handed over again, so re-applying a push before the VM asked changes nothing;
-    once the VM acknowledged it, pushing it again offers it again (a new event)."""
+    once the VM acknowledged it, pushing it again offers it again (a new event). An offer
+    without password withdraws a pending one, and is nothing to do when none is pending."""
     from vragent import passwordfile
     from vragent.apply.steps import PasswordHandoverStep
 

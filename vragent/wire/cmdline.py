@@ -134,6 +134,7 @@ def _check_dhcp_server(values: dict[str, str], section: Fields) -> None:
 # IPv6 of an isolated router (dual stack): addresses, prefix lengths, gateways, DNS.
 _IPV6_ADDRESS_KEYS = ("eth0ip6", "eth2ip6", "guestgw6", "ip6gateway", "ip6dns1", "ip6dns2")
 _IPV6_PREFIX_KEYS = ("eth0ip6prelen", "eth2ip6prelen", "guestcidr6size")
+_IPV6_DNS_KEYS = ("ip6dns1", "ip6dns2")
 # Guests configure themselves by SLAAC, which takes a /64 prefix only (RFC 4862, 4291).
 SLAAC_PREFIX = 64
 
@@ -161,7 +162,10 @@ def _check_ipv6(values: dict[str, str], section: Fields) -> None:
                 section.error(key, f"{text!r} is not an IPv6 prefix length (1..128)")
             else:
                 prefixes[key] = int(text)
-    ipv6_keys = [k for k in (*_IPV6_ADDRESS_KEYS, *_IPV6_PREFIX_KEYS) if values.get(k)]
+    # The DNS servers come from the router's default NIC whether or not the guest network has
+    # IPv6 (VirtualNetworkApplianceManagerImpl.finalizeVirtualMachineProfile): alone they are
+    # the zone's defaults, unused by an IPv4 router, as on the incumbent.
+    ipv6_keys = [k for k in (*_IPV6_ADDRESS_KEYS, *_IPV6_PREFIX_KEYS) if values.get(k) and k not in _IPV6_DNS_KEYS]
     if not values.get("eth0ip6"):
         if ipv6_keys:
             section.error("eth0ip6", f"is required with {', '.join(ipv6_keys)} (the guest IPv6 network)")

@@ -138,7 +138,11 @@ class Fields:
 
     def cidr_list(self, key: str, parse=None) -> tuple[IPv4Network, ...]:
         """A list of CIDRs (or one comma-separated string); empty entries skipped.
-        `parse(text, path, errors)`: IPv4 unless told (parse_ipv6_network)."""
+        `parse(text, path, errors)`: IPv4 unless told (parse_ipv6_network).
+
+        A CIDR listed twice, or inside another one of the list, adds nothing and is dropped:
+        the management server passes the list as the user typed it (the API checks each
+        CIDR, not the list), and rules match the union either way."""
         parse = parse or parse_ipv4_network
         value = self.raw(key, [])
         if isinstance(value, str):
@@ -157,12 +161,13 @@ class Fields:
             network = parse(item.strip(), path, self.errors)
             if network is None:
                 continue
-            if network in networks:
-                self.errors.append(ValidationError(path, f"{network} is listed twice"))
-                continue
-            overlapping = [n for n in networks if n.overlaps(network)]
-            if overlapping:
-                self.errors.append(ValidationError(path, f"{network} overlaps {overlapping[0]} in the same list"))
+            if any(network.subnet_of(n) for n in networks if n.version == network.version):
+                continue  # listed twice, or inside a broader one already kept
+            # A broader one takes the place of the first CIDR it covers (CIDRs nest or are disjoint).
+            covered = [i for i, n in enumerate(networks) if n.version == network.version and n.subnet_of(network)]
+            if covered:
+                networks[covered[0]] = network
+                networks = [n for i, n in enumerate(networks) if i not in covered[1:]]
                 continue
             networks.append(network)
         return tuple(networks)

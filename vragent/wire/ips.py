@@ -35,11 +35,13 @@ def parse(fields: Fields, context: Context) -> IpsChange | None:
         if nw_type != "public":
             item.error("nw_type", f"{nw_type!r} addresses are not supported yet (only public)")
             continue
+        if wanted is False:
+            # Releasing needs the address only: its VLAN's NIC may be unplugged already.
+            if ip is not None:
+                remove.append((ip, item.path))
+            continue
         device = _device(item, context)
         if ip is None or wanted is None:
-            continue
-        if not wanted:
-            remove.append((ip, item.path))
             continue
         prefix = item.netmask_prefix("netmask")
         gateway = item.ipv4("gateway", None)

@@ -13,7 +13,9 @@ section of the state (native load balancers included). The payload holds one ele
 - `remove_rules`: the same for revoked rules. Validated, otherwise informational: the
   INPUT accepts are rebuilt from `add_rules` each time, so a revoked one simply goes.
 - `stat_rules`: "<ip or 0.0.0.0/0>:<port>:<source cidrs>:," for the stats listener;
-  the source CIDRs ("0/0" means anywhere) restrict its INPUT accept.
+  the source CIDRs ("0/0" means anywhere) restrict its INPUT accept. With stats
+  visibility `disabled` (or `default`) HAProxyConfigurator.generateFwRules still adds an
+  empty entry: `[""]` means no stats listener.
 - `ssl_certs` (newer management servers): [{name, cert, key, chain, password}], written
   as /etc/ssl/cloudstack/<name>.pem (cert, chain, key) readable by root only.
 
@@ -112,6 +114,8 @@ def _endpoints(item: Fields, key: str, stats: bool = False) -> list[tuple[LbAcce
         if not isinstance(entry, str):
             item.errors.append(ValidationError(path, f"expected a string \"<ip>:<port>:...\", got {type_name(entry)}"))
             continue
+        if stats and not entry.strip():
+            continue  # no stats listener (see stat_rules above)
         accept = _endpoint(entry, path, item.errors, stats)
         if accept is None:
             continue

@@ -3,15 +3,18 @@
 A flat payload (cloudstack-vr.md §2.3, cloudstack-vr-wave2.md §3.2): `config` lists the
 processes to watch as `[name]:processname=...:servicename=...:pidfile=...:` entries
 joined by ',', then the health-check switches, intervals (minutes), excluded checks and
-their settings. Each push replaces the previous settings. vragent runs no checks; it
-renders the files the image's monitor script reads (render/monitoring.py).
+their settings. A push replaces the settings it names and keeps the others, as the
+incumbent's bag merge does: the management server's periodic health-check refresh
+(UpdateRouterHealthChecksConfigTask) sends no `config` (no service list), and the watched
+services must survive it. vragent runs no checks; it renders the files the image's
+monitor script reads (render/monitoring.py).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from vragent.errors import ValidationError
 from vragent.model import MonitoredService, Monitoring, RouterState
@@ -24,8 +27,10 @@ _CHECK = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 @dataclass(frozen=True)
 class MonitoringChange:
-    monitoring: Monitoring
+    # Monitoring field name -> new value, for each key the push holds (absent keys are kept).
+    updates: tuple[tuple[str, object], ...]
     path: str
+    monitoring: Monitoring = field(default=None, compare=False)  # the settings as pushed (origins)
 
 
 def parse_config(value: str, path: str, errors: list[ValidationError]) -> tuple[MonitoredService, ...]:
@@ -74,26 +79,33 @@ def _checks(fields: Fields, key: str) -> tuple[str, ...]:
 
 def parse(fields: Fields) -> MonitoringChange | None:
     errors_before = len(fields.errors)
-    config = fields.string("config", "") or ""
-    services = parse_config(config, fields.at("config"), fields.errors)
-    disabled = fields.boolean("disable_monitoring", False)
-    enabled = fields.boolean("health_checks_enabled", False)
-    basic = fields.integer("health_checks_basic_run_interval", None, lo=0, hi=1440)
-    advanced = fields.integer("health_checks_advanced_run_interval", None, lo=0, hi=1440)
-    excluded = _checks(fields, "excluded_health_checks")
-    settings = fields.raw("health_checks_config", {})
-    if not isinstance(settings, dict):
-        fields.error("health_checks_config", f"expected an object, got {type_name(settings)}")
-        settings = {}
+    updates: dict[str, object] = {}
+    if fields.has("config"):
+        updates["services"] = parse_config(fields.string("config", "") or "", fields.at("config"), fields.errors)
+    if fields.has("disable_monitoring"):
+        updates["disabled"] = bool(fields.boolean("disable_monitoring", False))
+    if fields.has("health_checks_enabled"):
+        updates["health_checks_enabled"] = bool(fields.boolean("health_checks_enabled", False))
+    for key, name in (("health_checks_basic_run_interval", "basic_interval"),
+                      ("health_checks_advanced_run_interval", "advanced_interval")):
+        if fields.has(key):
+            updates[name] = fields.integer(key, None, lo=0, hi=1440)
+    if fields.has("excluded_health_checks"):
+        updates["excluded_checks"] = _checks(fields, "excluded_health_checks")
+    if fields.has("health_checks_config"):
+        settings = fields.raw("health_checks_config", {})
+        if not isinstance(settings, dict):
+            fields.error("health_checks_config", f"expected an object, got {type_name(settings)}")
+            settings = {}
+        updates["health_checks_config"] = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     if len(fields.errors) > errors_before:
         return None
-    monitoring = Monitoring(services, bool(disabled), bool(enabled), basic, advanced, excluded,
-                            json.dumps(settings, sort_keys=True, separators=(",", ":")))
-    return MonitoringChange(monitoring, fields.path)
+    ordered = tuple(sorted(updates.items()))
+    return MonitoringChange(ordered, fields.path, replace(Monitoring(), **updates))
 
 
 def merge(state: RouterState, change: MonitoringChange) -> RouterState:
-    return replace(state, monitoring=change.monitoring)
+    return replace(state, monitoring=replace(state.monitoring or Monitoring(), **dict(change.updates)))
 
 
 def origins(change: MonitoringChange) -> list[tuple[object, str]]:

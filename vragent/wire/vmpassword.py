@@ -16,6 +16,11 @@ from vragent.wire.fields import Fields
 # Bodies the password protocol gives a meaning of their own (cloudstack-vr-wave2.md §2.4):
 # a VM would take either for "no password" or an error, never as its password.
 RESERVED = ("saved_password", "bad_request")
+# The management server pushes the literal "saved_password" whenever a VM starts from a
+# template without password (UserVmManagerImpl.getCurrentVmPasswordOrDefineNewPassword):
+# the VM has no new password, and the incumbent's server then answers "saved_password".
+# It withdraws whatever password was still pending for that VM.
+NO_NEW_PASSWORD = "saved_password"
 
 
 @dataclass(frozen=True)
@@ -38,12 +43,14 @@ def parse(fields: Fields) -> PasswordChange | None:
             # Guests read it as the whole body of a reply (cloud-init through a shell).
             fields.error("password", "must be at most 512 printable characters on one line (not shown)")
             password = None
+        elif password == NO_NEW_PASSWORD:
+            pass
         elif password in RESERVED:
             fields.error("password", f"may not be {password!r}: guests read that body as a protocol answer")
             password = None
     if ip is None or password is None:
         return None
-    return PasswordChange(PasswordOffer(ip, password), fields.path)
+    return PasswordChange(PasswordOffer(ip, None if password == NO_NEW_PASSWORD else password), fields.path)
 
 
 def merge(state: RouterState, change: PasswordChange) -> RouterState:
