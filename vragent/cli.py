@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     lab_up = lab_actions.add_parser("up", parents=[prefix], help="build it and apply the sample network")
     lab_up.add_argument("--bare", action="store_true",
                         help="the router gets its NICs and nothing else (to replay pushes of your own)")
+    lab_up.add_argument("--type", dest="router_type", default="router", choices=("router", "vpcrouter", "dhcpsrvr"),
+                        help="the router's NIC layout: isolated (default), VPC with two tiers, or a shared "
+                             "network's DHCP server; the sample network is the isolated one's (others: --bare)")
     lab_actions.add_parser("check", parents=[prefix], help="prove the sample network with real traffic")
     lab_push = lab_actions.add_parser("push", parents=[prefix],
                                       help="hand files to the lab router as the management server does "

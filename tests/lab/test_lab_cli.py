@@ -67,3 +67,30 @@ def test_a_bare_lab_router_is_configured_by_pushed_files_through_the_shims(tmp_p
         down = vragent_lab("down", "--prefix", prefix)
         assert down.returncode == 0, down.stderr
     assert not Lab(prefix).exists()
+
+
+def test_a_bare_vpc_lab_takes_a_vpc_routers_pushes(tmp_path):
+    from vragent.lab import sample_vpc
+    from vragent.lab.topology import PUBLIC_GATEWAY, SOURCE_NAT_IP
+
+    prefix = unique_prefix()
+    try:
+        assert vragent_lab("up", "--type", "vpcrouter", "--prefix", prefix).returncode == 2  # needs --bare
+        up = vragent_lab("up", "--bare", "--type", "vpcrouter", "--prefix", prefix)
+        assert up.returncode == 0, up.stderr
+        lab = Lab(prefix, router_type="vpcrouter", tiers=2)
+        files = []
+        for index, payload in enumerate(sample_vpc.vpc()):
+            path = tmp_path / f"{index}-{sample.push_file_name(payload)}"
+            path.write_text(sample.wire_json(payload))
+            files.append(str(path))
+        pushed = vragent_lab("push", "--prefix", prefix, *files)
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+        # Both tiers leave through eth1 with the source-NAT IP.
+        with TcpServer(lab, "up", 8080):
+            for role in ("vm1", "vm2"):
+                result = tcp_connect(lab, role, PUBLIC_GATEWAY, 8080, timeout=2.0)
+                assert result.ok and result.peer_seen == SOURCE_NAT_IP, role
+    finally:
+        assert vragent_lab("down", "--prefix", prefix).returncode == 0
+    assert not Lab(prefix, router_type="vpcrouter", tiers=2).exists()

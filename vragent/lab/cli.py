@@ -1,12 +1,14 @@
 """`vragent lab up|down|check|push|exec`: the sample isolated network on a router replica.
 
 up    builds the namespaces and applies the sample pushes with the real agent
-      (--bare: the router keeps just its NICs, for replaying pushes of your own);
+      (--bare: the router keeps just its NICs, for replaying pushes of your own;
+      --type vpcrouter|dhcpsrvr: a VPC router with two tiers, a shared network's VR);
 check proves the router with real traffic and a convergence check;
 push  hands files to the lab router the way the management server does: each file is put
       in the router's /var/cache/cloud and applied by update_config.py (a VR-*.cfg batch by
       vr_cfg.sh -c), the shims a real VR runs, with their output and exit code;
-exec  runs a command on one lab machine (vr, vm1, vm2, up, ctl), e.g. to send traffic;
+exec  runs a command on one lab machine (vr, vm1, vm2, up, ctl; gw on a shared network),
+      e.g. to send traffic;
 down  removes every namespace and process again.
 """
 
@@ -21,7 +23,7 @@ from vragent.lab import sample
 from vragent.lab.agent import RouterAgent
 from vragent.lab.dhcp import DhcpClient, dig
 from vragent.lab.guestdata import metadata, password
-from vragent.lab.topology import (CONTROL_ROUTER_IP, EXTRA_PUBLIC_IPS, PUBLIC_GATEWAY, ROUTER_GUEST_IP,
+from vragent.lab.topology import (NETNS_DIR, CONTROL_ROUTER_IP, EXTRA_PUBLIC_IPS, PUBLIC_GATEWAY, ROUTER_GUEST_IP,
                                   SOURCE_NAT_IP, UPSTREAM_SOURCES, VM1_IP, VM1_MAC, VM2_IP, VM2_MAC, Lab)
 from vragent.lab.traffic import TcpServer, tcp_connect
 
@@ -61,12 +63,16 @@ def _agent(lab: Lab, prefix: str) -> RouterAgent:
     return RouterAgent(lab, LAB_STATE / prefix)
 
 
-def up(prefix: str, bare: bool = False) -> int:
-    lab = Lab(prefix)
+def up(prefix: str, bare: bool = False, router_type: str = "router") -> int:
+    if router_type != "router" and not bare:
+        print(f"the sample network is an isolated router's: a {router_type} lab comes up --bare, "
+              "for pushes of your own", file=sys.stderr)
+        return 2
+    lab = Lab(prefix, router_type=router_type)
     lab.up()
     shutil.rmtree(LAB_STATE / prefix, ignore_errors=True)
     if bare:
-        print(f"lab {prefix} is up: router {lab.ns('vr')} has its NICs and nothing else "
+        print(f"lab {prefix} is up: {router_type} {lab.ns('vr')} has its NICs and nothing else "
               f"(its root: {LAB_STATE / prefix}); `vragent lab push FILE...` configures it")
         print(lab.describe())
         return 0
@@ -193,7 +199,7 @@ def push(prefix: str, files: list[str]) -> int:
     """Each file as one push of the management server, in order; stops at the first that
     does not apply (as the management server stops a command sequence), with its exit code."""
     lab = Lab(prefix)
-    if not lab.exists():
+    if not (NETNS_DIR / lab.ns("vr")).exists():  # any router type: the router's namespace is enough
         print(f"lab {prefix} is not up; run `vragent lab up` first", file=sys.stderr)
         return 1
     root = LAB_STATE / prefix
@@ -239,7 +245,7 @@ def run_on(prefix: str, role: str, argv: list[str]) -> int:
 def main(args) -> int:
     """`args`: the parsed `vragent lab ACTION` command line."""
     if args.action == "up":
-        return up(args.prefix, args.bare)
+        return up(args.prefix, args.bare, args.router_type)
     if args.action == "push":
         return push(args.prefix, args.files)
     if args.action == "exec":
