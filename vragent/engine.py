@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from vragent import files, lock, log, memo, netlink, observe, runner, services
 from vragent import state as state_doc
 from vragent.apply.transaction import Transaction
-from vragent.errors import ApplyFailed, InvalidInput, ValidationError
+from vragent.errors import ApplyFailed, InvalidInput
 from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.plan import Desired, Plan, build

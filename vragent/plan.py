@@ -6,13 +6,12 @@ An empty plan means the router already is what the state says.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 from pathlib import Path
 
 from vragent.apply.steps import (AddressStep, ConntrackDeleteStep, DaemonStep, FileStep, GratuitousArpStep,
                                  IptablesStep, LinkStateStep, MtuStep, PolicyRuleStep, RouteStep, Step, SysctlStep,
                                  TableRouteStep)
-from vragent.model import PortForward, RouterState, StaticNat
+from vragent.model import PortForward, RouterState
 from vragent.observe import Observed, ObservedTable
 from vragent.render.addresses import LinkPlan
 from vragent.render.netfilter import IP6_TABLES, TableSpec, is_owned

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from vragent.errors import ValidationError
-from vragent.model import Direction, FirewallRule, GUEST_DEVICE, PortForward, RouterState, StaticNat
+from vragent.model import Direction, GUEST_DEVICE, PortForward, RouterState, StaticNat
 from vragent.model import LoadBalancing, Protocol, VmData
 
 

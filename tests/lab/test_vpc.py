@@ -195,7 +195,7 @@ def test_a_vpc_cmdline_is_validated_with_paths(make_lab, tmp_path):
     assert "cmd_line.has_public_network" in messages
     result = router.apply(vpc.cmdline(vpccidr="10.80.0.0/16"), vpc.ips(), vpc.guestnetwork(1))
     assert result.returncode == 2
-    assert f"is outside the VPC's CIDR 10.80.0.0/16" in "\n".join(result.errors)
+    assert "is outside the VPC's CIDR 10.80.0.0/16" in "\n".join(result.errors)
     assert VPC_CIDR == "10.70.0.0/16"
 
 

@@ -4,7 +4,7 @@ persist and render (pure; golden files in golden_shared/)."""
 from __future__ import annotations
 
 import json
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import jsonschema

@@ -8,7 +8,7 @@ import pytest
 
 from tests.unit import pushes as p
 from vragent.errors import InvalidInput
-from vragent.model import Direction, PortRange, Protocol, RouterState
+from vragent.model import Direction, PortRange, RouterState
 from vragent.wire import load_push, merge_documents
 from vragent.wire.intake import parse_all
 from vragent.wire.context import Context
