@@ -453,12 +453,11 @@ def _nat(state: RouterState, table: TableSpec) -> None:
         device = devices.get(nat.public_ip)
         if device:
             table.add(snat, f"-s {host(nat.internal_ip)} -o {device} -j SNAT --to-source {nat.public_ip}")
-    for device in state.public_devices():
-        source = state.source_nat_ip(device)
-        if state.is_vpc:
-            from vragent.render import netfilter_vpc
+    from vragent.render import netfilter_vpc
 
-            source = netfilter_vpc.source_nat_address(state, device)
+    for device in state.public_devices():
+        # A VPC SNATs every public NIC but its first to the VPC's one source-NAT IP.
+        source = netfilter_vpc.source_nat_address(state, device) if state.is_vpc else state.source_nat_ip(device)
         if source is not None:
             table.add(snat, f"-o {device} -j SNAT --to-source {source}")
 
