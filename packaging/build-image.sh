@@ -90,7 +90,7 @@ check "vr_cfg.sh (the shim) runs" \
 
 # cloud-scripts.tgz unpacked over /opt/cloud/bin, as cloud-early-config and a live patch do.
 mkdir -p "$dir/tmp/vragent-check/incumbent/opt/cloud/bin"
-for name in update_config.py vr_cfg.sh configure.py merge.py checkrouter.sh get_template_version.sh netusage.sh; do
+for name in update_config.py vr_cfg.sh configure.py merge.py checkrouter.sh get_template_version.sh netusage.sh vpc_netusage.sh; do
     printf '#!/bin/sh\necho incumbent %s\n' "$name" > "$dir/tmp/vragent-check/incumbent/opt/cloud/bin/$name"
     chmod 755 "$dir/tmp/vragent-check/incumbent/opt/cloud/bin/$name"
 done

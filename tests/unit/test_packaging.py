@@ -75,6 +75,7 @@ DOCUMENTED_PATHS = {
     "/opt/cloud/bin/vr_cfg.sh",
     "/opt/cloud/bin/configure.py",
     "/opt/cloud/bin/netusage.sh",
+    "/opt/cloud/bin/vpc_netusage.sh",
     "/opt/cloud/bin/checkrouter.sh",
 }
 
@@ -432,7 +433,8 @@ def test_shim_path_unit_watches_both_entry_points():
     path_unit = unit("vragent-shims.path")
     assert set(path_unit["Path"]["PathChanged"]) == {"/opt/cloud/bin/update_config.py", "/opt/cloud/bin/vr_cfg.sh",
                                                      "/opt/cloud/bin/configure.py",
-                                                     "/opt/cloud/bin/netusage.sh", "/opt/cloud/bin/checkrouter.sh"}
+                                                     "/opt/cloud/bin/netusage.sh", "/opt/cloud/bin/vpc_netusage.sh",
+                                                     "/opt/cloud/bin/checkrouter.sh"}
     assert one(path_unit["Path"], "Unit") == "vragent-shims.service"
     service = unit("vragent-shims.service")
     assert "RemainAfterExit" not in service["Service"], "the path unit must be able to start it again"
@@ -606,6 +608,7 @@ def test_the_deb_builds_and_ships_everything(tmp_path):
     for helper in ("fail-closed", "install-shims", "keepalived-vips", "sshd-listen", "neutralize-rules-v4",
                    "shims/update_config.py", "shims/vr_cfg.sh", "shims/configure.py", "shims/netusage.sh", "shims/checkrouter.sh"):
         assert modes[f"/usr/lib/vragent/{helper}"] == "-rwxr-xr-x", helper
+    assert modes["/usr/lib/vragent/shims/vpc_netusage.sh"].startswith("l")  # netusage.sh under the VPC's name
     assert {
         "/usr/bin/vragent",
         "/usr/lib/python3/dist-packages/vragent/schema/state.schema.json",

@@ -125,3 +125,23 @@ def test_the_acls_round_trip_through_the_state_document_and_match_its_schema():
     assert state_doc.loads(state_doc.dumps(state)) == state
     assert state_doc.load_trusted(state_doc.dumps(state)) == state
     jsonschema.validate(state_doc.to_document(state), SCHEMA)
+
+
+def test_an_extra_public_nic_gets_its_own_table_and_snats_to_the_vpcs_source_nat_ip():
+    from vragent.lab.topology import SECOND_PUBLIC_IPS, SOURCE_NAT_IP
+    from vragent.render import netfilter_vpc, routing
+
+    extra = vpc.ips(vpc.ip_entry(SOURCE_NAT_IP, source_nat=True), vpc.ip_entry(SECOND_PUBLIC_IPS[0], nic=4))
+    state = merged(*vpc.vpc(), extra)
+    assert routing.render(state).devices == ("eth1", "eth4")
+    assert routing.owned_tables(["eth0", "eth1", "eth4"]) == {101, 104}
+    assert str(netfilter_vpc.source_nat_address(state, "eth1")) == SOURCE_NAT_IP
+    assert str(netfilter_vpc.source_nat_address(state, "eth4")) == SOURCE_NAT_IP  # the cmdline's source_nat_ip
+    # Without a source_nat_ip on the cmdline, eth4 falls back to its own first IP.
+    bare = merged(vpc.cmdline(source_nat_ip=""), *vpc.vpc()[1:], extra)
+    assert str(netfilter_vpc.source_nat_address(bare, "eth4")) == SECOND_PUBLIC_IPS[0]
+    # An isolated router's control NIC (eth1) holds no public IP: no table 101 is rendered.
+    from vragent.lab import sample
+
+    isolated = merged(sample.cmdline(), sample.ips())
+    assert routing.render(isolated).devices == ("eth2",)

@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from vragent.lab.sample import DNS, _pushed
-from vragent.lab.topology import (CONTROL_NETMASK, CONTROL_ROUTER_IP, PUBLIC_GATEWAY, PUBLIC_NETMASK, SOURCE_NAT_IP,
-                                  VPC_CIDR, VPC_ROUTER_MACS, VPC_TIERS, VpcTier)
+from vragent.lab.topology import (CONTROL_NETMASK, CONTROL_ROUTER_IP, PUBLIC_GATEWAY, PUBLIC_NETMASK,
+                                  SECOND_PUBLIC_GATEWAY, SECOND_PUBLIC_NETMASK, SOURCE_NAT_IP, VPC_CIDR,
+                                  VPC_ROUTER_MACS, VPC_SECOND_PUBLIC_DEVICE, VPC_TIERS, VpcTier)
 
 Payload = dict[str, Any]
 DOMAIN = "vpc.lab.internal"
@@ -40,11 +41,17 @@ def cmdline(**overrides: str) -> Payload:
     return {"type": "cmdline", "cmd_line": config}
 
 
-def ip_entry(public_ip: str, source_nat: bool = False, add: bool = True, one_to_one_nat: bool = False) -> Payload:
-    """One public IP on eth1, the VPC router's public NIC."""
+def ip_entry(public_ip: str, source_nat: bool = False, add: bool = True, one_to_one_nat: bool = False,
+             nic: int = 1) -> Payload:
+    """One public IP on eth1, the VPC router's first public NIC, or with nic=4 on eth4, the
+    further public VLAN of Lab(router_type="vpcrouter", second_public=True)."""
+    if nic not in (1, 4):
+        raise ValueError(f"the VPC lab's public NICs are eth1 and eth4, not eth{nic}")
+    second = f"eth{nic}" == VPC_SECOND_PUBLIC_DEVICE
     return {"public_ip": public_ip, "source_nat": source_nat, "add": add, "one_to_one_nat": one_to_one_nat,
-            "first_i_p": source_nat, "gateway": PUBLIC_GATEWAY, "netmask": PUBLIC_NETMASK,
-            "vif_mac_address": VPC_ROUTER_MACS["eth1"], "nic_dev_id": 1, "new_nic": False,
+            "first_i_p": source_nat, "gateway": SECOND_PUBLIC_GATEWAY if second else PUBLIC_GATEWAY,
+            "netmask": SECOND_PUBLIC_NETMASK if second else PUBLIC_NETMASK,
+            "vif_mac_address": VPC_ROUTER_MACS[f"eth{nic}"], "nic_dev_id": nic, "new_nic": False,
             "nw_type": "Public", "is_private_gateway": False, "mtu": 1500}
 
 

@@ -14,7 +14,8 @@ With ``Lab(router_type="vpcrouter", tiers=2)`` the router is a VPC router instea
     ctl ────── brctl ──── eth0 ┐
     up ─────── brpub ──── eth1 ┤ vr
     vm1 ────── brtier1 ── eth2 ┤     tier 1 (10.70.1.0/24)
-    vm2 ────── brtier2 ── eth3 ┘     tier 2 (10.70.2.0/24)
+    vm2 ────── brtier2 ── eth3 ┤     tier 2 (10.70.2.0/24)
+    up2 ────── brpub2 ─── eth4 ┘     only with second_public=True: a further public VLAN
 
 A shared network's lab (``router_type="dhcpsrvr"``) has no public side: the VR is just a
 host on the guest segment (eth0 guest, eth1 control), and the guests' real gateway is
@@ -104,6 +105,10 @@ VPC_TIERS = (
 )
 VPC_ROUTER_MACS = {"eth0": "02:00:00:00:01:00", "eth1": "02:00:00:00:01:01",
                    "eth2": "02:00:00:00:01:02", "eth3": "02:00:00:00:01:03"}
+# A VPC's further public VLAN is plugged after its tiers (the lab's has two): eth4, on the
+# isolated lab's second public segment (up2, SECOND_PUBLIC_*).
+VPC_SECOND_PUBLIC_DEVICE = "eth4"
+VPC_ROUTER_MACS[VPC_SECOND_PUBLIC_DEVICE] = "02:00:00:00:01:04"
 
 # A shared network's lab (router_type="dhcpsrvr"): the VR is a host on the guest network,
 # whose gateway is the "gw" machine; a second IP range (an IP alias of the VR) is another
@@ -247,7 +252,7 @@ def build_nodes(routers: int, vm_static_addresses: bool, second_public: bool = F
     """The machines of a lab, as data (pure: nothing is created here). `tiers`: a VPC
     router (router_type="vpcrouter") with that many tiers (1 or 2), one VM (vm1, vm2) in each."""
     if router_type == "vpcrouter":
-        return _vpc_nodes(tiers, vm_static_addresses)
+        return _vpc_nodes(tiers, vm_static_addresses, second_public)
     if router_type == "dhcpsrvr":
         return _shared_network_nodes(vm_static_addresses)
     nodes = _build_nodes(routers, vm_static_addresses, second_public)
@@ -305,18 +310,20 @@ def _build_nodes(routers: int, vm_static_addresses: bool, second_public: bool) -
     return tuple(nodes)
 
 
-def _vpc_nodes(tiers: int, vm_static_addresses: bool) -> tuple[Node, ...]:
-    """A VPC router (eth0 control, eth1 public, eth2+ tiers), a VM per tier, the upstream
-    and the control host."""
+def _vpc_nodes(tiers: int, vm_static_addresses: bool, second_public: bool = False) -> tuple[Node, ...]:
+    """A VPC router (eth0 control, eth1 public, eth2+ tiers; eth4 on the second public
+    segment with second_public), a VM per tier, the upstream(s) and the control host."""
     nics = (Nic("eth0", CONTROL_BRIDGE, VPC_ROUTER_MACS["eth0"]), Nic("eth1", PUBLIC_BRIDGE, VPC_ROUTER_MACS["eth1"]))
     nics += tuple(Nic(t.device, t.bridge, VPC_ROUTER_MACS[t.device]) for t in VPC_TIERS[:tiers])
+    if second_public:
+        nics += (Nic(VPC_SECOND_PUBLIC_DEVICE, SECOND_PUBLIC_BRIDGE, VPC_ROUTER_MACS[VPC_SECOND_PUBLIC_DEVICE]),)
     nodes = [Node(role="vr", nics=nics, sysctls=ROUTER_SYSCTLS)]
     for role, tier in zip(VM_ROLES, VPC_TIERS[:tiers]):
         addresses = (f"{tier.vm_ip}/{tier.prefix}",) if vm_static_addresses else ()
         nodes.append(Node(role=role, nics=(Nic("eth0", tier.bridge, tier.vm_mac, addresses),),
                           sysctls=HOST_SYSCTLS, default_gateway=tier.router_ip if vm_static_addresses else None))
-    return tuple(nodes) + tuple(n for n in _build_nodes(0, vm_static_addresses, False)
-                                if n.role in (UPSTREAM_ROLE, CONTROL_ROLE))
+    return tuple(nodes) + tuple(n for n in _build_nodes(0, vm_static_addresses, second_public)
+                                if n.role in (UPSTREAM_ROLE, CONTROL_ROLE, SECOND_UPSTREAM_ROLE))
 
 
 def _shared_network_nodes(vm_static_addresses: bool) -> tuple[Node, ...]:
@@ -382,8 +389,8 @@ class Lab:
             raise ValueError(f"router_type must be one of {', '.join(ROUTER_TYPES)}, not {router_type!r}")
         if router_type == "vpcrouter":
             tiers = tiers or 2
-            if tiers not in (1, 2) or routers != 1 or second_public or ipv6:
-                raise ValueError("a VPC lab has one router, 1 or 2 tiers, no second public NIC, no IPv6")
+            if tiers not in (1, 2) or routers != 1 or ipv6:
+                raise ValueError("a VPC lab has one router, 1 or 2 tiers, no IPv6")
         elif tiers:
             raise ValueError("tiers are for router_type='vpcrouter'")
         if router_type == "dhcpsrvr" and (routers != 1 or second_public or ipv6):

@@ -160,6 +160,11 @@ def render(state: RouterState) -> dict[str, TableSpec]:
 def _usage_counters(state: RouterState, table: TableSpec) -> None:
     """Rules without a target, only counted: the order is the billing format (sent,
     received, router-sent TCP, router-received TCP), so it must never change."""
+    if state.is_vpc:  # per public NIC, on the VPC's CIDR (vpc_netusage.sh reads them)
+        from vragent.render import netfilter_vpc
+
+        netfilter_vpc.usage_counters(state, table)
+        return
     if state.router_type != "router" or not state.all_guest_networks() or not state.public_devices():
         return
     guest = state.all_guest_networks()[0].device
@@ -448,8 +453,11 @@ def _nat(state: RouterState, table: TableSpec) -> None:
         device = devices.get(nat.public_ip)
         if device:
             table.add(snat, f"-s {host(nat.internal_ip)} -o {device} -j SNAT --to-source {nat.public_ip}")
+    from vragent.render import netfilter_vpc
+
     for device in state.public_devices():
-        source = state.source_nat_ip(device)
+        # A VPC SNATs every public NIC but its first to the VPC's one source-NAT IP.
+        source = netfilter_vpc.source_nat_address(state, device) if state.is_vpc else state.source_nat_ip(device)
         if source is not None:
             table.add(snat, f"-o {device} -j SNAT --to-source {source}")
 

@@ -18,6 +18,14 @@ one tier's ACL replaces that chain and nothing else, atomically with the rest.
          explicit all/DROP rule). ACCEPT in mangle only ends mangle's PREROUTING, which
          is why vr-acl is jumped after vr-mark.
 
+  nat POSTROUTING -> vr-snat: the first public NIC (eth1) SNATs to its source-NAT IP;
+         every further public NIC (a VPC's extra public VLAN, eth4...) to the VPC's
+         source-NAT IP, the cmdline's `source_nat_ip` (cloudstack-vr-wave2.md §1.7): its
+         own IPs are for port forwarding, static NAT and load balancing only
+  filter INPUT, FORWARD, OUTPUT -> NETWORK_STATS_ethN per public NIC: the usage
+         counters vpc_netusage.sh reads (sent, received, then the same for TCP from and
+         to outside the VPC: the order is the billing format, §3.1)
+
 Traffic between tiers is routed by the router: it passes the source tier's egress ACL
 and then the destination tier's ingress ACL. Port forwarding and static NAT to a VM in a
 tier are subject to that tier's ingress ACL too (as on CloudStack's VPC: there are no
@@ -29,6 +37,8 @@ port (not port 0), and a removed tier's chains are deleted.
 from __future__ import annotations
 
 import functools
+
+from ipaddress import IPv4Address
 
 from vragent.model import AclRule, Protocol, RouterState
 
@@ -129,3 +139,38 @@ def outbound(state: RouterState, table) -> None:
         for rule in acl.egress if acl else ():
             for line in rule_lines(rule, "-d"):
                 table.add(outbound, line)
+
+
+def source_nat_address(state: RouterState, device: str) -> IPv4Address | None:
+    """The address VPC traffic leaving public NIC `device` is SNAT'ed to: the first public
+    NIC's own source-NAT IP; on any other public NIC the cmdline's `source_nat_ip` (the
+    VPC has one source-NAT IP), that NIC's first IP only while the cmdline has none."""
+    own = state.source_nat_ip(device)
+    if device == state.layout.public:
+        return own
+    text = state.config.get("source_nat_ip", "")
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        return own
+
+
+def usage_counters(state: RouterState, table) -> None:
+    """filter NETWORK_STATS_ethN per public NIC: rules without a target, only counted, in
+    the order vpc_netusage.sh's reader pairs them (sent, received, sent, received). Sent is
+    what leaves ethN from inside the VPC (SNAT happens later, in POSTROUTING), received what
+    comes in on ethN for it (DNAT already happened, in PREROUTING); then TCP the router
+    itself exchanges there (INPUT and OUTPUT, outside the VPC's CIDR)."""
+    from vragent.render.netfilter import STATS_CHAIN, net
+
+    cidr = state.vpc_cidr
+    if cidr is None:
+        return
+    for device in state.public_devices():
+        chain = f"{STATS_CHAIN}_{device}"
+        table.add(chain, f"-s {net(cidr)} -o {device}")
+        table.add(chain, f"-d {net(cidr)} -i {device}")
+        table.add(chain, f"! -s {net(cidr)} -o {device} -p tcp")
+        table.add(chain, f"! -d {net(cidr)} -i {device} -p tcp")
+        for builtin in ("INPUT", "FORWARD", "OUTPUT"):
+            table.jump(builtin, f"-j {chain}")

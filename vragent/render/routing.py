@@ -1,21 +1,25 @@
 """Policy routing for public NICs: traffic that belongs to a public NIC leaves by it (pure).
 
-The main table's default route goes out of the source-NAT NIC (eth2). A connection that
-came in on another public NIC (eth3: port forwarding or static NAT on an IP of a second
-public VLAN), and a static-NAT VM's own traffic, must leave by its own NIC instead, or the
-upstream drops it (wrong source for that path). Each public NIC ethN with a gateway gets:
+The main table's default route goes out of the source-NAT NIC (the layout's first public
+NIC: eth2 on an isolated router, eth1 on a VPC). A connection that came in on another
+public NIC (an isolated router's eth3, a VPC's eth4: port forwarding or static NAT on an
+IP of a second public VLAN), and a static-NAT VM's own traffic, must leave by its own NIC
+instead, or the upstream drops it (wrong source for that path). Each public NIC ethN with
+a gateway gets:
 
 - routing table 100+N (`Table_ethN`, named in rt_tables.d for operators): `default via
-  <its gateway> dev ethN`, and throw routes for the router's guest, control and own
-  public networks, so those are still reached through main (never via a public gateway);
+  <its gateway> dev ethN`, and throw routes for the router's guest networks (a VPC's
+  tiers), its control network and its own public networks, so those are still reached
+  through main (never via a public gateway: traffic between tiers stays inside);
 - rules `fwmark 0x(100+N) lookup 100+N` (connections marked in mangle, see
   render/netfilter.py `_policy_marks`) and `from <its public network> lookup 100+N`
   (the router's own replies from that NIC's addresses).
 
 Numbers and marks are the incumbent's (cloudstack-vr.md "Device numbers map to routing
 tables"), since operators' diagnostics grep them. vragent owns table 100+N of each of its
-ethN NICs (N >= 2) and the rules at priorities 1100-1299 that look up such a table; every
-other rule and table is left alone.
+ethN NICs (N >= 1: a VPC's first public NIC is eth1; on an isolated router eth1 is the
+control NIC and its table stays empty) and the rules at priorities 1100-1299 that look up
+such a table; every other rule and table is left alone.
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 
-from vragent.model import RouterState, device_index
+from vragent.model import ISOLATED_ROUTER, VPC_ROUTER, RouterState, device_index
 from vragent.netlink import Route, Rule
 
 TABLE_BASE = 100  # Table_ethN = 100 + N, mark 0x(100+N)
 MARK_RULE_PRIORITY = 1100  # + N: fwmark 0x(100+N) lookup 100+N
 SOURCE_RULE_PRIORITY = 1200  # + N: from <public network> lookup 100+N
 _OWNED_PRIORITIES = range(MARK_RULE_PRIORITY, SOURCE_RULE_PRIORITY + 100)
-_OWNED_TABLES = range(TABLE_BASE + 2, TABLE_BASE + 100)
+_OWNED_TABLES = range(TABLE_BASE + 1, TABLE_BASE + 100)
+# Router types with public NICs and NAT: their layouts say which NICs are public.
+_ROUTED_TYPES = (ISOLATED_ROUTER, VPC_ROUTER)
 RT_TABLES_FILE = "etc/iproute2/rt_tables.d/vragent.conf"
 DEFAULT = IPv4Network("0.0.0.0/0")
 
@@ -52,8 +58,9 @@ def owns_rule(rule: Rule) -> bool:
 
 
 def owned_tables(devices) -> set[int]:
-    """The tables vragent manages on a router with these NICs: 100+N of each ethN, N >= 2."""
-    return {table_of(d) for d in devices if d.startswith("eth") and 2 <= device_index(d) < 100}
+    """The tables vragent manages on a router with these NICs: 100+N of each ethN, N >= 1
+    (the lowest public NIC of any layout: a VPC's eth1)."""
+    return {table_of(d) for d in devices if d.startswith("eth") and 1 <= device_index(d) < 100}
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ def public_gateways(state: RouterState) -> dict[str, IPv4Address]:
 
 def render(state: RouterState) -> PolicyRouting:
     gateways = public_gateways(state)
-    if state.router_type != "router" or not gateways:
+    if state.router_type not in _ROUTED_TYPES or not gateways:
         return PolicyRouting()
     inside: list[IPv4Network] = [n.network for n in state.all_guest_networks()]
     if state.control_interface is not None:
