@@ -113,6 +113,13 @@ def test_a_second_peer_is_added_and_removed_without_disturbing_the_first(s2s, tm
         assert f"vpn-{dashed(vpc.S2S_PEER)}:" in listed and f"vpn-{dashed(vpc.S2S_SECOND_PEER)}:" in listed, listed
         # The first peer's IKE SA is the same one (same SPIs), still established.
         assert [line for line in router_sas(lab, files).splitlines() if "ESTABLISHED" in line] == first_sa
+        # checkbatchs2svpn.sh's answer, as the management server parses it: the first peer
+        # connected (rc 0), the second (absent) not (rc 11), no newline.
+        check = router.run("status", "--checks2svpn", vpc.S2S_PEER, vpc.S2S_SECOND_PEER)
+        assert check.returncode == 0 and check.stdout == (
+            f"{vpc.S2S_PEER}:0:IPsec SA found;Site-to-site VPN have connected&"
+            f"{vpc.S2S_SECOND_PEER}:11:IPsec SA not found;Site-to-site VPN have not connected&"), check
+        assert [part.split(":") for part in check.stdout.split("&") if part][0][1] == "0"
         saved = router.iptables_save()
         assert f"-A vr-s2s -s {vpc.S2S_SECOND_PEER}/32 -d {SOURCE_NAT_IP}/32 -i eth1 -p udp -m udp --dport 500 -j ACCEPT" in saved
         assert f"-A vr-s2s-nonat -s {VPC_CIDR} -d {vpc.S2S_SECOND_CIDR} -o eth1 -j ACCEPT" in saved
