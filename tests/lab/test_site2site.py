@@ -5,10 +5,11 @@ and swanctl.conf) and a peer charon on the public side (the `up` namespace, play
 customer gateway with 203.0.113.0/25 behind it) negotiate IKE with the pushed PSK and
 proposals; a wrong key is refused; a second peer is loaded over vici without restarting
 charon or dropping the first's IKE SA; `create: false` removes a connection and its
-rules; the VPC's traffic to the peer's networks keeps its source address (NAT bypass).
+rules; VPC <-> peer traffic is exempt from source NAT and never crosses in the clear.
 
 What this kernel cannot do is said: it has no ESP (CONFIG_INET_ESP), so the CHILD_SA is
-negotiated (proposal agreed) but cannot be installed; the test asserts exactly that.
+negotiated (proposal agreed) but cannot be installed; the test asserts exactly that, and
+the NAT bypass is shown by its rules (no packet may leave for the peer without an SA).
 """
 
 from __future__ import annotations
@@ -137,7 +138,15 @@ def test_a_second_peer_is_added_and_removed_without_disturbing_the_first(s2s, tm
     assert "vr-s2s" not in saved and not files.swanctl_conf.exists()
 
 
-def test_the_vpc_reaches_the_peer_network_with_its_own_address(s2s):
+def counter(lab, chain: str, pattern: str) -> int:
+    out = lab.run("vr", ["iptables", "-L", chain, "-v", "-x", "-n"]).stdout
+    for line in out.splitlines()[2:]:
+        if pattern in " ".join(line.split()):
+            return int(line.split()[0])
+    raise AssertionError(f"no rule with {pattern!r} in {chain}:\n{out}")
+
+
+def test_vpc_and_peer_traffic_is_never_nated_and_never_in_the_clear(s2s):
     lab, router, files = s2s
     saved = router.iptables_save()
     for port in ("500", "4500"):
@@ -148,24 +157,34 @@ def test_the_vpc_reaches_the_peer_network_with_its_own_address(s2s):
     jumps = [line for line in nat.splitlines() if line.startswith("-A POSTROUTING")]
     assert jumps.index("-A POSTROUTING -j vr-s2s-nonat") < jumps.index("-A POSTROUTING -j vr-snat"), jumps
     assert f"-A vr-s2s-nonat -s {VPC_CIDR} -d {vpc.S2S_PEER_CIDR} -o eth1 -j ACCEPT" in nat
-    # A passive connection installs no trap policy (this kernel could not carry ESP), so
-    # a plain packet shows what the NAT does: to the peer's network it keeps the VM's
-    # address; anywhere else it still leaves with the source-NAT IP.
-    apply_ok(router, vpc.site2sitevpn(passive=True))
+    forward = [line for line in saved.splitlines() if line.startswith("-A FORWARD")]
+    assert forward.index("-A FORWARD -j vr-s2s-fwd") < forward.index("-A FORWARD -j vr-FORWARD"), forward
+
+    # A passive connection installs no trap policy, so without an SA nothing but the
+    # firewall stands between the VPC's traffic and the wire: a VM's packet to the peer's
+    # network is dropped (never sent in the clear, never NAT'ed), while any other
+    # destination is still reached with the source-NAT IP.
+    apply_ok(router, vpc.site2sitevpn(passive=True), vpc.network_acl(1, ingress=[vpc.acl_rule("udp", 9000)]))
     assert "start_action = none" in files.swanctl_conf.read_text()
     outside = "203.0.113.200"  # outside the peer's 203.0.113.0/25
     lab.run("up", ["ip", "addr", "add", f"{outside}/32", "dev", "lo"])
-    # The peer routes the VPC to the router, answering from its own network, as its side
-    # of the tunnel would (else its reverse-path filter drops a VPC source).
-    lab.run("up", ["ip", "route", "add", VPC_CIDR, "via", SOURCE_NAT_IP, "src", UPSTREAM_SOURCES[0]])
+    lab.run("up", ["ip", "route", "add", VPC_CIDR, "via", SOURCE_NAT_IP])
+    out_rule = f"{VPC_CIDR} {vpc.S2S_PEER_CIDR} policy match dir out pol none"
+    in_rule = f"{vpc.S2S_PEER_CIDR} {VPC_CIDR} policy match dir in pol none"
+    dropped_out, dropped_in = counter(lab, "vr-s2s-fwd", out_rule), counter(lab, "vr-s2s-fwd", in_rule)
     with TcpServer(lab, "up", 9000, udp=True) as server:
-        # To the peer's network: the VM's own address arrives, and the answer comes back
-        # through the router to the VM (forwarded as an established flow).
-        assert udp_probe(lab, "vm1", UPSTREAM_SOURCES[0], server.port, timeout=1.0).ok
-        assert set(server.peers("udp")) == {TIER1.vm_ip}, server.peers("udp")
-        # Elsewhere: source NAT as always (no answer needed to see it).
+        assert not udp_probe(lab, "vm1", UPSTREAM_SOURCES[0], server.port, timeout=1.0).ok
         udp_probe(lab, "vm1", outside, server.port, timeout=1.0)
-        assert set(server.peers("udp")) == {TIER1.vm_ip, SOURCE_NAT_IP}, server.peers("udp")
+        assert set(server.peers("udp")) == {SOURCE_NAT_IP}, server.peers("udp")
+    assert counter(lab, "vr-s2s-fwd", out_rule) > dropped_out
+    # Inbound, the tier's ACL lets udp 9000 in from anywhere, but a plain packet claiming
+    # a peer-network source is a spoof; the same packet from elsewhere is let in.
+    with TcpServer(lab, "vm1", 9000, udp=True) as server:
+        udp_probe(lab, "up", TIER1.vm_ip, server.port, timeout=1.0, source=UPSTREAM_SOURCES[0])
+        assert server.peers("udp") == []
+        udp_probe(lab, "up", TIER1.vm_ip, server.port, timeout=1.0, source=outside)
+        assert set(server.peers("udp")) == {outside}, server.peers("udp")
+    assert counter(lab, "vr-s2s-fwd", in_rule) > dropped_in
 
 
 @pytest.mark.parametrize("overrides, path, message", [

@@ -123,8 +123,13 @@ def test_iptables_openings_and_nat_bypass_come_before_source_nat():
     nat = tables["nat"]
     assert nat.jumps["POSTROUTING"] == ["-A POSTROUTING -j vr-s2s-nonat", "-A POSTROUTING -j vr-snat"]
     assert nat.chains[site2site.NONAT_CHAIN] == [f"-A vr-s2s-nonat -s 10.70.0.0/16 -d {vpc.S2S_PEER_CIDR} -o eth1 -j ACCEPT"]
+    assert tables["filter"].jumps["FORWARD"][0] == "-A FORWARD -j vr-s2s-fwd"
+    assert tables["filter"].chains[site2site.FORWARD_CHAIN] == [
+        f"-A vr-s2s-fwd -s 10.70.0.0/16 -d {vpc.S2S_PEER_CIDR} -m policy --dir out --pol none -j DROP",
+        f"-A vr-s2s-fwd -s {vpc.S2S_PEER_CIDR} -d 10.70.0.0/16 -m policy --dir in --pol none -j DROP"]
     bare = netfilter.render(merged(*vpc.vpc()))
     assert site2site.NONAT_CHAIN not in bare["nat"].chains and site2site.INPUT_CHAIN not in bare["filter"].chains
+    assert site2site.FORWARD_CHAIN not in bare["filter"].chains
 
 
 def test_checkbatchs2svpn_answers_per_peer_in_the_incumbents_format():

@@ -147,6 +147,7 @@ def render(state: RouterState) -> dict[str, TableSpec]:
     _load_balancer_input(state, tables["filter"])
     _vpn_input(state, tables["filter"])
     site2site.input_rules(state, tables["filter"])
+    site2site.forward_rules(state, tables["filter"])  # its jump must come before vr-FORWARD's
     _filter_forward(state, tables["filter"])
     if not state.is_vpc:
         _ingress_firewall(state, tables["mangle"])

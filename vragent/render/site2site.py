@@ -19,9 +19,11 @@ iptables (vragent-owned chains, as iptables-save prints them):
   nat POSTROUTING -> vr-s2s-nonat, jumped before vr-snat: VPC -> peer CIDR out of the
          public NIC is ACCEPTed in nat, which ends nat's POSTROUTING: no source NAT for
          the tunnel's traffic (the incumbent's 0x525 mark did the same in two tables).
-  Forwarding needs nothing new: a tier's traffic to the peer leaves by the public NIC
-  (vr-FORWARD accepts it after the tier's egress ACL), the peer's traffic to a tier
-  passes that tier's ACL_INBOUND chain like any other.
+  filter FORWARD -> vr-s2s-fwd, jumped before vr-FORWARD: VPC <-> peer CIDR traffic
+         that is not IPsec (`-m policy --pol none`) is dropped: never out in the clear,
+         never in spoofed. What IPsec carries goes on to vr-FORWARD: a tier's traffic to
+         the peer leaves by the public NIC after the tier's egress ACL, the peer's
+         traffic to a tier passes that tier's ACL_INBOUND chain like any other.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from vragent.model import RouterState, SiteToSiteVpn
 
 INPUT_CHAIN = "vr-s2s"
 NONAT_CHAIN = "vr-s2s-nonat"
+FORWARD_CHAIN = "vr-s2s-fwd"
 IKE_PORTS = (500, 4500)
 VERSIONS = {"ike": 0, "ikev1": 1, "ikev2": 2}  # swanctl.conf `version`: 0 is either
 
@@ -75,6 +78,25 @@ def input_rules(state: RouterState, table) -> None:
         for port in IKE_PORTS:
             table.add(INPUT_CHAIN, f"{where} -p udp -m udp --dport {port} -j ACCEPT")
         table.add(INPUT_CHAIN, f"{where} -p esp -j ACCEPT")
+
+
+def forward_rules(state: RouterState, table) -> None:
+    """filter: traffic between the VPC and a peer's networks only through IPsec.
+
+    Jumped from FORWARD before vr-FORWARD. Outbound, a trapped CHILD_SA holds such
+    packets until the SA is up; but a passive connection has no policy before the peer
+    connects, and nothing else would stop the VPC's traffic to the peer from leaving in
+    the clear. Inbound, a packet from a peer network that did not come out of ESP is a
+    spoof: tier ACLs that trust the peer's CIDRs must never see it."""
+    if not enabled(state):
+        return
+    from vragent.render.netfilter import net
+
+    table.jump("FORWARD", f"-j {FORWARD_CHAIN}")
+    for vpn in state.site_to_site_vpns:
+        for cidr in vpn.peer_cidrs:
+            table.add(FORWARD_CHAIN, f"-s {net(vpn.local_cidr)} -d {net(cidr)} -m policy --dir out --pol none -j DROP")
+            table.add(FORWARD_CHAIN, f"-s {net(cidr)} -d {net(vpn.local_cidr)} -m policy --dir in --pol none -j DROP")
 
 
 def nat_bypass(state: RouterState, table) -> None:
