@@ -128,7 +128,12 @@ def s2s_from_document(doc: Fields, errors: list[ValidationError]) -> tuple:
                 wire[theirs] = wire.pop(ours)
         if isinstance(wire.get("peer_cidrs"), list):
             wire["peer_guest_cidr_list"] = ",".join(str(c) for c in wire.pop("peer_cidrs"))
+        before = len(errors)
         change = site2sitevpn.parse(Fields(wire, item.path, errors))
+        # The wire form's messages, at this document's key names.
+        back = {f"{item.path}.{theirs}": f"{item.path}.{ours}"
+                for ours, theirs in (*renamed.items(), ("peer_cidrs", "peer_guest_cidr_list"))}
+        errors[before:] = [ValidationError(back.get(e.path, e.path), e.message) for e in errors[before:]]
         if change is None or change.vpn is None:
             continue
         if change.peer in found:

@@ -138,3 +138,19 @@ def test_checkbatchs2svpn_answers_per_peer_in_the_incumbents_format():
     assert line == ("198.51.100.1:0:IPsec SA found;Site-to-site VPN have connected&"
                     "192.0.2.200:11:IPsec SA not found;Site-to-site VPN have not connected&")
     assert [len(part.split(":")) for part in line.split("&") if part] == [3, 3]
+
+
+def test_the_state_section_matches_the_schema_and_native_errors_name_its_keys():
+    from pathlib import Path
+
+    import jsonschema
+
+    state = merged(*vpc.vpc(), vpc.site2sitevpn(dpd=True))
+    doc = state_doc.to_document(state)
+    schema = json.loads((Path(state_doc.__file__).parent / "schema" / "state.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    doc["site_to_site_vpns"][0]["ike_policy"] = "3des-md5"
+    doc["site_to_site_vpns"][0]["peer_cidrs"] = ["nope"]
+    errors = errors_of(doc)
+    assert any(".site_to_site_vpns[0].ike_policy: cipher '3des'" in e for e in errors), errors
+    assert any(".site_to_site_vpns[0].peer_cidrs: " in e for e in errors), errors
