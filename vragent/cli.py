@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.add_argument("--checkrouter", action="store_true",
                         help="print only `Status: PRIMARY|BACKUP|FAULT` like CloudStack's checkrouter.sh")
+    status.add_argument("--checks2svpn", nargs="+", metavar="PEER",
+                        help="print `<peer>:<rc>:<info>&` per site-to-site peer like CloudStack's checkbatchs2svpn.sh")
     render = commands.add_parser("render", help="print the full rendered ruleset as iptables-restore input")
     render.add_argument("files", nargs="*", metavar="FILE", help="render the state after these pushes (no apply)")
     render.add_argument("-6", dest="ipv6", action="store_true",
@@ -141,6 +143,11 @@ def cmd_show(paths: Paths) -> int:
 def cmd_status(args, paths: Paths) -> int:
     from vragent import status
 
+    if args.checks2svpn:
+        from vragent.services import strongswan
+
+        sys.stdout.write(strongswan.s2s_status(paths, args.checks2svpn))  # no newline, as the incumbent's echo -n
+        return 0
     if args.checkrouter:
         from vragent import redundancy
 

@@ -332,6 +332,38 @@ class RemoteAccessVpn:
 
 
 @dataclass(frozen=True)
+class SiteToSiteVpn:
+    """A site-to-site IPsec VPN (CloudStack `site2sitevpn`) to one peer gateway, from the
+    VPC's local public IP; keyed by the peer (render/site2site.py renders it for charon).
+
+    Proposals are kept as CloudStack sends them ("aes128-sha1;modp1536": ciphers and
+    hashes, then an optional DH group), validated against what strongSwan's loaded
+    plugins can do; lifetimes in seconds."""
+
+    peer: IPv4Address  # peer_gateway_ip
+    local_ip: IPv4Address  # local_public_ip
+    local_cidr: IPv4Network  # local_guest_cidr: the VPC
+    peer_cidrs: tuple[IPv4Network, ...]  # peer_guest_cidr_list, in the sent order
+    ike_policy: str
+    esp_policy: str
+    ike_lifetime: int
+    esp_lifetime: int
+    preshared_key: str = field(repr=False)
+    dpd: bool = False
+    passive: bool = False
+    encap: bool = False
+    split: bool = False
+    ike_version: str = "ike"  # ike (either), ikev1, ikev2
+
+    @property
+    def name(self) -> str:
+        # The incumbent's `vpn-<peer>`, with dashes: a dot in a strongswan.conf-style
+        # section name would nest sections (strongswan.conf(5)), so 198.51.100.1 is
+        # vpn-198-51-100-1.
+        return "vpn-" + str(self.peer).replace(".", "-")
+
+
+@dataclass(frozen=True)
 class VpnUser:
     """A remote-access VPN user (CloudStack `vpnuserlist`): a line of chap-secrets."""
 
@@ -375,6 +407,8 @@ class RouterState:
     # `remoteaccessvpn` (None: no VPN) and its users (`vpnuserlist`), sorted by name.
     remote_access_vpn: RemoteAccessVpn | None = None
     vpn_users: tuple[VpnUser, ...] = ()
+    # `site2sitevpn`: one connection per peer gateway (VPC routers), sorted by peer.
+    site_to_site_vpns: tuple[SiteToSiteVpn, ...] = ()
     # Passwords of the push being applied; never persisted (see PasswordOffer).
     password_offers: tuple[PasswordOffer, ...] = ()
     # `ipaliases`: further subnets of a shared network, on the guest NIC (sorted by IP).

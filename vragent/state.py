@@ -82,7 +82,8 @@ def to_document(state: RouterState) -> dict[str, Any]:
     } | ({state_lb.KEY: state_lb.to_document(state.load_balancing)} if state.load_balancing != state_lb.EMPTY else {}) \
       | state_services.to_document(state.vm_data, state.monitoring) | _ipv6_firewall_document(state) \
       | _network_acls_document(state) | _ip_aliases_document(state) \
-      | state_vpn.to_document(state.remote_access_vpn, state.vpn_users)
+      | state_vpn.to_document(state.remote_access_vpn, state.vpn_users) \
+      | state_vpn.s2s_to_document(state.site_to_site_vpns)
 
 
 # A VPC router's tier ACLs; left out while empty (isolated routers keep their document).
@@ -257,6 +258,7 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
     remote_access_vpn, vpn_users = state_vpn.load_trusted(data)
     return RouterState(
         remote_access_vpn=remote_access_vpn, vpn_users=vpn_users,
+        site_to_site_vpns=state_vpn.s2s_load_trusted(data),
         cmdline=tuple(sorted(data.get("cmdline", {}).items())),
         public_ips=tuple(PublicIp(_address(p["ip"]), p["prefix"], p["device"],
                                   _address(p["gateway"]) if p.get("gateway") else None,
@@ -392,6 +394,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
     remote_access_vpn, vpn_users = state_vpn.from_document(doc, errors)
     return RouterState(
         remote_access_vpn=remote_access_vpn, vpn_users=vpn_users,
+        site_to_site_vpns=state_vpn.s2s_from_document(doc, errors),
         vm_data=vm_data, monitoring=monitoring,
         dhcp_hosts=dhcp_hosts, dhcp_ranges=dhcp_ranges, dnsmasq_options=dnsmasq_options,
         cmdline=state.cmdline,

@@ -82,3 +82,62 @@ def from_document(doc: Fields, errors: list[ValidationError]) -> tuple[RemoteAcc
             continue
         users[name] = VpnUser(name, password)
     return vpn, tuple(sorted(users.values(), key=lambda u: u.name))
+
+
+# -- site_to_site_vpns: one connection per peer gateway (wire/site2sitevpn.py) ---------------
+S2S = "site_to_site_vpns"
+_S2S_FLAGS = ("dpd", "passive", "encap", "split")
+
+
+def s2s_to_document(vpns) -> dict[str, Any]:
+    if not vpns:
+        return {}
+    return {S2S: [{"peer": str(v.peer), "local_ip": str(v.local_ip), "local_cidr": str(v.local_cidr),
+                   "peer_cidrs": [str(c) for c in v.peer_cidrs], "ike_policy": v.ike_policy,
+                   "esp_policy": v.esp_policy, "ike_lifetime": v.ike_lifetime, "esp_lifetime": v.esp_lifetime,
+                   "preshared_key": v.preshared_key, "ike_version": v.ike_version}
+                  | {flag: getattr(v, flag) for flag in _S2S_FLAGS} for v in vpns]}
+
+
+def s2s_load_trusted(data: dict) -> tuple:
+    from ipaddress import IPv4Network
+
+    from vragent.model import SiteToSiteVpn
+    from vragent.state import _address
+
+    return tuple(SiteToSiteVpn(_address(v["peer"]), _address(v["local_ip"]), IPv4Network(v["local_cidr"]),
+                               tuple(IPv4Network(c) for c in v["peer_cidrs"]), v["ike_policy"], v["esp_policy"],
+                               v["ike_lifetime"], v["esp_lifetime"], v["preshared_key"],
+                               ike_version=v.get("ike_version", "ike"),
+                               **{flag: v.get(flag, False) for flag in _S2S_FLAGS})
+                 for v in data.get(S2S, ()))
+
+
+def s2s_from_document(doc: Fields, errors: list[ValidationError]) -> tuple:
+    """A native document's connections, validated as the wire form is (same messages)."""
+    from vragent.wire import site2sitevpn
+
+    found = {}
+    for index, raw in enumerate(doc.list(S2S, []) or []):
+        item = Fields(raw, f"{doc.at(S2S)}[{index}]", errors)
+        wire = dict(raw) if isinstance(raw, dict) else {}
+        renamed = {"peer": "peer_gateway_ip", "local_ip": "local_public_ip", "local_cidr": "local_guest_cidr",
+                   "preshared_key": "ipsec_psk", "split": "split_connections"}
+        for ours, theirs in renamed.items():
+            if ours in wire:
+                wire[theirs] = wire.pop(ours)
+        if isinstance(wire.get("peer_cidrs"), list):
+            wire["peer_guest_cidr_list"] = ",".join(str(c) for c in wire.pop("peer_cidrs"))
+        before = len(errors)
+        change = site2sitevpn.parse(Fields(wire, item.path, errors))
+        # The wire form's messages, at this document's key names.
+        back = {f"{item.path}.{theirs}": f"{item.path}.{ours}"
+                for ours, theirs in (*renamed.items(), ("peer_cidrs", "peer_guest_cidr_list"))}
+        errors[before:] = [ValidationError(back.get(e.path, e.path), e.message) for e in errors[before:]]
+        if change is None or change.vpn is None:
+            continue
+        if change.peer in found:
+            item.error("peer", f"{change.peer} is listed twice")
+            continue
+        found[change.peer] = change.vpn
+    return tuple(found[p] for p in sorted(found))

@@ -161,6 +161,10 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
         from vragent.wire import remoteaccessvpn
 
         errors += remoteaccessvpn.check_state(state, origins)
+    if state.site_to_site_vpns:
+        from vragent.wire import site2sitevpn
+
+        errors += site2sitevpn.check_state(state, origins)
     return errors
 
 

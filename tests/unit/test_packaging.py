@@ -77,6 +77,7 @@ DOCUMENTED_PATHS = {
     "/opt/cloud/bin/netusage.sh",
     "/opt/cloud/bin/vpc_netusage.sh",
     "/opt/cloud/bin/checkrouter.sh",
+    "/opt/cloud/bin/checkbatchs2svpn.sh",
 }
 
 
@@ -434,7 +435,7 @@ def test_shim_path_unit_watches_both_entry_points():
     assert set(path_unit["Path"]["PathChanged"]) == {"/opt/cloud/bin/update_config.py", "/opt/cloud/bin/vr_cfg.sh",
                                                      "/opt/cloud/bin/configure.py",
                                                      "/opt/cloud/bin/netusage.sh", "/opt/cloud/bin/vpc_netusage.sh",
-                                                     "/opt/cloud/bin/checkrouter.sh"}
+                                                     "/opt/cloud/bin/checkrouter.sh", "/opt/cloud/bin/checkbatchs2svpn.sh"}
     assert one(path_unit["Path"], "Unit") == "vragent-shims.service"
     service = unit("vragent-shims.service")
     assert "RemainAfterExit" not in service["Service"], "the path unit must be able to start it again"
@@ -606,7 +607,8 @@ def test_the_deb_builds_and_ships_everything(tmp_path):
     modes = {line.split()[5].removeprefix("."): line.split()[0] for line in listing.splitlines()}
     shipped = set(modes)
     for helper in ("fail-closed", "install-shims", "keepalived-vips", "sshd-listen", "neutralize-rules-v4",
-                   "shims/update_config.py", "shims/vr_cfg.sh", "shims/configure.py", "shims/netusage.sh", "shims/checkrouter.sh"):
+                   "shims/update_config.py", "shims/vr_cfg.sh", "shims/configure.py", "shims/netusage.sh", "shims/checkrouter.sh",
+                   "shims/checkbatchs2svpn.sh"):
         assert modes[f"/usr/lib/vragent/{helper}"] == "-rwxr-xr-x", helper
     assert modes["/usr/lib/vragent/shims/vpc_netusage.sh"].startswith("l")  # netusage.sh under the VPC's name
     assert {

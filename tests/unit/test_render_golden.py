@@ -33,13 +33,14 @@ def render_case(pushes: list) -> dict:
         gateway, device = addresses.render(state).default_route6
         rendered["ip -6 route"] = f"default via {gateway} dev {device}"
         rendered["radvd.conf"] = radvd.config_text(state).splitlines()
-    if state.remote_access_vpn is not None:  # only cases with a VPN carry its files
+    if state.remote_access_vpn is not None or state.site_to_site_vpns:  # only cases with a VPN carry its files
         from vragent.paths import Paths
         from vragent.render import vpn
 
         on_a_vr = Paths.from_root("/")
         rendered["strongswan.conf"] = vpn.strongswan_conf(on_a_vr).splitlines()
         rendered["swanctl.conf"] = vpn.swanctl_conf(state).splitlines()
+    if state.remote_access_vpn is not None:
         rendered["xl2tpd.conf"] = vpn.xl2tpd_conf(state, on_a_vr).splitlines()
         rendered["options.xl2tpd"] = vpn.ppp_options(state).splitlines()
         rendered["chap-secrets"] = vpn.chap_secrets(state.vpn_users).splitlines()

@@ -101,3 +101,21 @@ def network_acl(number: int, ingress: list[Payload] | None = None, egress: list[
 def vpc(tiers: int = 2) -> list[Payload]:
     """What a new VPC router gets first: cmdline, its source-NAT IP, its tiers."""
     return [cmdline(), ips(), *(guestnetwork(n) for n in range(1, tiers + 1))]
+
+
+# The site-to-site peer: the upstream host (the public gateway) with the "internet"
+# 203.0.113.0/25 behind it (UPSTREAM_SOURCES live there), and a second, absent peer.
+S2S_PEER, S2S_PEER_CIDR = PUBLIC_GATEWAY, "203.0.113.0/25"
+S2S_SECOND_PEER, S2S_SECOND_CIDR = "192.0.2.200", "192.0.2.0/24"
+S2S_PSK = "s2s-Lab-Key-7"
+
+
+def site2sitevpn(peer: str = S2S_PEER, cidrs: str = S2S_PEER_CIDR, psk: str = S2S_PSK, create: bool = True,
+                 **overrides: Any) -> Payload:
+    """site_2_site_vpn.json as Site2SiteVpnCfgCommand serialises it."""
+    fields = {"local_public_ip": SOURCE_NAT_IP, "local_guest_cidr": VPC_CIDR, "local_public_gateway": PUBLIC_GATEWAY,
+              "peer_gateway_ip": peer, "peer_guest_cidr_list": cidrs, "esp_policy": "aes128-sha1",
+              "ike_policy": "aes128-sha1;modp1536", "ipsec_psk": psk, "ike_lifetime": 86400, "esp_lifetime": 3600,
+              "create": create, "dpd": False, "passive": False, "encap": False, "split_connections": False,
+              "ike_version": "ike"}
+    return _pushed("site2sitevpn", **(fields | overrides))

@@ -182,3 +182,38 @@ def kernel_has_esp() -> bool:
             return any(line.strip() in ("CONFIG_INET_ESP=y", "CONFIG_INET_ESP=m") for line in config)
     except OSError:
         return os.path.exists("/sys/module/esp4")
+
+
+class SiteToSitePeer(IpsecClient):
+    """The far end of a site-to-site VPN: a real charon in a lab namespace (its own files
+    and vici socket), configured as CloudStack's customer gateway would be: IKEv2, PSK
+    with both gateways' IPs as identities, ESP in tunnel mode between its networks and
+    the VPC."""
+
+    def __init__(self, lab: Lab, role: str, directory: Path, local: str, router: str, local_ts: str,
+                 remote_ts: str, psk: str, ike: str = "aes128-sha1-modp1536", esp: str = "aes128-sha1"):
+        super().__init__(lab, role, directory, router, psk)
+        self.local, self.local_ts, self.remote_ts, self.ike, self.esp = local, local_ts, remote_ts, ike, esp
+
+    def _write(self) -> None:
+        super()._write()  # strongswan.conf; the connection is replaced below
+        secret = self.psk.replace("\\", "\\\\").replace('"', '\\"')
+        self.swanctl_conf.write_text(
+            "connections {\n    s2s {\n        version = 2\n"
+            f"        local_addrs = {self.local}\n        remote_addrs = {self.server}\n"
+            f"        proposals = {self.ike}\n"
+            f"        local {{\n            auth = psk\n            id = {self.local}\n        }}\n"
+            f"        remote {{\n            auth = psk\n            id = {self.server}\n        }}\n"
+            "        children {\n            s2s {\n                mode = tunnel\n"
+            f"                local_ts = {self.local_ts}\n                remote_ts = {self.remote_ts}\n"
+            f"                esp_proposals = {self.esp}\n            }}\n        }}\n"
+            "    }\n}\n"
+            f'secrets {{\n    ike-s2s {{\n        id-a = {self.local}\n        id-b = {self.server}\n'
+            f'        secret = "{secret}"\n    }}\n}}\n')
+
+    def initiate(self, timeout: int = 8) -> subprocess.CompletedProcess:
+        return self.swanctl("--initiate", "--child", "s2s", "--timeout", str(timeout), timeout=timeout + 10)
+
+
+def s2s_established(output: str) -> bool:
+    return "IKE_SA s2s[" in output and "established between" in output

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE, Direction, FirewallRule, PortForward, Protocol, RouterState, SSH_PORT
+from vragent.render import site2site
 
 CHAIN_PREFIX = "vr-"
 # The incumbent's usage counters keep their names: the management server's netusage.sh
@@ -145,6 +146,8 @@ def render(state: RouterState) -> dict[str, TableSpec]:
     _filter_input(state, tables["filter"])
     _load_balancer_input(state, tables["filter"])
     _vpn_input(state, tables["filter"])
+    site2site.input_rules(state, tables["filter"])
+    site2site.forward_rules(state, tables["filter"])  # its jump must come before vr-FORWARD's
     _filter_forward(state, tables["filter"])
     if not state.is_vpc:
         _ingress_firewall(state, tables["mangle"])
@@ -153,6 +156,7 @@ def render(state: RouterState) -> dict[str, TableSpec]:
         from vragent.render import netfilter_vpc
 
         netfilter_vpc.outbound(state, tables["mangle"])
+    site2site.nat_bypass(state, tables["nat"])  # its jump must come before vr-snat's
     _nat(state, tables["nat"])
     return tables
 

@@ -1,5 +1,8 @@
 """Remote-access VPN (L2TP/IPsec): strongSwan, xl2tpd and pppd's files and daemons.
 
+strongSwan is shared with the site-to-site VPNs (render/site2site.py): one charon, one
+strongswan.conf, one swanctl.conf holding both kinds of connections.
+
 - strongSwan: `charon-systemd` with vragent's own strongswan.conf (its plugins, its vici
   socket under the run directory) and one swanctl.conf: IKEv1 main mode, PSK, ESP
   transport mode for udp 1701 on the VPN's public IP. swanctl, not the ipsec starter:
@@ -83,10 +86,24 @@ def strongswan_conf(paths: Paths) -> str:
                              vici_socket=str(files.vici), log_file=log_file)
 
 
+def charon_enabled(state: RouterState) -> bool:
+    """charon runs for the remote-access VPN, the site-to-site VPNs, or both."""
+    from vragent.render import site2site
+
+    return enabled(state) or site2site.enabled(state)
+
+
 def swanctl_conf(state: RouterState) -> str:
-    vpn = state.remote_access_vpn
-    return templating.render("swanctl.conf.j2", public_ip=str(vpn.public_ip), ike_proposals=list(IKE_PROPOSALS),
-                             esp_proposals=list(ESP_PROPOSALS), preshared_key=vpn.preshared_key)
+    """One file with every connection charon serves: the remote-access VPN's and one per
+    site-to-site peer (render/site2site.py)."""
+    from vragent.render import site2site
+
+    ra = None
+    if enabled(state):
+        vpn = state.remote_access_vpn
+        ra = {"public_ip": str(vpn.public_ip), "ike_proposals": list(IKE_PROPOSALS),
+              "esp_proposals": list(ESP_PROPOSALS), "preshared_key": vpn.preshared_key}
+    return templating.render("swanctl.conf.j2", ra=ra, s2s=site2site.connections(state))
 
 
 def xl2tpd_conf(state: RouterState, paths: Paths) -> str:
@@ -110,7 +127,7 @@ def strongswan_daemon(state: RouterState, paths: Paths):
     from vragent.plan import DaemonDesired
     from vragent.services import strongswan
 
-    on = enabled(state)
+    on = charon_enabled(state)
     files = VpnPaths(paths)
     return DaemonDesired(
         service=strongswan.SERVICE,

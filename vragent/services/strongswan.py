@@ -96,3 +96,35 @@ class Hooks:
     def after(self, action: str) -> None:
         if action in ("start", "restart", "reload"):
             load(self.paths)
+
+
+# checkbatchs2svpn.sh (CheckS2SVpnConnectionsCommand): `<ip>:<rc>:<info>&` per peer asked
+# for, printed without a newline; the management server splits on `&`, then on `:` into
+# exactly three parts, and counts a peer connected iff rc is 0 (cloudstack-vr-wave2.md
+# §3.2). The incumbent's checks2svpn.sh greps `ipsec status vpn-<ip>` for ESTABLISHED
+# (the IKE SA); the same is asked of charon here, over vici, for the peer's connection.
+S2S_CONNECTED = (0, "IPsec SA found;Site-to-site VPN have connected")
+S2S_NOT_CONNECTED = (11, "IPsec SA not found;Site-to-site VPN have not connected")
+
+
+def s2s_status_line(peers: list[str], list_sas) -> str:
+    """The batch answer for `peers`; list_sas(name) is swanctl --list-sas of one connection."""
+    out = []
+    for peer in peers:
+        name = "vpn-" + peer.replace(".", "-")
+        try:
+            listed = list_sas(name)
+        except (runner.CommandFailed, OSError):
+            listed = ""
+        connected = any(line.lstrip().startswith(f"{name}:") and "ESTABLISHED" in line for line in listed.splitlines())
+        rc, info = S2S_CONNECTED if connected else S2S_NOT_CONNECTED
+        out.append(f"{peer}:{rc}:{info}&")
+    return "".join(out)
+
+
+def s2s_status(paths: Paths, peers: list[str]) -> str:
+    from vragent.render.vpn import VpnPaths
+
+    if not os.path.exists(VpnPaths(paths).vici):  # charon is not running: nothing is connected
+        return s2s_status_line(peers, lambda name: "")
+    return s2s_status_line(peers, lambda name: swanctl(paths, "--list-sas", "--ike", name).stdout)

@@ -26,7 +26,8 @@ _SCRIPTS_IGNORED = ("configure.py",)  # vragent always converges everything
 # importing every handler costs every push.
 SUPPORTED_TYPES = ("cmdline", "ips", "guestnetwork", "firewallrules", "forwardrules", "staticnatrules",
                    "dhcpentry", "dhcpconfig", "loadbalancer", "vmdata", "vmpassword", "monitorservice",
-                   "ipv6firewallrules", "networkacl", "ipaliases", "remoteaccessvpn", "vpnuserlist")
+                   "ipv6firewallrules", "networkacl", "ipaliases", "remoteaccessvpn", "vpnuserlist",
+                   "site2sitevpn")
 _NEEDS_CONTEXT = ("ips", "guestnetwork")  # their parse() takes the observed NICs too
 
 
@@ -39,7 +40,7 @@ def handler(kind: str) -> ModuleType | None:
 
 
 # Types the management server sends that later subsystems will handle.
-KNOWN_UNSUPPORTED = ("site2sitevpn", "staticroutes", "bgppeers")
+KNOWN_UNSUPPORTED = ("staticroutes", "bgppeers")
 
 # What a shared network's VR (cmdline type dhcpsrvr) refuses: it has no public NIC and is
 # not on the guests' data path, so public IPs, NAT, firewalling and load balancing have
