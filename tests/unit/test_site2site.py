@@ -123,7 +123,9 @@ def test_iptables_openings_and_nat_bypass_come_before_source_nat():
     nat = tables["nat"]
     assert nat.jumps["POSTROUTING"] == ["-A POSTROUTING -j vr-s2s-nonat", "-A POSTROUTING -j vr-snat"]
     assert nat.chains[site2site.NONAT_CHAIN] == [f"-A vr-s2s-nonat -s 10.70.0.0/16 -d {vpc.S2S_PEER_CIDR} -o eth1 -j ACCEPT"]
-    assert tables["filter"].jumps["FORWARD"][0] == "-A FORWARD -j vr-s2s-fwd"
+    # The usage counters see everything first; then non-IPsec peer traffic is dropped, before vr-FORWARD.
+    assert tables["filter"].jumps["FORWARD"] == ["-A FORWARD -j NETWORK_STATS_eth1", "-A FORWARD -j vr-s2s-fwd",
+                                                 "-A FORWARD -j vr-FORWARD"]
     assert tables["filter"].chains[site2site.FORWARD_CHAIN] == [
         f"-A vr-s2s-fwd -s 10.70.0.0/16 -d {vpc.S2S_PEER_CIDR} -m policy --dir out --pol none -j DROP",
         f"-A vr-s2s-fwd -s {vpc.S2S_PEER_CIDR} -d 10.70.0.0/16 -m policy --dir in --pol none -j DROP"]
