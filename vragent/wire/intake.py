@@ -26,7 +26,8 @@ _SCRIPTS_IGNORED = ("configure.py",)  # vragent always converges everything
 # importing every handler costs every push.
 SUPPORTED_TYPES = ("cmdline", "ips", "guestnetwork", "firewallrules", "forwardrules", "staticnatrules",
                    "dhcpentry", "dhcpconfig", "loadbalancer", "vmdata", "vmpassword", "monitorservice",
-                   "ipv6firewallrules", "networkacl", "ipaliases", "remoteaccessvpn", "vpnuserlist")
+                   "ipv6firewallrules", "networkacl", "ipaliases", "remoteaccessvpn", "vpnuserlist",
+                   "staticroutes")
 _NEEDS_CONTEXT = ("ips", "guestnetwork")  # their parse() takes the observed NICs too
 
 
@@ -39,7 +40,7 @@ def handler(kind: str) -> ModuleType | None:
 
 
 # Types the management server sends that later subsystems will handle.
-KNOWN_UNSUPPORTED = ("site2sitevpn", "staticroutes", "bgppeers")
+KNOWN_UNSUPPORTED = ("site2sitevpn", "bgppeers")
 
 # What a shared network's VR (cmdline type dhcpsrvr) refuses: it has no public NIC and is
 # not on the guests' data path, so public IPs, NAT, firewalling and load balancing have
@@ -48,7 +49,7 @@ KNOWN_UNSUPPORTED = ("site2sitevpn", "staticroutes", "bgppeers")
 # IP to attach such rules to; a push that held some would leave a router claiming rules
 # nothing enforces.
 NOT_FOR_DHCP_SERVER = ("ips", "firewallrules", "forwardrules", "staticnatrules", "loadbalancer",
-                       "ipv6firewallrules", "networkacl")
+                       "ipv6firewallrules", "networkacl", "staticroutes")
 
 
 _UNPARSED = object()
