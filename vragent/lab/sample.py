@@ -69,6 +69,7 @@ FILE_NAMES = {
     "dhcpconfig": "dhcp.json",
     "remoteaccessvpn": "remote_access_vpn.json",
     "vpnuserlist": "vpn_user_list.json",
+    "staticroutes": "static_routes.json",
 }
 
 CACHE_DIR = "/var/cache/cloud/"
