@@ -142,3 +142,22 @@ def test_bad_private_gateway_and_static_route_pushes_are_refused_and_change_noth
     assert result.returncode == 2
     assert ":$.ip_address[0].nic_dev_id: eth3 is a tier's NIC, not a private gateway's" in "\n".join(result.errors)
     assert (router.iptables_save(), routes(router), router.show()) == before
+
+
+def test_a_static_nat_vm_reaches_the_static_routes_network_with_its_own_address(pgw_lab, router):
+    """Static NAT marks nothing towards a static route's network (§1.5): the VM's traffic
+    there takes the route through the private gateway, not its public IP's way out."""
+    from vragent.lab import sample
+    from vragent.lab.topology import EXTRA_PUBLIC_IPS, PUBLIC_GATEWAY
+
+    lab = pgw_lab
+    public = EXTRA_PUBLIC_IPS[1]
+    watch_upstream(lab)
+    apply_ok(router, vpc.ips(vpc.ip_entry(public, one_to_one_nat=True)),
+             sample.staticnat_rules(sample.staticnat_rule(public, TIER1.vm_ip)),
+             vpc.ips(vpc.private_gateway_entry()), vpc.private_gateway_acl(ingress=[vpc.acl_rule("tcp", 22)]),
+             vpc.static_routes())
+    with TcpServer(lab, "pgw", 22), TcpServer(lab, "up", 8080):
+        assert seen(lab, "vm1", PGW_REMOTE_HOST, 22) == TIER1.vm_ip
+        assert upstream_packets(lab) == 0
+        assert seen(lab, "vm1", PUBLIC_GATEWAY, 8080) == public  # its public way out is unchanged
