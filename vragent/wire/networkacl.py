@@ -34,12 +34,12 @@ _NAMED = ("tcp", "udp", "icmp", "all")
 class NetworkAclChange:
     acl: NetworkAcl
     path: str
-    private_gateway: bool = False  # private_gateway_acl (the NIC's role is checked after the merge)
 
 
 def parse(fields: Fields) -> NetworkAclChange | None:
     device = fields.device("device")
-    private_gateway = fields.boolean("private_gateway_acl", False)
+    # Validated, then not needed: the NIC (a tier's or a private gateway's) says which it is.
+    flag_ok = fields.boolean("private_gateway_acl", False) is not None
     lists = {}
     for key in ("ingress_rules", "egress_rules"):
         rules = []
@@ -48,10 +48,9 @@ def parse(fields: Fields) -> NetworkAclChange | None:
             if rule is not None:
                 rules.append(rule)
         lists[key] = tuple(rules)
-    if device is None or private_gateway is None:
+    if device is None or not flag_ok:
         return None
-    return NetworkAclChange(NetworkAcl(device, lists["ingress_rules"], lists["egress_rules"]), fields.path,
-                            private_gateway)
+    return NetworkAclChange(NetworkAcl(device, lists["ingress_rules"], lists["egress_rules"]), fields.path)
 
 
 def _rule(item: Fields) -> AclRule | None:
