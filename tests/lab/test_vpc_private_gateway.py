@@ -89,6 +89,9 @@ def test_tiers_reach_the_remote_network_only_by_the_static_route_and_only_as_the
         lab.run("up", ["iptables", "-t", "raw", "-Z"])
 
         apply_ok(router, vpc.static_routes())
+        saved = router.iptables_save()
+        assert f"-d {PGW_REMOTE_CIDR} -o eth4 -j ACL_INBOUND_eth4" in saved
+        assert f"-s {PGW_REMOTE_CIDR} ! -d {PGW_ROUTER_IP}/32 -i eth4" in saved
         assert f"{PGW_REMOTE_CIDR} via {PGW_GATEWAY} dev eth4 proto 77" in lab.run("vr", ["ip", "route"]).stdout
         assert seen(lab, "vm1", PGW_REMOTE_HOST, 22) == TIER1.vm_ip  # routed, never NAT'ed
         assert seen(lab, "vm1", PGW_REMOTE_HOST, 23) is None  # under the private gateway's ACL too
@@ -109,6 +112,8 @@ def test_tiers_reach_the_remote_network_only_by_the_static_route_and_only_as_the
         # Revoking the route removes it, and the remote network with it.
         apply_ok(router, vpc.static_routes(vpc.static_route(revoke=True)))
         assert PGW_REMOTE_CIDR not in lab.run("vr", ["ip", "route"]).stdout
+        saved = router.iptables_save()  # nor its ACL jumps (CloudStack #10063)
+        assert f"-d {PGW_REMOTE_CIDR} -o eth4" not in saved and f"-s {PGW_REMOTE_CIDR} ! -d" not in saved
         assert seen(lab, "vm1", PGW_REMOTE_HOST, 22) is None
         assert seen(lab, "vm1", PGW_GATEWAY, 22) == TIER1.vm_ip
     assert router.show().get("static_routes") is None
