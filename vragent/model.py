@@ -96,6 +96,42 @@ class PublicIp:
 
 
 @dataclass(frozen=True)
+class PrivateGateway:
+    """A VPC router's private gateway (an `ips` entry with `is_private_gateway: true`): its
+    address on its own NIC, in a network outside the VPC (a VLAN to a site, a datacentre),
+    whose `gateway` is the next hop of that network. Routed, not a public NIC: its traffic
+    passes its `networkacl` (private_gateway_acl) and is source-NAT'ed to `ip` only with
+    `source_nat` (render/netfilter_vpc.py)."""
+
+    ip: IPv4Address
+    prefix: int
+    device: str
+    gateway: IPv4Address | None = None
+    source_nat: bool = False
+    mac: str | None = None
+    mtu: int | None = None
+
+    @property
+    def interface(self) -> IPv4Interface:
+        return IPv4Interface(f"{self.ip}/{self.prefix}")
+
+    @property
+    def network(self) -> IPv4Network:
+        return self.interface.network
+
+
+@dataclass(frozen=True, order=True)
+class StaticRoute:
+    """A VPC static route (CloudStack `staticroutes`): `network via gateway` in the main
+    table. `private_gateway` is the private gateway's IP it was created on (`ip_address`;
+    None for a route created with a next hop only)."""
+
+    network: IPv4Network
+    gateway: IPv4Address
+    private_gateway: IPv4Address | None = None
+
+
+@dataclass(frozen=True)
 class GuestNetwork:
     """A guest network served by the router on one NIC."""
 
@@ -413,6 +449,9 @@ class RouterState:
     password_offers: tuple[PasswordOffer, ...] = ()
     # `ipaliases`: further subnets of a shared network, on the guest NIC (sorted by IP).
     ip_aliases: tuple[IpAlias, ...] = ()
+    # A VPC router's private gateways (sorted by device) and static routes (sorted by network).
+    private_gateways: tuple[PrivateGateway, ...] = ()
+    static_routes: tuple[StaticRoute, ...] = ()
 
     # -- construction helpers ---------------------------------------------------------
     def with_cmdline(self, values: dict[str, str]) -> "RouterState":
@@ -450,6 +489,20 @@ class RouterState:
         """The VPC's super-CIDR (cmdline `vpccidr`, validated there); None off a VPC."""
         text = self.config.get("vpccidr")
         return IPv4Network(text, strict=False) if self.is_vpc and text else None
+
+    def private_gateway(self, device: str) -> PrivateGateway | None:
+        return next((p for p in self.private_gateways if p.device == device), None)
+
+    def static_route_device(self, route: StaticRoute) -> str | None:
+        """The NIC a static route leaves by: the private gateway's or tier's whose network holds
+        its gateway (never the router's own address); None when it is on no such network."""
+        for pgw in self.private_gateways:
+            if route.gateway in pgw.network and route.gateway != pgw.ip:
+                return pgw.device
+        for tier in self.all_guest_networks() if self.is_vpc else ():
+            if route.gateway in tier.network and route.gateway != tier.router_ip:
+                return tier.device
+        return None
 
     def network_acl(self, device: str) -> NetworkAcl | None:
         return next((acl for acl in self.network_acls if acl.device == device), None)

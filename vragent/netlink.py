@@ -42,6 +42,7 @@ class Route:
     gateway: IPv4Address | None = None
     device: str | None = None
     kind: str = "unicast"  # unicast | throw (anything else read back is only ever deleted)
+    protocol: int | None = None  # set on main-table routes only: STATIC_ROUTE_PROTOCOL
 
     def __str__(self) -> str:
         dst = "default" if self.destination.prefixlen == 0 else str(self.destination)
@@ -50,7 +51,15 @@ class Route:
             text += f" via {self.gateway}"
         if self.device is not None:
             text += f" dev {self.device}"
+        if self.protocol is not None:
+            text += f" proto {self.protocol}"
         return f"{text} table {self.table}"
+
+
+MAIN_TABLE = 254
+# The routing protocol number of a VPC's static routes (render/static_routes.py) in the main
+# table: what marks them vragent's. Not one iproute2 names (rt_protos), so no one else's.
+STATIC_ROUTE_PROTOCOL = 77
 
 
 @contextmanager
@@ -116,7 +125,8 @@ _ROUTE_KINDS = {"1": "unicast", "7": "unreachable", "8": "prohibit", "6": "black
 
 
 def policy_routing(tables) -> tuple[set[Rule], set[Route]]:
-    """Every plain IPv4 rule, and the routes of the numbered `tables`, in one fork."""
+    """Every plain IPv4 rule, and the routes of the numbered `tables`, in one fork; with
+    MAIN_TABLE among them, the main table's routes of STATIC_ROUTE_PROTOCOL only."""
     from vragent import runner
 
     text = runner.run(["ip", "-N", "-4", "-j", "-batch", "-"], input="rule show\nroute show table all\n").stdout
@@ -142,12 +152,18 @@ def parse_policy_dump(text: str, tables) -> tuple[set[Rule], set[Route]]:
     routes = set()
     wanted = {str(table) for table in tables}
     for entry in route_dump:
-        if entry.get("table") not in wanted:
+        table = entry.get("table", str(MAIN_TABLE))  # `ip` prints no table for main's routes
+        if table not in wanted:
             continue
+        protocol = None
+        if table == str(MAIN_TABLE):
+            if entry.get("protocol") != str(STATIC_ROUTE_PROTOCOL):
+                continue
+            protocol = STATIC_ROUTE_PROTOCOL
         dst = IPv4Network("0.0.0.0/0" if entry["dst"] == "default" else entry["dst"])
         gateway = IPv4Address(entry["gateway"]) if "gateway" in entry else None
         kind = _ROUTE_KINDS.get(entry.get("type", "1"), entry.get("type", "unicast"))
-        routes.add(Route(int(entry["table"]), dst, gateway, entry.get("dev"), kind))
+        routes.add(Route(int(table), dst, gateway, entry.get("dev"), kind, protocol))
     return rules, routes
 
 
@@ -187,6 +203,8 @@ def change_route(route: Route, add: bool) -> None:
             spec["gateway"] = str(route.gateway)
         if route.device is not None:
             spec["oif"] = _index(ipr, route.device)
+        if route.protocol is not None:
+            spec["proto"] = route.protocol
         if add:
             ipr.route("add", **spec)
         else:

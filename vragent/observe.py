@@ -171,6 +171,8 @@ class Observed:
     policy_rules: set[netlink.Rule] = field(default_factory=set)
     policy_routes: set[netlink.Route] = field(default_factory=set)
     default_route6: tuple[IPv6Address, str] | None = None  # read only for a dual-stack router
+    # A VPC's static routes vragent owns in the main table (render/static_routes.py).
+    static_routes: set[netlink.Route] = field(default_factory=set)
 
 
 def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addresses=None,
@@ -181,7 +183,9 @@ def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addr
     from vragent.render import routing
 
     links, addresses = links_and_addresses or netlink.links_and_addresses()
-    rules, routes = netlink.policy_routing(routing.owned_tables(links))
+    rules, routes = netlink.policy_routing(routing.owned_tables(links) | {netlink.MAIN_TABLE})
+    static_routes = {route for route in routes if route.table == netlink.MAIN_TABLE}
+    routes -= static_routes
     observed_tables = iptables_tables(tables_only, known_tables) if tables else {}
     if ipv6_tables:
         observed_tables = {**observed_tables, **ip6tables_tables(tables_only, known_tables)}
@@ -196,6 +200,7 @@ def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addr
         running={spec.name: backend.running(spec) for spec in daemons},
         policy_rules={rule for rule in rules if routing.owns_rule(rule)},
         policy_routes=routes,
+        static_routes=static_routes,
         default_route6=netlink.default_route6() if ipv6_route else None,
     )
 

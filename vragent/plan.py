@@ -143,7 +143,17 @@ def _link_steps(wanted: LinkPlan, observed: Observed):
     if wanted.default_route6 is not None and observed.default_route6 != wanted.default_route6:
         before.append(RouteStep(observed.default_route6, wanted.default_route6, family=6))
     before += _policy_steps(wanted, observed)
+    before += _static_route_steps(wanted, observed)
     return before, deletions, arps
+
+
+def _static_route_steps(wanted: LinkPlan, observed: Observed) -> list[Step]:
+    """A VPC's static routes in the main table (render/static_routes.py), after the addresses
+    their next hops are reached by; a changed next hop is a delete, then an add."""
+    routes = {route for route in wanted.static_routes if route.device in observed.links}
+    steps: list[Step] = [TableRouteStep(route, add=False) for route in sorted(observed.static_routes - routes, key=str)]
+    steps += [TableRouteStep(route, add=True) for route in sorted(routes - observed.static_routes, key=str)]
+    return steps
 
 
 def _policy_steps(wanted: LinkPlan, observed: Observed) -> list[Step]:

@@ -10,7 +10,7 @@ import functools
 import json
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
-from vragent import state_lb, state_services, state_vpn
+from vragent import state_lb, state_services, state_vpc, state_vpn
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import (AclRule, DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, IpAlias, NetworkAcl,
                            PortForward, PortRange, Protocol, PublicIp, RouterState, StaticNat)
@@ -83,7 +83,8 @@ def to_document(state: RouterState) -> dict[str, Any]:
       | state_services.to_document(state.vm_data, state.monitoring) | _ipv6_firewall_document(state) \
       | _network_acls_document(state) | _ip_aliases_document(state) \
       | state_vpn.to_document(state.remote_access_vpn, state.vpn_users) \
-      | state_vpn.s2s_to_document(state.site_to_site_vpns)
+      | state_vpn.s2s_to_document(state.site_to_site_vpns) \
+      | state_vpc.to_document(state.private_gateways, state.static_routes)
 
 
 # A VPC router's tier ACLs; left out while empty (isolated routers keep their document).
@@ -256,9 +257,11 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
     dhcp = data.get("dhcp", {})
     vm_data, monitoring = state_services.load_trusted(data)
     remote_access_vpn, vpn_users = state_vpn.load_trusted(data)
+    private_gateways, static_routes = state_vpc.load_trusted(data)
     return RouterState(
         remote_access_vpn=remote_access_vpn, vpn_users=vpn_users,
         site_to_site_vpns=state_vpn.s2s_load_trusted(data),
+        private_gateways=private_gateways, static_routes=static_routes,
         cmdline=tuple(sorted(data.get("cmdline", {}).items())),
         public_ips=tuple(PublicIp(_address(p["ip"]), p["prefix"], p["device"],
                                   _address(p["gateway"]) if p.get("gateway") else None,
@@ -392,9 +395,11 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
                 item.error("ip", f"{ip} is listed twice")
             aliases[ip] = IpAlias(ip, prefix)
     remote_access_vpn, vpn_users = state_vpn.from_document(doc, errors)
+    private_gateways, static_routes = state_vpc.from_document(doc, errors)
     return RouterState(
         remote_access_vpn=remote_access_vpn, vpn_users=vpn_users,
         site_to_site_vpns=state_vpn.s2s_from_document(doc, errors),
+        private_gateways=private_gateways, static_routes=static_routes,
         vm_data=vm_data, monitoring=monitoring,
         dhcp_hosts=dhcp_hosts, dhcp_ranges=dhcp_ranges, dnsmasq_options=dnsmasq_options,
         cmdline=state.cmdline,

@@ -34,6 +34,8 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
         named.append((layout.control, control.network, f"state:cmdline.{layout.control}ip"))
     for pip in public:
         named.append((pip.device, pip.interface.network, where(pip, f"public_ips[{pip.ip}]")))
+    for pgw in state.private_gateways:
+        named.append((pgw.device, pgw.network, where(pgw, f"private_gateways[{pgw.ip}]")))
     for i, (dev_a, net_a, path_a) in enumerate(named):
         for dev_b, net_b, path_b in named[i + 1:]:
             if dev_a != dev_b and net_a.overlaps(net_b):
@@ -153,6 +155,11 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
         from vragent.wire import networkacl
 
         errors += networkacl.check_state(state, origins)
+    if state.private_gateways or state.static_routes:
+        from vragent.wire import ips, staticroutes
+
+        errors += ips.check_private_gateways(state, origins)
+        errors += staticroutes.check_state(state, origins)
     if state.ipv6_firewall_rules or state.ipv6 is not None:
         from vragent.wire import ipv6firewallrules
 

@@ -226,3 +226,37 @@ def test_routes_for_a_nic_the_router_lacks_are_not_planned():
     wanted = PolicyRouting(("eth7",), frozenset({Rule(1107, 107, fwmark=0x6b)}),
                            frozenset({Route(107, IPv4Network("192.0.2.0/24"), kind="throw")}))
     assert _policy_plan(set(), set(), wanted) == []
+
+
+# -- a VPC's static routes in the main table ----------------------------------------------------
+
+def test_only_main_table_routes_of_vragents_protocol_are_read_as_static_routes():
+    dump = IP_DUMP.replace('[{"dst":"default"', '[{"dst":"10.90.0.0/16","gateway":"10.80.5.1","dev":"eth4",'
+                           '"protocol":"77","flags":[]},{"dst":"10.91.0.0/16","gateway":"10.80.5.1","dev":"eth4",'
+                           '"protocol":"4","flags":[]},{"dst":"default"')
+    _, routes = parse_policy_dump(dump, {103, 254})
+    assert sorted(map(str, routes)) == ["10.90.0.0/16 via 10.80.5.1 dev eth4 proto 77 table 254",
+                                        "default via 203.0.113.129 dev eth3 table 103", "throw 192.0.2.0/24 table 103"]
+
+
+def test_static_route_steps_add_the_missing_delete_the_stale_and_leave_a_converged_table_alone():
+    from ipaddress import IPv4Address, IPv4Network
+
+    from vragent.plan import _static_route_steps
+
+    def route(network, gateway):
+        return Route(254, IPv4Network(network), IPv4Address(gateway), "eth4", protocol=77)
+
+    kept, moved, stale = route("10.90.0.0/16", "10.80.5.1"), route("192.0.2.0/24", "10.80.5.9"), \
+        route("198.18.0.0/15", "10.80.5.1")
+    observed = Observed(tables={}, sysctls={}, links=_links("eth0", "eth1", "eth4"), addresses={},
+                        default_route=None, read_only_sysctls=set(),
+                        static_routes={kept, stale, route("192.0.2.0/24", "10.80.5.1")})
+    links = LinkPlan(addresses={}, default_route=None, mtu={}, public=frozenset(),
+                     static_routes=frozenset({kept, moved}))
+    assert [s.summary() for s in _static_route_steps(links, observed)] == [
+        "route - 192.0.2.0/24 via 10.80.5.1 dev eth4 proto 77 table 254",
+        "route - 198.18.0.0/15 via 10.80.5.1 dev eth4 proto 77 table 254",
+        "route + 192.0.2.0/24 via 10.80.5.9 dev eth4 proto 77 table 254"]
+    observed.static_routes = {kept, moved}
+    assert _static_route_steps(links, observed) == []

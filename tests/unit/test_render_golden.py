@@ -33,6 +33,11 @@ def render_case(pushes: list) -> dict:
         gateway, device = addresses.render(state).default_route6
         rendered["ip -6 route"] = f"default via {gateway} dev {device}"
         rendered["radvd.conf"] = radvd.config_text(state).splitlines()
+    if state.private_gateways or state.static_routes:  # only VPC cases with them carry these
+        links = addresses.render(state)
+        rendered["addresses"] = {device: list(map(str, interfaces))
+                                 for device, interfaces in links.addresses.items() if interfaces}
+        rendered["static routes"] = sorted(map(str, links.static_routes))
     if state.remote_access_vpn is not None or state.site_to_site_vpns:  # only cases with a VPN carry its files
         from vragent.paths import Paths
         from vragent.render import vpn

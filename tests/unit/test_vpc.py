@@ -98,11 +98,13 @@ def test_acl_errors_name_their_json_paths():
     assert any(e.endswith(".ingress_rules[1].protocol: 300 is outside 0..255") for e in errors), errors
 
 
-def test_an_acl_needs_a_tier_of_a_vpc_router():
+def test_an_acl_needs_a_tier_or_private_gateway_of_a_vpc_router():
     errors = errors_of(*vpc.vpc(tiers=1), vpc.network_acl(2))
-    assert errors == ["networkacl.json.3:$.device: eth3 is no tier of this router (tiers: eth2)"]
-    pgw = {**vpc.network_acl(1), "private_gateway_acl": True}
-    assert "private gateway" in errors_of(*vpc.vpc(), pgw)[0]
+    assert errors == ["networkacl.json.3:$.device: eth3 is no tier or private gateway of this router "
+                      "(tiers: eth2; private gateways: none)"]
+    errors = errors_of(*vpc.vpc(), vpc.private_gateway_acl())
+    assert errors == ["networkacl.json.4:$.device: eth4 is no tier or private gateway of this router "
+                      "(tiers: eth2, eth3; private gateways: none)"]
 
 
 def test_nic_roles_follow_the_router_type():
@@ -145,3 +147,85 @@ def test_an_extra_public_nic_gets_its_own_table_and_snats_to_the_vpcs_source_nat
 
     isolated = merged(sample.cmdline(), sample.ips())
     assert routing.render(isolated).devices == ("eth2",)
+
+
+# -- private gateways and static routes (cloudstack-vr-wave2.md §1.4, §1.5) -------------------
+
+PGW = [vpc.ips(vpc.private_gateway_entry()), vpc.private_gateway_acl(ingress=[vpc.acl_rule("tcp", 22, cidr="10.70.1.0/24")])]
+
+
+def test_a_private_gateway_is_its_own_nic_not_a_public_ip():
+    state = merged(*vpc.vpc(), *PGW)
+    (pgw,) = state.private_gateways
+    assert (str(pgw.ip), pgw.prefix, pgw.device, str(pgw.gateway), pgw.source_nat) == \
+        ("10.80.5.2", 24, "eth4", "10.80.5.1", False)
+    assert "eth4" not in state.public_devices() and all(p.device != "eth4" for p in state.public_ips)
+    assert addresses.render(state).addresses["eth4"] == (pgw.interface,)
+    assert state.network_acl("eth4").ingress[0].cidrs == (IPv4Network("10.70.1.0/24"),)
+    # add: false releases it (by address), and nothing else.
+    gone = merged(vpc.ips(vpc.private_gateway_entry(add=False)), state=state)
+    assert gone.private_gateways == () and gone.public_ips == state.public_ips
+
+
+def test_private_gateway_errors_name_their_json_paths():
+    errors = errors_of(*vpc.vpc(), vpc.ips(vpc.private_gateway_entry(nic_dev_id=2)))
+    assert "ips.json.4:$.ip_address[0].nic_dev_id: eth2 is a tier's NIC, not a private gateway's" in errors, errors
+    errors = errors_of(*vpc.vpc(), vpc.ips(vpc.private_gateway_entry(public_ip="10.70.9.2", gateway="10.70.9.1")))
+    assert any(e.startswith("ips.json.4:$.ip_address[0].public_ip: the private gateway's network 10.70.9.0/24 "
+                            "overlaps the VPC's CIDR") for e in errors), errors
+    errors = errors_of(*vpc.vpc(), vpc.ips(vpc.private_gateway_entry(gateway="10.80.6.1")))
+    assert errors == ["ips.json.4:$.ip_address[0].gateway: 10.80.6.1 is no other host of the private gateway's "
+                      "network 10.80.5.0/24"]
+    errors = errors_of(*vpc.vpc(), vpc.ips(vpc.private_gateway_entry(gateway="10.80.5.2")))
+    assert errors == ["ips.json.4:$.ip_address[0].gateway: the router as the private network's own gateway "
+                      "is not supported yet"]
+
+
+def test_static_routes_are_keyed_by_network_and_revoked_ones_removed():
+    state = merged(*vpc.vpc(), *PGW, vpc.static_routes(vpc.static_route(), vpc.static_route("192.0.2.0/24")))
+    assert [str(r.network) for r in state.static_routes] == ["10.90.0.0/16", "192.0.2.0/24"]
+    assert sorted(map(str, addresses.render(state).static_routes)) == [
+        "10.90.0.0/16 via 10.80.5.1 dev eth4 proto 77 table 254", "192.0.2.0/24 via 10.80.5.1 dev eth4 proto 77 table 254"]
+    # A changed next hop replaces the route (the incumbent keeps the old one); revoke removes it.
+    state = merged(vpc.static_routes(vpc.static_route("192.0.2.0/24", "10.80.5.9"),
+                                     vpc.static_route(revoke=True)), state=state)
+    assert [(str(r.network), str(r.gateway)) for r in state.static_routes] == [("192.0.2.0/24", "10.80.5.9")]
+    # A next-hop route (no ip_address) via a tier's host is fine too.
+    state = merged(vpc.static_routes(vpc.static_route("198.18.0.0/15", "10.70.2.254", ip_address=None)), state=state)
+    assert "198.18.0.0/15 via 10.70.2.254 dev eth3 proto 77 table 254" in map(str, addresses.render(state).static_routes)
+    # Its private gateway gone, a route is kept but not rendered until the next hop is back.
+    gone = merged(vpc.ips(vpc.private_gateway_entry(add=False)), state=state)
+    assert [str(r) for r in addresses.render(gone).static_routes] == [
+        "198.18.0.0/15 via 10.70.2.254 dev eth3 proto 77 table 254"]
+
+
+def test_static_route_errors_name_their_json_paths():
+    path = "staticroutes.json.6:$.routes"
+    errors = errors_of(*vpc.vpc(), *PGW, vpc.static_routes(
+        vpc.static_route("0.0.0.0/0"), vpc.static_route("bad"), vpc.static_route("10.90.0.0/16", revoke="no"),
+        {"revoke": False, "network": "10.91.0.0/16"}))
+    assert errors == [f"{path}[0].network: a static route cannot be the default route",
+                      f"{path}[1].network: 'bad' is not a CIDR",
+                      f"{path}[2].revoke: expected true or false, got 'no'",
+                      f"{path}[3].gateway: is required"]
+    errors = errors_of(*vpc.vpc(), *PGW, vpc.static_routes(
+        vpc.static_route("10.70.8.0/24"), vpc.static_route("203.0.113.0/24", "10.80.6.1"),
+        vpc.static_route("198.51.100.0/25"), vpc.static_route("192.0.2.0/24", ip_address="10.80.5.7")))
+    assert sorted(errors) == [
+        f"{path}[0].network: 10.70.8.0/24 overlaps the VPC's CIDR 10.70.0.0/16",
+        f"{path}[1].gateway: 10.80.6.1 is no next hop on a private gateway's network or a tier of this router",
+        f"{path}[2].network: 198.51.100.0/25 overlaps 198.51.100.0/24 of public NIC eth1",
+        f"{path}[3].ip_address: 10.80.5.7 is no private gateway of this router",
+    ]
+    errors = errors_of(vpc.cmdline(type="router"), vpc.static_routes())
+    assert errors == ["staticroutes.json.1:$.routes[0].network: static routes are for VPC routers "
+                      "(cmdline type vpcrouter)"]
+
+
+def test_private_gateways_and_static_routes_round_trip_through_the_state_document():
+    state = merged(*vpc.vpc(), vpc.ips(vpc.private_gateway_entry(source_nat=True)), vpc.private_gateway_acl(),
+                   vpc.static_routes(vpc.static_route(), vpc.static_route("198.18.0.0/15", "10.70.2.254", ip_address=None)))
+    assert state_doc.loads(state_doc.dumps(state)) == state
+    assert state_doc.load_trusted(state_doc.dumps(state)) == state
+    jsonschema.validate(state_doc.to_document(state), SCHEMA)
+    assert "private_gateways" not in state_doc.to_document(merged(*vpc.vpc()))

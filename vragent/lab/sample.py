@@ -70,6 +70,7 @@ FILE_NAMES = {
     "remoteaccessvpn": "remote_access_vpn.json",
     "vpnuserlist": "vpn_user_list.json",
     "site2sitevpn": "site_2_site_vpn.json",
+    "staticroutes": "static_routes.json",
 }
 
 CACHE_DIR = "/var/cache/cloud/"

@@ -1,13 +1,16 @@
 """Sample pushes for a VPC lab (Lab(router_type="vpcrouter")), in the management server's
 wire format (cloudstack-vr-wave2.md §1.1-1.3): a `vpcrouter` cmdline (eth0 control), the
-source-NAT IP on eth1, one `guestnetwork` per tier and `networkacl` pushes per tier."""
+source-NAT IP on eth1, one `guestnetwork` per tier and `networkacl` pushes per tier; with
+Lab(..., private_gateway=True), the private gateway on eth4 (its `ips` entry and ACL, §1.4)
+and `staticroutes` through it (§1.5)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from vragent.lab.sample import DNS, _pushed
-from vragent.lab.topology import (CONTROL_NETMASK, CONTROL_ROUTER_IP, PUBLIC_GATEWAY, PUBLIC_NETMASK,
+from vragent.lab.topology import (CONTROL_NETMASK, CONTROL_ROUTER_IP, PGW_CIDR, PGW_DEVICE, PGW_GATEWAY, PGW_NETMASK,
+                                  PGW_REMOTE_CIDR, PGW_ROUTER_IP, PGW_ROUTER_MAC, PUBLIC_GATEWAY, PUBLIC_NETMASK,
                                   SECOND_PUBLIC_GATEWAY, SECOND_PUBLIC_NETMASK, SOURCE_NAT_IP, VPC_CIDR,
                                   VPC_ROUTER_MACS, VPC_SECOND_PUBLIC_DEVICE, VPC_TIERS, VpcTier)
 
@@ -119,3 +122,33 @@ def site2sitevpn(peer: str = S2S_PEER, cidrs: str = S2S_PEER_CIDR, psk: str = S2
               "create": create, "dpd": False, "passive": False, "encap": False, "split_connections": False,
               "ike_version": "ike"}
     return _pushed("site2sitevpn", **(fields | overrides))
+
+
+def private_gateway_entry(add: bool = True, source_nat: bool = False, **overrides: Any) -> Payload:
+    """The private gateway's `ips` entry as createVpcAssociatePrivateIPCommands sends it
+    (nw_type "Public", is_private_gateway true) on eth4."""
+    return {"public_ip": PGW_ROUTER_IP, "gateway": PGW_GATEWAY, "netmask": PGW_NETMASK, "source_nat": source_nat,
+            "add": add, "one_to_one_nat": False, "first_i_p": False, "vif_mac_address": PGW_ROUTER_MAC,
+            "nic_dev_id": int(PGW_DEVICE[3:]), "new_nic": False, "nw_type": "Public", "is_private_gateway": True,
+            "mtu": 1500, **overrides}
+
+
+def private_gateway_acl(ingress: list[Payload] | None = None, egress: list[Payload] | None = None) -> Payload:
+    """network_acl.json of the private gateway (private_gateway_acl true): ingress guards the
+    VPC's traffic out to the private network (sources), egress what comes in from it."""
+    return _pushed("networkacl", device=PGW_DEVICE, mac_address=PGW_ROUTER_MAC, private_gateway_acl=True,
+                   nic_ip=PGW_ROUTER_IP, nic_netmask=PGW_CIDR.split("/")[1], ingress_rules=list(ingress or []),
+                   egress_rules=list(egress or []))
+
+
+def static_route(network: str = PGW_REMOTE_CIDR, gateway: str = PGW_GATEWAY, revoke: bool = False,
+                 ip_address: str | None = PGW_ROUTER_IP) -> Payload:
+    route: Payload = {"revoke": revoke, "gateway": gateway, "network": network}
+    if ip_address is not None:  # absent for a route created with a next hop only (nulls are omitted)
+        route["ip_address"] = ip_address
+    return route
+
+
+def static_routes(*routes: Payload) -> Payload:
+    """static_routes.json (SetStaticRouteConfigItem)."""
+    return _pushed("staticroutes", routes=list(routes or (static_route(),)))

@@ -16,6 +16,8 @@ With ``Lab(router_type="vpcrouter", tiers=2)`` the router is a VPC router instea
     vm1 ────── brtier1 ── eth2 ┤     tier 1 (10.70.1.0/24)
     vm2 ────── brtier2 ── eth3 ┤     tier 2 (10.70.2.0/24)
     up2 ────── brpub2 ─── eth4 ┘     only with second_public=True: a further public VLAN
+    pgw ────── brpgw ──── eth4       or, only with private_gateway=True: a private gateway
+                                     (10.80.5.0/24; pgw is its gateway, 10.90.0.0/16 behind it)
 
 A shared network's lab (``router_type="dhcpsrvr"``) has no public side: the VR is just a
 host on the guest segment (eth0 guest, eth1 control), and the guests' real gateway is
@@ -110,6 +112,21 @@ VPC_ROUTER_MACS = {"eth0": "02:00:00:00:01:00", "eth1": "02:00:00:00:01:01",
 VPC_SECOND_PUBLIC_DEVICE = "eth4"
 VPC_ROUTER_MACS[VPC_SECOND_PUBLIC_DEVICE] = "02:00:00:00:01:04"
 
+# A VPC lab's optional private gateway (Lab(..., private_gateway=True)): the router's eth4 on
+# its own segment, whose gateway is the "pgw" machine; a "remote" network (a site behind
+# the private gateway) is on pgw's lo, reachable only through it. pgw routes the VPC back
+# to the router's private gateway IP (routed, no NAT).
+PGW_DEVICE = "eth4"
+PGW_ROUTER_MAC = "02:00:00:00:01:04"
+PGW_CIDR = "10.80.5.0/24"
+PGW_NETMASK = "255.255.255.0"
+PGW_ROUTER_IP = "10.80.5.2"  # the private gateway's IP (the router's)
+PGW_GATEWAY = "10.80.5.1"  # the private network's gateway: the pgw machine
+PGW_HOST_MAC = "02:00:00:00:00:fa"
+PGW_REMOTE_CIDR = "10.90.0.0/16"  # behind the private gateway: a static route's network
+PGW_REMOTE_HOST = "10.90.0.10"  # on pgw's lo
+PGW_BRIDGE = "brpgw"
+
 # A shared network's lab (router_type="dhcpsrvr"): the VR is a host on the guest network,
 # whose gateway is the "gw" machine; a second IP range (an IP alias of the VR) is another
 # subnet on the same segment, with its own gateway on "gw" too.
@@ -161,8 +178,9 @@ UPSTREAM_ROLE = "up"
 CONTROL_ROLE = "ctl"
 SECOND_UPSTREAM_ROLE = "up2"
 SHARED_GATEWAY_ROLE = "gw"
+PRIVATE_GATEWAY_ROLE = "pgw"
 ALL_ROLES = (SWITCH_ROLE, *ROUTER_ROLES, *VM_ROLES, UPSTREAM_ROLE, CONTROL_ROLE, SECOND_UPSTREAM_ROLE,
-             SHARED_GATEWAY_ROLE)
+             SHARED_GATEWAY_ROLE, PRIVATE_GATEWAY_ROLE)
 
 NETNS_DIR = Path("/run/netns")
 IP = "ip"
@@ -248,11 +266,14 @@ class Node:
 
 
 def build_nodes(routers: int, vm_static_addresses: bool, second_public: bool = False,
-                ipv6: bool = False, router_type: str = "router", tiers: int = 0) -> tuple[Node, ...]:
+                ipv6: bool = False, router_type: str = "router", tiers: int = 0,
+                private_gateway: bool = False) -> tuple[Node, ...]:
     """The machines of a lab, as data (pure: nothing is created here). `tiers`: a VPC
-    router (router_type="vpcrouter") with that many tiers (1 or 2), one VM (vm1, vm2) in each."""
+    router (router_type="vpcrouter") with that many tiers (1 or 2), one VM (vm1, vm2) in each;
+    `private_gateway`: its eth4 and the pgw machine too."""
     if router_type == "vpcrouter":
-        return _vpc_nodes(tiers, vm_static_addresses, second_public)
+        nodes = _vpc_nodes(tiers, vm_static_addresses, second_public)
+        return _with_private_gateway(nodes) if private_gateway else nodes
     if router_type == "dhcpsrvr":
         return _shared_network_nodes(vm_static_addresses)
     nodes = _build_nodes(routers, vm_static_addresses, second_public)
@@ -326,6 +347,19 @@ def _vpc_nodes(tiers: int, vm_static_addresses: bool, second_public: bool = Fals
                                 if n.role in (UPSTREAM_ROLE, CONTROL_ROLE, SECOND_UPSTREAM_ROLE))
 
 
+def _with_private_gateway(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+    """A VPC lab's private gateway segment: the router's eth4 and the pgw machine."""
+    from dataclasses import replace
+
+    prefix = PGW_CIDR.split("/")[1]
+    pgw = Node(role=PRIVATE_GATEWAY_ROLE,
+               nics=(Nic("eth0", PGW_BRIDGE, PGW_HOST_MAC, (f"{PGW_GATEWAY}/{prefix}",)),),
+               sysctls=HOST_SYSCTLS, loopback_addresses=(f"{PGW_REMOTE_HOST}/32",),
+               routes=(f"{VPC_CIDR} via {PGW_ROUTER_IP}",))
+    return tuple(replace(n, nics=(*n.nics, Nic(PGW_DEVICE, PGW_BRIDGE, PGW_ROUTER_MAC))) if n.role == "vr" else n
+                 for n in nodes) + (pgw,)
+
+
 def _shared_network_nodes(vm_static_addresses: bool) -> tuple[Node, ...]:
     """A shared network: the VR (guest and control NICs only), two VMs (vm2 in the alias
     range when static), the network's gateway and the control host."""
@@ -382,7 +416,7 @@ class Lab:
 
     def __init__(self, prefix: str = "vrlab", routers: int = 1, vm_static_addresses: bool = True,
                  second_public: bool = False, ipv6: bool = False, router_type: str = "router",
-                 tiers: int = 0) -> None:
+                 tiers: int = 0, private_gateway: bool = False) -> None:
         if routers not in (1, 2):
             raise ValueError(f"routers must be 1 or 2, not {routers}")
         if router_type not in ROUTER_TYPES:
@@ -391,12 +425,15 @@ class Lab:
             tiers = tiers or 2
             if tiers not in (1, 2) or routers != 1 or ipv6:
                 raise ValueError("a VPC lab has one router, 1 or 2 tiers, no IPv6")
-        elif tiers:
-            raise ValueError("tiers are for router_type='vpcrouter'")
+            if second_public and private_gateway:
+                raise ValueError("the lab's second public NIC and its private gateway are both eth4: one or the other")
+        elif tiers or private_gateway:
+            raise ValueError("tiers and a private gateway are for router_type='vpcrouter'")
         if router_type == "dhcpsrvr" and (routers != 1 or second_public or ipv6):
             raise ValueError("a shared network's lab (dhcpsrvr) has one router, no public side and no IPv6")
         self.router_type = router_type
         self.tiers = tiers
+        self.private_gateway = private_gateway
         if not prefix or "/" in prefix or len(f"{prefix}-vr2") > 64:
             raise ValueError(f"unusable namespace prefix {prefix!r}")
         self.prefix = prefix
@@ -404,13 +441,15 @@ class Lab:
         self.vm_static_addresses = vm_static_addresses
         self.second_public = second_public
         self.ipv6 = ipv6
-        self.nodes = build_nodes(routers, vm_static_addresses, second_public, ipv6, router_type, tiers)
+        self.nodes = build_nodes(routers, vm_static_addresses, second_public, ipv6, router_type, tiers,
+                                 private_gateway)
         self.roles: tuple[str, ...] = (SWITCH_ROLE, *(node.role for node in self.nodes))
         self._processes: list[subprocess.Popen[Any]] = []
 
     def __repr__(self) -> str:
         if self.tiers:
-            return f"Lab(prefix={self.prefix!r}, router_type={self.router_type!r}, tiers={self.tiers})"
+            pgw = ", private_gateway=True" if self.private_gateway else ""
+            return f"Lab(prefix={self.prefix!r}, router_type={self.router_type!r}, tiers={self.tiers}{pgw})"
         return f"Lab(prefix={self.prefix!r}, routers={self.routers}, router_type={self.router_type!r})"
 
     def __enter__(self) -> Lab:
@@ -551,6 +590,7 @@ class Lab:
         # and forwards from the first frame.
         extra = (SECOND_PUBLIC_BRIDGE,) if self.second_public else ()
         extra += tuple(tier.bridge for tier in VPC_TIERS[:self.tiers])
+        extra += (PGW_BRIDGE,) if self.private_gateway else ()
         for bridge in BRIDGES + extra:
             commands += [f"link add {bridge} type bridge stp_state 0 mcast_snooping 0",
                          f"link set {bridge} up"]

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 
 from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE, RouterState
-from vragent.render import routing
+from vragent.netlink import Route
+from vragent.render import routing, static_routes
 
 VPC_MANAGED_NICS = 100  # eth0..eth99, every NIC name the wire format accepts (wire/fields.py)
 
@@ -25,6 +26,8 @@ class LinkPlan:
     policy: routing.PolicyRouting = field(default_factory=routing.PolicyRouting)
     # A dual-stack router's IPv6 default route (gateway, device); its addresses are in `addresses`.
     default_route6: tuple[IPv6Address, str] | None = None
+    # A VPC router's static routes in the main table (render/static_routes.py).
+    static_routes: frozenset[Route] = frozenset()
 
 
 def render(state: RouterState) -> LinkPlan:
@@ -45,6 +48,11 @@ def render(state: RouterState) -> LinkPlan:
         public.append(pip.interface)
         if pip.mtu:
             mtu[pip.device] = pip.mtu
+    for pgw in state.private_gateways:  # a VPC's private gateways (model.PrivateGateway)
+        addresses.setdefault(pgw.device, []).append(pgw.interface)
+        public.append(pgw.interface)  # announced like a public IP: it is new on its segment too
+        if pgw.mtu:
+            mtu[pgw.device] = pgw.mtu
     if state.is_vpc:
         # Every NIC of a VPC router is CloudStack's (control, public, tiers): one whose tier
         # went loses its address. (Listing a NIC the router lacks is harmless: the plan
@@ -67,4 +75,5 @@ def render(state: RouterState) -> LinkPlan:
         mtu=mtu,
         public=frozenset(public),
         policy=routing.render(state),
+        static_routes=static_routes.render(state),
     )

@@ -464,6 +464,10 @@ def _nat(state: RouterState, table: TableSpec) -> None:
         source = netfilter_vpc.source_nat_address(state, device) if state.is_vpc else state.source_nat_ip(device)
         if source is not None:
             table.add(snat, f"-o {device} -j SNAT --to-source {source}")
+    if state.private_gateways:  # a VPC's: render/netfilter_vpc.py
+        from vragent.render import netfilter_vpc
+
+        netfilter_vpc.private_gateway_snat(state, table)
 
 
 def render_restore(tables: dict[str, TableSpec], keys=TABLES) -> str:

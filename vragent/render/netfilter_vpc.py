@@ -25,6 +25,19 @@ one tier's ACL replaces that chain and nothing else, atomically with the rest.
   filter INPUT, FORWARD, OUTPUT -> NETWORK_STATS_ethN per public NIC: the usage
          counters vpc_netusage.sh reads (sent, received, then the same for TCP from and
          to outside the VPC: the order is the billing format, §3.1)
+A private gateway (model.PrivateGateway) on ethN is guarded the same way by its own ACL
+(`networkacl` with private_gateway_acl), in the incumbent's directions, its network and
+the networks of the static routes through it being "inside":
+  filter: traffic out of ethN to its network or to a static route's network through
+         ACL_INBOUND_ethN: the ingress rules matched on the (VPC) source, then DROP;
+  mangle: new connections in on ethN from its network or a static route's network (not
+         to the router's own address) through ACL_OUTBOUND_ethN: the egress rules matched
+         on the destination, default allow; where they go (a tier), that tier's ingress
+         ACL decides next.
+Private gateway traffic is routed, never NAT'ed, unless the private gateway has
+`source_nat` (then SNAT to its IP out of ethN); it is never forwarded to or from a
+public NIC. A static route whose next hop is in a tier is that tier's: its traffic
+passes the tier's ACLs.
 
 Traffic between tiers is routed by the router: it passes the source tier's egress ACL
 and then the destination tier's ingress ACL. Port forwarding and static NAT to a VM in a
@@ -37,6 +50,7 @@ port (not port 0), and a removed tier's chains are deleted.
 from __future__ import annotations
 
 import functools
+from ipaddress import IPv4Network
 
 from ipaddress import IPv4Address
 
@@ -107,14 +121,17 @@ def forward(state: RouterState, table) -> None:
     tiers = state.all_guest_networks()
     for tier in tiers:
         table.add(chain, f"-d {net(tier.network)} -o {tier.device} -j {inbound_chain(tier.device)}")
+    for device, network in _private_gateway_networks(state) + _routes_by_device(state):
+        table.add(chain, f"-d {net(network)} -o {device} -j {inbound_chain(device)}")
     for tier in tiers:
         for device in state.public_devices():
             table.add(chain, f"-s {net(tier.network)} -i {tier.device} -o {device} -j ACCEPT")
-    for tier in tiers:
-        inbound = inbound_chain(tier.device)
+    guarded = [(t.device, t.gateway) for t in tiers] + [(p.device, p.ip) for p in state.private_gateways]
+    for device, _ in guarded:
+        inbound = inbound_chain(device)
         for group in MULTICAST_ACCEPTS:
             table.add(inbound, f"-d {group} -j ACCEPT")
-        acl = state.network_acl(tier.device)
+        acl = state.network_acl(device)
         for rule in acl.ingress if acl else ():
             for line in rule_lines(rule, "-s"):
                 table.add(inbound, line)
@@ -126,16 +143,20 @@ def outbound(state: RouterState, table) -> None:
     from vragent.render.netfilter import host, net
 
     tiers = state.all_guest_networks()
-    if not tiers:
+    if not tiers and not state.private_gateways:
         return
     table.jump("PREROUTING", f"-j {OUTBOUND_JUMP_CHAIN}")
-    for tier in tiers:
-        outbound = outbound_chain(tier.device)
-        table.add(OUTBOUND_JUMP_CHAIN, f"-s {net(tier.network)} ! -d {host(tier.gateway)} -i {tier.device} "
-                                       f"-m conntrack --ctstate NEW -j {outbound}")
+    own = {t.device: t.gateway for t in tiers} | {p.device: p.ip for p in state.private_gateways}
+    inside = ([(t.device, t.network) for t in tiers] + _private_gateway_networks(state)
+              + _routes_by_device(state))
+    for device, network in inside:
+        table.add(OUTBOUND_JUMP_CHAIN, f"-s {net(network)} ! -d {host(own[device])} -i {device} "
+                                       f"-m conntrack --ctstate NEW -j {outbound_chain(device)}")
+    for device in own:
+        outbound = outbound_chain(device)
         for group in MULTICAST_ACCEPTS:
             table.add(outbound, f"-d {group} -j ACCEPT")
-        acl = state.network_acl(tier.device)
+        acl = state.network_acl(device)
         for rule in acl.egress if acl else ():
             for line in rule_lines(rule, "-d"):
                 table.add(outbound, line)
@@ -174,3 +195,27 @@ def usage_counters(state: RouterState, table) -> None:
         table.add(chain, f"! -d {net(cidr)} -i {device} -p tcp")
         for builtin in ("INPUT", "FORWARD", "OUTPUT"):
             table.jump(builtin, f"-j {chain}")
+
+
+def _private_gateway_networks(state: RouterState) -> list[tuple[str, IPv4Network]]:
+    return [(p.device, p.network) for p in state.private_gateways]
+
+
+def _routes_by_device(state: RouterState) -> list[tuple[str, IPv4Network]]:
+    """(NIC, network) of each static route the router has (render/static_routes.py)."""
+    from vragent.render import static_routes
+
+    return [(r.device, r.destination) for r in sorted(static_routes.render(state))]
+
+
+def static_route_networks(state: RouterState) -> list[IPv4Network]:
+    """The networks behind static routes: like the private gateways' networks, never sent to
+    a public gateway (policy routing must exempt them from a static-NAT VM's public mark)."""
+    return [network for _, network in _routes_by_device(state)]
+
+
+def private_gateway_snat(state: RouterState, table) -> None:
+    """nat vr-snat: out of a private gateway with source_nat, the VPC's traffic takes its IP."""
+    for pgw in state.private_gateways:
+        if pgw.source_nat:
+            table.add("vr-snat", f"-o {pgw.device} -j SNAT --to-source {pgw.ip}")

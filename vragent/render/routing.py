@@ -91,6 +91,13 @@ def render(state: RouterState) -> PolicyRouting:
     inside: list[IPv4Network] = [n.network for n in state.all_guest_networks()]
     if state.control_interface is not None:
         inside.append(state.control_interface.network)
+    # A VPC's private gateways and the networks behind its static routes are reached by the
+    # main table too: a connection marked for a public NIC (a static-NAT VM's) must never
+    # take that NIC's default route to them.
+    from vragent.render import static_routes
+
+    inside += [p.network for p in state.private_gateways]
+    inside += [route.destination for route in static_routes.render(state)]
     rules: set[Rule] = set()
     routes: set[Route] = set()
     devices = tuple(sorted(gateways, key=device_index))

@@ -57,6 +57,8 @@ def render(state: RouterState) -> dict[str, str]:
         devices[device] = "2"
     for guest in state.all_guest_networks():
         devices[guest.device] = "1"  # guests must not spoof other networks
+    for pgw in state.private_gateways:
+        devices[pgw.device] = "1"  # sources from its network and its static routes only
     for device, mode in sorted(devices.items()):
         wanted[f"net.ipv4.conf.{device}.rp_filter"] = mode
         wanted[f"net.ipv4.conf.{device}.promote_secondaries"] = "1"

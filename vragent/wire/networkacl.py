@@ -12,7 +12,10 @@ ACL items, sorted by their `number`, split into `ingress_rules` and `egress_rule
 - `allowed`: ACCEPT, else DROP.
 
 A revoked item is never sent: absent means removed, so the tier's ACL is exactly the push.
-Private-gateway ACLs (`private_gateway_acl: true`) are not supported yet.
+A private gateway's ACL (`private_gateway_acl: true`) is the same push for the private
+gateway's NIC: its ingress rules guard traffic from the VPC out to the private network
+(matched on the source), its egress rules new traffic coming in from it (matched on the
+destination), the incumbent's directions (render/netfilter_vpc.py).
 """
 
 from __future__ import annotations
@@ -35,9 +38,8 @@ class NetworkAclChange:
 
 def parse(fields: Fields) -> NetworkAclChange | None:
     device = fields.device("device")
-    if fields.boolean("private_gateway_acl", False):
-        fields.error("private_gateway_acl", "ACLs of a private gateway are not supported yet")
-        return None
+    # Validated, then not needed: the NIC (a tier's or a private gateway's) says which it is.
+    flag_ok = fields.boolean("private_gateway_acl", False) is not None
     lists = {}
     for key in ("ingress_rules", "egress_rules"):
         rules = []
@@ -46,7 +48,7 @@ def parse(fields: Fields) -> NetworkAclChange | None:
             if rule is not None:
                 rules.append(rule)
         lists[key] = tuple(rules)
-    if device is None:
+    if device is None or not flag_ok:
         return None
     return NetworkAclChange(NetworkAcl(device, lists["ingress_rules"], lists["egress_rules"]), fields.path)
 
@@ -140,10 +142,12 @@ def origins(change: NetworkAclChange) -> list[tuple[object, str]]:
     return [(change.acl, change.path)]
 
 
+
 def check_state(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
-    """An ACL pushed now is for a tier of this VPC router."""
+    """An ACL pushed now is for a tier or a private gateway of this VPC router."""
     errors: list[ValidationError] = []
     tiers = {n.device for n in state.all_guest_networks()}
+    gateways = {p.device for p in state.private_gateways}
     for acl in state.network_acls:
         found = origins.get(id(acl))
         if found is None or found[0] is not acl:
@@ -152,7 +156,8 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]]) -> l
         if not state.is_vpc:
             errors.append(ValidationError(path, "network ACLs are for VPC routers (cmdline type vpcrouter); "
                                                 "an isolated router has firewallrules"))
-        elif acl.device not in tiers:
-            errors.append(ValidationError(path, f"{acl.device} is no tier of this router "
-                                                f"(tiers: {', '.join(sorted(tiers)) or 'none'})"))
+        elif acl.device not in tiers | gateways:
+            errors.append(ValidationError(path, f"{acl.device} is no tier or private gateway of this router "
+                                                f"(tiers: {', '.join(sorted(tiers)) or 'none'}; private gateways: "
+                                                f"{', '.join(sorted(gateways)) or 'none'})"))
     return errors
