@@ -19,6 +19,7 @@ from vragent.lab.agent import RouterAgent
 from vragent.lab.topology import (CONTROL_HOST_IP, CONTROL_ROUTER_IP, EXTRA_PUBLIC_IPS, PUBLIC_GATEWAY,
                                   ROUTER_GUEST_IP, SOURCE_NAT_IP, UPSTREAM_SOURCES, VM1_IP, VM2_IP)
 from vragent.lab.traffic import HeldConnection, TcpServer, ping, tcp_connect
+from tests.lab.converge import apply_ok, connects
 
 PF_IP, NAT_IP = EXTRA_PUBLIC_IPS[0], EXTRA_PUBLIC_IPS[1]
 ALLOWED_SOURCE, OTHER_SOURCE = UPSTREAM_SOURCES
@@ -30,23 +31,6 @@ def router(lab, tmp_path) -> RouterAgent:
     applied = agent.apply(sample.cmdline(), sample.ips(), sample.egress_allowed())
     assert applied.returncode == 0, applied.errors
     return agent
-
-
-def apply_ok(router: RouterAgent, *payloads) -> None:
-    """Apply, then prove convergence: the same push again changes nothing at all, both
-    as remembered (memos) and when every table is read back and compared (--full)."""
-    first = router.apply(*payloads)
-    assert first.returncode == 0, (first.errors, first.stderr)
-    before = router.iptables_save()
-    for again in router.reapply(*payloads):
-        assert again.returncode == 0, again.errors
-        assert again.result["status"] == "unchanged", again.steps
-        assert again.steps == []
-    assert router.iptables_save() == before
-
-
-def connects(lab, role, dst, port, source=None) -> bool:
-    return tcp_connect(lab, role, dst, port, timeout=1.0, source=source).ok
 
 
 def test_guest_reaches_upstream_with_the_source_nat_ip(lab, router):

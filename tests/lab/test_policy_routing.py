@@ -17,6 +17,7 @@ from vragent.lab.agent import RouterAgent
 from vragent.lab.topology import (PUBLIC_GATEWAY, SECOND_PUBLIC_IPS, SECOND_UPSTREAM_SOURCE, SOURCE_NAT_IP,
                                   VM1_IP, VM2_IP)
 from vragent.lab.traffic import TcpServer, tcp_connect
+from tests.lab.converge import apply_ok
 
 PF_IP, NAT_IP = SECOND_PUBLIC_IPS[0], SECOND_PUBLIC_IPS[1]
 TABLE, MARK = "103", "0x67"  # Table_eth3, its mark: what operators grep
@@ -32,15 +33,6 @@ def eth3_rules(add: bool = True) -> list[dict]:
             sample.staticnat_rules(sample.staticnat_rule(NAT_IP, VM2_IP, revoke=not add)),
             sample.firewall_rules(sample.firewall_rule(40, ports=2222, public_ip=PF_IP, revoked=not add),
                                   sample.firewall_rule(41, ports=80, public_ip=NAT_IP, revoked=not add))]
-
-
-def apply_ok(router: RouterAgent, *payloads) -> None:
-    """Apply, then the same push again changes nothing (remembered, and read back in full)."""
-    first = router.apply(*payloads)
-    assert first.returncode == 0, (first.errors, first.stderr)
-    for again in router.reapply(*payloads):
-        assert again.returncode == 0, again.errors
-        assert again.result["status"] == "unchanged", again.steps
 
 
 def policy(lab) -> tuple[list[str], list[str]]:

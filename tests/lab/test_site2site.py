@@ -25,18 +25,9 @@ from vragent.lab.traffic import TcpServer, udp_probe
 from vragent.lab.vpnclient import SiteToSitePeer, kernel_has_esp, s2s_established, server_ike_sas
 from vragent.paths import Paths
 from vragent.render.vpn import VpnPaths
+from tests.lab.converge import apply_ok
 
 TIER1 = vpc.tier(1)
-
-
-def apply_ok(router: RouterAgent, *payloads):
-    first = router.apply(*payloads)
-    assert first.returncode == 0, (first.errors, first.stderr)
-    before = router.iptables_save()
-    for again in router.reapply(*payloads):  # as remembered, then --full
-        assert again.returncode == 0 and again.result["status"] == "unchanged" and again.steps == [], again.steps
-    assert router.iptables_save() == before
-    return first
 
 
 @pytest.fixture

@@ -15,24 +15,9 @@ from vragent.lab.guestdata import metadata, password
 from vragent.lab.topology import (CONTROL_ROUTER_IP, EXTRA_PUBLIC_IPS, PUBLIC_GATEWAY,
                                   SOURCE_NAT_IP, VPC_CIDR)
 from vragent.lab.traffic import TcpServer, ping, tcp_connect
+from tests.lab.converge import apply_ok, connects
 
 TIER1, TIER2 = vpc.tier(1), vpc.tier(2)
-
-
-def apply_ok(router: RouterAgent, *payloads) -> None:
-    """Apply, then prove convergence: the same push again changes nothing at all, both as
-    remembered (memos) and with every table read back and compared (--full)."""
-    first = router.apply(*payloads)
-    assert first.returncode == 0, (first.errors, first.stderr)
-    before = router.iptables_save()
-    for again in router.reapply(*payloads):
-        assert again.returncode == 0, again.errors
-        assert again.result["status"] == "unchanged", again.steps
-    assert router.iptables_save() == before
-
-
-def connects(lab, role, dst, port, source=None) -> bool:
-    return tcp_connect(lab, role, dst, port, timeout=1.0, source=source).ok
 
 
 @pytest.fixture

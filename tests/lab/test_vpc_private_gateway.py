@@ -17,20 +17,14 @@ from vragent.lab import sample_vpc as vpc
 from vragent.lab.agent import RouterAgent
 from vragent.lab.topology import (PGW_CIDR, PGW_GATEWAY, PGW_REMOTE_CIDR, PGW_REMOTE_HOST, PGW_ROUTER_IP)
 from vragent.lab.traffic import TcpServer, tcp_connect
+from tests.lab import converge
 
 TIER1, TIER2 = vpc.tier(1), vpc.tier(2)
 
 
-def apply_ok(router: RouterAgent, *payloads) -> None:
-    """Apply, then prove convergence: the same push again changes nothing at all, both as
-    remembered (memos) and with every table read back and compared (--full)."""
-    first = router.apply(*payloads)
-    assert first.returncode == 0, (first.errors, first.stderr)
-    before = router.iptables_save(), routes(router)
-    for again in router.reapply(*payloads):
-        assert again.returncode == 0, again.errors
-        assert again.result["status"] == "unchanged", again.steps
-    assert (router.iptables_save(), routes(router)) == before
+def apply_ok(router: RouterAgent, *payloads):
+    """Converges, routes included."""
+    return converge.apply_ok(router, *payloads, observe=routes)
 
 
 def routes(router: RouterAgent) -> str:

@@ -22,6 +22,7 @@ from vragent.lab.agent import RouterAgent
 from vragent.lab.topology import (PUBLIC_GATEWAY, SECOND_PUBLIC_GATEWAY, SECOND_PUBLIC_IPS,
                                   SECOND_UPSTREAM_SOURCE, SOURCE_NAT_IP, VPC_CIDR)
 from vragent.lab.traffic import TcpServer, tcp_connect
+from tests.lab.converge import apply_ok
 
 REPO = Path(__file__).resolve().parents[2]
 VPC_NETUSAGE = ["sh", str(REPO / "packaging/vpc_netusage.sh")]  # netusage.sh under the VPC's name
@@ -41,17 +42,6 @@ def eth4_rules(add: bool = True) -> list[dict]:
 
 
 ACLS = [vpc.network_acl(1, ingress=[vpc.acl_rule("tcp", 22)]), vpc.network_acl(2, ingress=[vpc.acl_rule("tcp", 80)])]
-
-
-def apply_ok(router: RouterAgent, *payloads) -> None:
-    """Apply, then the same push again changes nothing (remembered, and read back in full)."""
-    first = router.apply(*payloads)
-    assert first.returncode == 0, (first.errors, first.stderr)
-    before = router.iptables_save()
-    for again in router.reapply(*payloads):
-        assert again.returncode == 0, again.errors
-        assert again.result["status"] == "unchanged", again.steps
-    assert router.iptables_save() == before
 
 
 def policy(lab, table: str) -> tuple[list[str], list[str]]:
