@@ -19,7 +19,7 @@ from vragent.lab.agent import RouterAgent
 from vragent.lab.topology import (CONTROL_HOST_IP, CONTROL_ROUTER_IP, EXTRA_PUBLIC_IPS, PUBLIC_GATEWAY,
                                   ROUTER_GUEST_IP, SOURCE_NAT_IP, UPSTREAM_SOURCES, VM1_IP, VM2_IP)
 from vragent.lab.traffic import HeldConnection, TcpServer, ping, tcp_connect
-from tests.lab.converge import apply_ok, connects
+from tests.lab.checks import apply_ok, connects
 
 PF_IP, NAT_IP = EXTRA_PUBLIC_IPS[0], EXTRA_PUBLIC_IPS[1]
 ALLOWED_SOURCE, OTHER_SOURCE = UPSTREAM_SOURCES

@@ -17,7 +17,7 @@ from vragent.lab.agent import RouterAgent
 from vragent.lab.topology import (PUBLIC_GATEWAY, SECOND_PUBLIC_IPS, SECOND_UPSTREAM_SOURCE, SOURCE_NAT_IP,
                                   VM1_IP, VM2_IP)
 from vragent.lab.traffic import TcpServer, tcp_connect
-from tests.lab.converge import apply_ok
+from tests.lab.checks import apply_ok, policy
 
 PF_IP, NAT_IP = SECOND_PUBLIC_IPS[0], SECOND_PUBLIC_IPS[1]
 TABLE, MARK = "103", "0x67"  # Table_eth3, its mark: what operators grep
@@ -35,14 +35,6 @@ def eth3_rules(add: bool = True) -> list[dict]:
                                   sample.firewall_rule(41, ports=80, public_ip=NAT_IP, revoked=not add))]
 
 
-def policy(lab) -> tuple[list[str], list[str]]:
-    rules = json.loads(lab.run("vr", ["ip", "-N", "-j", "rule"]).stdout)
-    shown = lab.run("vr", ["ip", "-N", "-j", "route", "show", "table", TABLE], check=False)
-    return ([f"{r['priority']} {r.get('fwmark') or r['src']}" for r in rules if r["table"] == TABLE],
-            [f"{r.get('type', 'unicast')} {r['dst']} {r.get('dev', '')}".strip()
-             for r in (json.loads(shown.stdout) if shown.returncode == 0 else [])])
-
-
 @pytest.fixture
 def router(make_lab, tmp_path):
     lab = make_lab(second_public=True)
@@ -53,7 +45,7 @@ def router(make_lab, tmp_path):
 
 def test_eth3_traffic_leaves_by_eth3_and_goes_with_its_ips(router):
     lab, agent = router
-    rules, routes = policy(lab)
+    rules, routes = policy(lab, TABLE)
     assert rules == [f"1103 {MARK}", "1203 203.0.113.128"]
     assert sorted(routes) == ["9 169.254.0.0/16", "9 192.0.2.0/24", "9 203.0.113.128/25",
                               "unicast default eth3"]
@@ -80,7 +72,7 @@ def test_eth3_traffic_leaves_by_eth3_and_goes_with_its_ips(router):
 
     # Revoking eth3's IPs (and their rules) takes the rules, the table and the marks away.
     apply_ok(agent, *eth3_rules(add=False), second_nic_ips(add=False))
-    assert policy(lab) == ([], [])
+    assert policy(lab, TABLE) == ([], [])
     assert "eth3" not in agent.iptables_save()
     rules = json.loads(lab.run("vr", ["ip", "-N", "-j", "rule"]).stdout)
     assert [r["table"] for r in rules if 1100 <= r["priority"] < 1300] == ["102", "102"]  # eth2's stay
@@ -96,6 +88,6 @@ def test_foreign_rules_and_tables_survive_and_a_dry_run_shows_route_changes(rout
             "status": "planned"} in dry.steps
     assert "route + default via 203.0.113.129 dev eth3 table 103" in agent.dry_run_text(sample.cmdline())
     apply_ok(agent, sample.cmdline())
-    assert "unicast default eth3" in policy(lab)[1]
+    assert "unicast default eth3" in policy(lab, TABLE)[1]
     assert "1150:\tfrom all fwmark 0x1 lookup 50" in lab.run("vr", ["ip", "rule"]).stdout
     assert "throw 10.9.0.0/16" in lab.run("vr", ["ip", "route", "show", "table", "50"]).stdout

@@ -25,7 +25,7 @@ from vragent.lab.traffic import TcpServer, udp_probe
 from vragent.lab.vpnclient import SiteToSitePeer, kernel_has_esp, s2s_established, server_ike_sas
 from vragent.paths import Paths
 from vragent.render.vpn import VpnPaths
-from tests.lab.converge import apply_ok
+from tests.lab.checks import apply_ok
 
 TIER1 = vpc.tier(1)
 

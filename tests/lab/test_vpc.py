@@ -15,7 +15,7 @@ from vragent.lab.guestdata import metadata, password
 from vragent.lab.topology import (CONTROL_ROUTER_IP, EXTRA_PUBLIC_IPS, PUBLIC_GATEWAY,
                                   SOURCE_NAT_IP, VPC_CIDR)
 from vragent.lab.traffic import TcpServer, ping, tcp_connect
-from tests.lab.converge import apply_ok, connects
+from tests.lab.checks import apply_ok, connects
 
 TIER1, TIER2 = vpc.tier(1), vpc.tier(2)
 

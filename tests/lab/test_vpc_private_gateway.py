@@ -17,14 +17,14 @@ from vragent.lab import sample_vpc as vpc
 from vragent.lab.agent import RouterAgent
 from vragent.lab.topology import (PGW_CIDR, PGW_GATEWAY, PGW_REMOTE_CIDR, PGW_REMOTE_HOST, PGW_ROUTER_IP)
 from vragent.lab.traffic import TcpServer, tcp_connect
-from tests.lab import converge
+from tests.lab import checks
 
 TIER1, TIER2 = vpc.tier(1), vpc.tier(2)
 
 
 def apply_ok(router: RouterAgent, *payloads):
     """Converges, routes included."""
-    return converge.apply_ok(router, *payloads, observe=routes)
+    return checks.apply_ok(router, *payloads, observe=routes)
 
 
 def routes(router: RouterAgent) -> str:

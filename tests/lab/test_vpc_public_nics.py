@@ -11,7 +11,6 @@ reply routed by the main table would go to eth1's upstream instead and be lost.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from vragent.lab.agent import RouterAgent
 from vragent.lab.topology import (PUBLIC_GATEWAY, SECOND_PUBLIC_GATEWAY, SECOND_PUBLIC_IPS,
                                   SECOND_UPSTREAM_SOURCE, SOURCE_NAT_IP, VPC_CIDR)
 from vragent.lab.traffic import TcpServer, tcp_connect
-from tests.lab.converge import apply_ok
+from tests.lab.checks import apply_ok, policy
 
 REPO = Path(__file__).resolve().parents[2]
 VPC_NETUSAGE = ["sh", str(REPO / "packaging/vpc_netusage.sh")]  # netusage.sh under the VPC's name
@@ -42,14 +41,6 @@ def eth4_rules(add: bool = True) -> list[dict]:
 
 
 ACLS = [vpc.network_acl(1, ingress=[vpc.acl_rule("tcp", 22)]), vpc.network_acl(2, ingress=[vpc.acl_rule("tcp", 80)])]
-
-
-def policy(lab, table: str) -> tuple[list[str], list[str]]:
-    rules = json.loads(lab.run("vr", ["ip", "-N", "-j", "rule"]).stdout)
-    shown = lab.run("vr", ["ip", "-N", "-j", "route", "show", "table", table], check=False)
-    return ([f"{r['priority']} {r.get('fwmark') or r['src']}" for r in rules if r["table"] == table],
-            sorted(f"{r.get('type', 'unicast')} {r['dst']} {r.get('dev', '')}".strip()
-                   for r in (json.loads(shown.stdout) if shown.returncode == 0 else [])))
 
 
 def usage(lab, *args: str) -> list[int]:

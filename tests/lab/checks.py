@@ -1,7 +1,9 @@
-"""The convergence check every lab apply ends with, in one place."""
+"""Checks lab tests share: the convergence every apply ends with, a TCP probe, and the
+router's policy routing as `ip` shows it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 from vragent.lab.agent import ApplyResult, RouterAgent
@@ -28,3 +30,13 @@ def apply_ok(router: RouterAgent, *payloads: Any, observe: Callable[[RouterAgent
 
 def connects(lab, role: str, dst: str, port: int, source: str | None = None) -> bool:
     return tcp_connect(lab, role, dst, port, timeout=1.0, source=source).ok
+
+
+def policy(lab, table: str) -> tuple[list[str], list[str]]:
+    """The router's rules into routing `table` ("priority mark-or-source") and that table's
+    routes ("type destination device"), sorted."""
+    rules = json.loads(lab.run("vr", ["ip", "-N", "-j", "rule"]).stdout)
+    shown = lab.run("vr", ["ip", "-N", "-j", "route", "show", "table", table], check=False)
+    return ([f"{r['priority']} {r.get('fwmark') or r['src']}" for r in rules if r["table"] == table],
+            sorted(f"{r.get('type', 'unicast')} {r['dst']} {r.get('dev', '')}".strip()
+                   for r in (json.loads(shown.stdout) if shown.returncode == 0 else [])))
