@@ -6,20 +6,26 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from vragent import files, lock, log, memo, netlink, observe, runner, services
-from vragent import state as state_doc
-from vragent.apply.transaction import Transaction
+from vragent.shell import files, lock, log, memo, netlink, observe, runner, services
+from vragent.pipeline import document as state_doc
+from vragent.shell.transaction import Transaction
 from vragent.errors import ApplyFailed, InvalidInput
 from vragent.model import RouterState
 from vragent.paths import Paths
-from vragent.plan import Desired, Plan, build
-from vragent.render import (addresses, dnsmasq, haproxy, metadata, monitoring, netfilter, netfilter6, radvd, routing,
-                            sysctl, vpn)
-from vragent import redundancy
-from vragent.render import conntrackd, keepalived
-from vragent.wire import Document, merge_documents
-from vragent.wire.intake import fingerprint
-from vragent.wire.context import Context
+from vragent.pipeline.plan import Desired, Plan, build
+from vragent.subsystems.network import render as addresses, routing, sysctl
+from vragent.subsystems.dhcp import render as dnsmasq
+from vragent.subsystems.lb import render as haproxy
+from vragent.subsystems.guestdata import render as metadata
+from vragent.subsystems.monitoring import render as monitoring
+from vragent.pipeline import netfilter
+from vragent.subsystems.ipv6 import rules as netfilter6, render as radvd
+from vragent.subsystems.vpn import render as vpn
+from vragent.subsystems.vrrp import model as redundancy
+from vragent.subsystems.vrrp import conntrackd, keepalived
+from vragent.pipeline.intake import Document, merge_documents
+from vragent.pipeline.intake import fingerprint
+from vragent.context import Context
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -144,7 +150,7 @@ def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
     result.duration_ms = (time.monotonic() - started) * 1000
     result.forks = runner.forks - forks_before
     if result.status in ("applied", "failed"):
-        from vragent import status
+        from vragent.ops import status
 
         try:
             status.record_apply(paths, result)

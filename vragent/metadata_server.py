@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
-from vragent import passwordfile
+from vragent.subsystems.guestdata import passwords as passwordfile
 
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)  # linux/in.h; Python has the name from 3.12
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request
@@ -252,7 +252,7 @@ def _daemonise(pidfile: Path | None) -> None:
 
 def _write_pidfile(pidfile: Path | None) -> None:
     if pidfile is not None:
-        from vragent import files
+        from vragent.shell import files
 
         files.atomic_write(pidfile, f"{os.getpid()}\n", 0o644)
 

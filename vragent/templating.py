@@ -51,7 +51,7 @@ def render(name: str, cache_dir: Path | None = None, **context) -> str:
         pass
     output = environment().get_template(name).render(**context)
     try:
-        from vragent.files import atomic_write
+        from vragent.shell.files import atomic_write
 
         atomic_write(cache, f"{key}\n{output}", 0o600)
     except OSError:

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vragent import engine, netlink
-from vragent import state as state_doc
+from vragent import engine
+from vragent.shell import netlink
+from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
-from vragent.observe import Observed, ObservedTable
+from vragent.shell.observe import Observed, ObservedTable
 from vragent.paths import Paths
-from vragent.plan import build
-from vragent.render import dnsmasq, metadata, netfilter, vpn
-from vragent.wire import Document, merge_documents
+from vragent.pipeline.plan import build
+from vragent.subsystems.dhcp import render as dnsmasq
+from vragent.subsystems.guestdata import render as metadata
+from vragent.pipeline import netfilter
+from vragent.subsystems.vpn import render as vpn
+from vragent.pipeline.intake import Document, merge_documents
 
 
 def render_router(pushes: list, root: Path) -> dict:

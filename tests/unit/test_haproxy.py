@@ -20,21 +20,22 @@ import pytest
 from tests.unit import golden
 from tests.unit import pushes as p
 from vragent import engine
-from vragent import state as state_doc
-from vragent.apply.steps import DaemonStep, candidate_text
+from vragent.pipeline import document as state_doc
+from vragent.steps import DaemonStep, candidate_text
 from vragent.errors import InvalidInput
 from vragent.lab import sample_lb as lb
 from vragent.model import LbAccept, RouterState
-from vragent.observe import Observed
+from vragent.shell.observe import Observed
 from vragent.paths import Paths
-from vragent.plan import daemon_step
+from vragent.pipeline.plan import daemon_step
 from vragent import templating as templates
-from vragent.render import haproxy, netfilter
-from vragent.wire import Document, merge_documents
+from vragent.subsystems.lb import render as haproxy
+from vragent.pipeline import netfilter
+from vragent.pipeline.intake import Document, merge_documents
 
 GOLDEN = Path(__file__).parent / "golden_haproxy"
 CASES = sorted(GOLDEN.glob("*.json"))
-SCHEMA = json.loads((Path(state_doc.__file__).parent / "schema" / "state.schema.json").read_text())
+SCHEMA = json.loads(state_doc.SCHEMA_PATH.read_text())
 HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
 VM1, VM2 = "192.0.2.11", "192.0.2.12"
 LB_IP = "198.51.100.22"
@@ -421,7 +422,7 @@ class RecordingBackend:
 
 
 def test_a_rejected_candidate_is_kept_as_failed_and_nothing_live_changes(tmp_path: Path):
-    from vragent.runner import CommandFailed
+    from vragent.shell.runner import CommandFailed
 
     config = tmp_path / "haproxy.cfg"
     config.write_text("old\n")
@@ -467,7 +468,7 @@ def test_native_configuration_has_the_do_not_edit_header_and_stable_server_names
 def test_a_master_is_ready_for_a_reload_only_when_it_catches_sigusr2_unblocked():
     import signal
 
-    from vragent.services.haproxy import master_ready
+    from vragent.subsystems.lb.service import master_ready
 
     previous = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     try:

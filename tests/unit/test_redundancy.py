@@ -10,17 +10,20 @@ import pytest
 
 from tests.unit import pushes as p
 from tests.unit import golden
-from vragent import redundancy
+from vragent.subsystems.vrrp import model as redundancy
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
-from vragent.netlink import Link
-from vragent.observe import Observed, ObservedTable
+from vragent.shell.netlink import Link
+from vragent.shell.observe import Observed, ObservedTable
 from vragent.paths import Paths
-from vragent.plan import DaemonDesired, Desired, build
-from vragent.redundancy import Role
-from vragent.render import addresses, conntrackd, dnsmasq, keepalived, netfilter
-from vragent.services import DirectBackend, ServiceSpec
-from vragent.wire import merge_documents
+from vragent.pipeline.plan import DaemonDesired, Desired, build
+from vragent.subsystems.vrrp.model import Role
+from vragent.subsystems.network import render as addresses
+from vragent.subsystems.vrrp import conntrackd, keepalived
+from vragent.subsystems.dhcp import render as dnsmasq
+from vragent.pipeline import netfilter
+from vragent.shell.services import DirectBackend, ServiceSpec
+from vragent.pipeline.intake import merge_documents
 
 GOLDEN = Path(__file__).parent / "golden_redundancy"
 CASES = sorted(GOLDEN.glob("*.json"))

@@ -11,8 +11,10 @@ import pytest
 
 from tests.unit import golden
 from vragent.model import RouterState
-from vragent.render import addresses, netfilter, netfilter6, radvd, routing, sysctl
-from vragent.wire import Document, merge_documents
+from vragent.subsystems.network import render as addresses, routing, sysctl
+from vragent.pipeline import netfilter
+from vragent.subsystems.ipv6 import rules as netfilter6, render as radvd
+from vragent.pipeline.intake import Document, merge_documents
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(GOLDEN.glob("*.json"))
@@ -40,7 +42,7 @@ def render_case(pushes: list) -> dict:
         rendered["static routes"] = sorted(map(str, links.static_routes))
     if state.remote_access_vpn is not None or state.site_to_site_vpns:  # only cases with a VPN carry its files
         from vragent.paths import Paths
-        from vragent.render import vpn
+        from vragent.subsystems.vpn import render as vpn
 
         on_a_vr = Paths.from_root("/")
         rendered["strongswan.conf"] = vpn.strongswan_conf(on_a_vr).splitlines()

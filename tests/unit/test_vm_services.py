@@ -14,13 +14,15 @@ from tests.unit import golden
 from tests.unit import pushes as p
 from tests.unit.test_state import SCHEMA
 from vragent import metadata_server
-from vragent import state as state_doc
+from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
 from vragent.paths import Paths
-from vragent.render import metadata, monitoring, netfilter
-from vragent.wire import Document, merge_documents
-from vragent.wire.intake import fingerprint
+from vragent.subsystems.guestdata import render as metadata
+from vragent.subsystems.monitoring import render as monitoring
+from vragent.pipeline import netfilter
+from vragent.pipeline.intake import Document, merge_documents
+from vragent.pipeline.intake import fingerprint
 
 GOLDEN = Path(__file__).parent / "golden_metadata"
 CASES = sorted(GOLDEN.glob("*.json"))
@@ -146,9 +148,9 @@ def test_bad_passwords_are_refused_without_repeating_them():
 
 
 def test_saved_password_withdraws_a_pending_password_and_is_a_no_op_without_one(tmp_path):
-    from vragent import passwordfile
+    from vragent.subsystems.guestdata import passwords as passwordfile
     from vragent.paths import Paths
-    from vragent.render.metadata import MetadataPaths, password_steps
+    from vragent.subsystems.guestdata.render import MetadataPaths, password_steps
 
     paths = Paths.from_root(tmp_path)
     pending = MetadataPaths.of(paths).passwords

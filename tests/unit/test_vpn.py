@@ -4,21 +4,22 @@ daemon files and firewall openings, secrets masking, and finding a user's pppd s
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-from vragent import state as state_doc
+from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.lab import sample
 from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.redact import secrets_hidden
-from vragent.render import dnsmasq, netfilter, vpn
-from vragent.wire import Document, merge_documents
+from vragent.subsystems.dhcp import render as dnsmasq
+from vragent.pipeline import netfilter
+from vragent.subsystems.vpn import render as vpn
+from vragent.pipeline.intake import Document, merge_documents
 
-SCHEMA = json.loads((Path(state_doc.__file__).parent / "schema" / "state.schema.json").read_text())
+SCHEMA = json.loads(state_doc.SCHEMA_PATH.read_text())
 BASE = (sample.cmdline(), sample.ips(), sample.guestnetwork())
 
 
@@ -188,9 +189,9 @@ def test_sessions_are_ended_for_removed_users_and_changed_passwords_only():
 
 
 def test_on_a_redundant_pair_only_the_primary_runs_the_vpn():
-    from vragent import redundancy
-    from vragent.plan import Desired
-    from vragent.render import addresses
+    from vragent.subsystems.vrrp import model as redundancy
+    from vragent.pipeline.plan import Desired
+    from vragent.subsystems.network import render as addresses
 
     cmdline = sample.cmdline(redundant=True)
     state = merged(cmdline, sample.ips(), sample.guestnetwork(redundant=True), sample.remote_access_vpn())

@@ -1,0 +1,143 @@
+"""`remoteaccessvpn` (remote_access_vpn.json): L2TP/IPsec for remote users on a public IP.
+
+Fields (cloudstack-vr-wave2.md §5.2, Gson snake_case, nulls omitted): `create`,
+`vpn_server_ip`, `ip_range` ("10.1.2.2-10.1.2.8"), `local_ip`, `local_cidr`,
+`preshared_key`, `public_interface` and, from newer management servers, `vpn_type`
+(only "l2tp" is served). The incumbent keys its bag by `vpn_server_ip`; `create: false`
+removes that VPN, and vragent then really stops it (the incumbent only dropped its
+iptables rules). A router serves one remote-access VPN: a new one replaces the old.
+
+The pre-shared key is a secret: no error message repeats it, and it reaches only the
+state (mode 0600) and strongSwan's own file (mode 0600); diffs and archives mask it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Address
+
+from vragent.errors import ValidationError
+from vragent.model import ISOLATED_ROUTER, RemoteAccessVpn, RouterState
+from vragent.fields import Fields, ipv4_or_none, parse_ipv4_network
+
+VPN_TYPES = ("l2tp",)
+# swanctl.conf holds the key as a quoted string: no quote, backslash or control character.
+PSK_MAX = 256
+
+
+@dataclass(frozen=True)
+class VpnChange:
+    vpn: RemoteAccessVpn | None  # None: `create: false`
+    public_ip: IPv4Address
+    path: str
+
+
+def psk_problem(value: object) -> str | None:
+    """Why `value` cannot be the pre-shared key (the key itself is never repeated)."""
+    if not isinstance(value, str):
+        return "expected a string"
+    if not value:
+        return "is empty"
+    if len(value) > PSK_MAX:
+        return f"is longer than {PSK_MAX} characters"
+    if not value.isascii() or not value.isprintable() or '"' in value or "\\" in value:
+        return "must be printable ASCII without quotes or backslashes (not shown)"
+    return None
+
+
+def parse_range(fields: Fields, key: str) -> tuple[IPv4Address, IPv4Address] | None:
+    text = fields.string(key)
+    if text is None:
+        return None
+    first, dash, last = text.strip().partition("-")
+    start, end = ipv4_or_none(first.strip()), ipv4_or_none(last.strip()) if dash else None
+    if start is None or end is None:
+        fields.error(key, f"{text!r} is not a range of IPv4 addresses (first-last)")
+        return None
+    if start > end:
+        fields.error(key, f"{text!r}: the first address is above the last")
+        return None
+    return start, end
+
+
+def parse(fields: Fields) -> VpnChange | None:
+    errors_before = len(fields.errors)
+    public_ip = fields.ipv4("vpn_server_ip")
+    create = fields.boolean("create", True)
+    vpn_type = fields.string("vpn_type", "l2tp")
+    if vpn_type is not None and vpn_type.lower() not in VPN_TYPES:
+        fields.error("vpn_type", f"{vpn_type!r} is not supported yet (only l2tp: L2TP/IPsec with a pre-shared key)")
+    if not create:
+        if len(fields.errors) > errors_before or public_ip is None:
+            return None
+        return VpnChange(None, public_ip, fields.path)
+    ip_range = parse_range(fields, "ip_range")
+    local_ip = fields.ipv4("local_ip")
+    local_cidr = None
+    cidr = fields.string("local_cidr", None)
+    if cidr:
+        local_cidr = parse_ipv4_network(cidr.strip(), fields.at("local_cidr"), fields.errors)
+    device = fields.device("public_interface", "eth2")
+    psk = fields.raw("preshared_key")
+    if psk is not None and (problem := psk_problem(psk)) is not None:
+        fields.error("preshared_key", problem)
+    if len(fields.errors) > errors_before or None in (public_ip, ip_range, local_ip, device, psk):
+        return None
+    vpn = RemoteAccessVpn(public_ip, ip_range[0], ip_range[1], local_ip, psk, local_cidr, device)
+    return VpnChange(vpn, public_ip, fields.path)
+
+
+def merge(state: RouterState, change: VpnChange) -> RouterState:
+    current = state.remote_access_vpn
+    if change.vpn is None:
+        if current is not None and current.public_ip == change.public_ip:
+            return replace(state, remote_access_vpn=None)
+        return state  # nothing served there: nothing to stop
+    return replace(state, remote_access_vpn=change.vpn)
+
+
+def origins(change: VpnChange) -> list[tuple[object, str]]:
+    return [(change.vpn, change.path)] if change.vpn is not None else []
+
+
+def check_state(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
+    """The VPN's public IP is the router's, its clients' range is nobody else's."""
+    from vragent.pipeline.validate import origin_of
+
+    vpn = state.remote_access_vpn
+    if vpn is None:
+        return []
+    path = origin_of(origins, vpn, "state:remote_access_vpn")
+    errors: list[ValidationError] = []
+
+    def error(key: str, message: str) -> None:
+        errors.append(ValidationError(f"{path}.{key}", message))
+
+    if state.router_type not in (None, ISOLATED_ROUTER):
+        error("vpn_server_ip", f"remote-access VPN is served on isolated routers only (this is a "
+                               f"{state.router_type})")
+    held = {p.ip: p for p in state.ordered_public_ips()}
+    pip = held.get(vpn.public_ip)
+    if pip is None:
+        error("vpn_server_ip", f"{vpn.public_ip} is not a public IP of this router")
+    elif pip.device != vpn.public_interface:
+        error("public_interface", f"{vpn.public_ip} is on {pip.device}, not {vpn.public_interface}")
+    if any(n.public_ip == vpn.public_ip for n in state.static_nats):
+        error("vpn_server_ip", f"{vpn.public_ip} has static NAT: IKE and L2TP would go to the VM")
+    clients = vpn.range_networks()
+    guests = state.all_guest_networks()
+    others = [(f"guest network {n.network} on {n.device}", n.network) for n in guests]
+    if state.control_interface is not None:
+        others.append((f"control network {state.control_interface.network}", state.control_interface.network))
+    others += [(f"public network {p.interface.network} on {p.device}", p.interface.network)
+               for p in state.ordered_public_ips()]
+    for name, network in dict.fromkeys(others):  # a NIC's public IPs share one network
+        if any(c.overlaps(network) for c in clients):
+            error("ip_range", f"{vpn.ip_range} overlaps the {name}")
+        if vpn.local_ip in network:
+            error("local_ip", f"{vpn.local_ip} is in the {name}")
+    if vpn.first <= vpn.local_ip <= vpn.last:
+        error("local_ip", f"{vpn.local_ip} is inside ip_range {vpn.ip_range} (it would be given to a client)")
+    if vpn.local_cidr is not None and guests and not any(vpn.local_cidr.overlaps(n.network) for n in guests):
+        error("local_cidr", f"{vpn.local_cidr} is no guest network of this router")
+    return errors
