@@ -200,7 +200,8 @@ def cmd_restore(paths: Paths, link_wait: float = 30.0) -> int:
 
 
 def cmd_render(args, paths: Paths) -> int:
-    from vragent.pipeline.netfilter import IP6_TABLES, render_restore
+    from vragent.tables import IP6_TABLES
+    from vragent.pipeline.netfilter import render_restore
     from vragent.pipeline.intake import merge_documents
 
     state = engine.load_state(paths)

@@ -200,7 +200,7 @@ class IptablesStep(Step):
 
     @property
     def _kernel_table(self) -> str:
-        from vragent.pipeline.netfilter import kernel_table
+        from vragent.tables import kernel_table
 
         return kernel_table(self.table)[0]
 

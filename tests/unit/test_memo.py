@@ -5,7 +5,7 @@ from __future__ import annotations
 from vragent.shell import memo, netlink
 from vragent.shell.netlink import RulesetGeneration
 from vragent.paths import Paths
-from vragent.pipeline.netfilter import TableSpec
+from vragent.tables import TableSpec
 
 GENERATION = RulesetGeneration(boot="b1", netns=4096, generation=27)
 

@@ -13,7 +13,7 @@ from vragent.shell.observe import Observed, parse_iptables_save
 from vragent.pipeline.plan import _chain_edits, _policy_steps, table_step
 from vragent.subsystems.network import routing
 from vragent.subsystems.network.render import LinkPlan
-from vragent.pipeline.netfilter import TableSpec
+from vragent.tables import TableSpec
 from vragent.subsystems.network.routing import PolicyRouting, owns_rule
 from vragent.pipeline.intake import merge_documents
 

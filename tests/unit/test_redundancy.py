@@ -10,6 +10,7 @@ import pytest
 
 from tests.unit import pushes as p
 from tests.unit import golden
+from vragent.tables import TABLES
 from vragent.subsystems.vrrp import model as redundancy
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
@@ -223,7 +224,7 @@ def test_leaving_the_pair_because_keepalived_died_releases_the_vip_and_leaves_th
 
 
 def observed(eth0: set, eth2_up: bool, running: dict, desired: Desired, route=None, policy=None) -> Observed:
-    tables = {name: ObservedTable(name, f"*{name}\nCOMMIT\n") for name in netfilter.TABLES}
+    tables = {name: ObservedTable(name, f"*{name}\nCOMMIT\n") for name in TABLES}
     files = {str(path): content for d in desired.daemons for path, (content, _) in d.files.items()}
     policy = policy or desired.links.policy  # policy routing as converged, unless told
     return Observed(tables=tables, sysctls={}, read_only_sysctls=set(), default_route=route,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit import golden
+from vragent.tables import IP6_TABLES
 from vragent.model import RouterState
 from vragent.subsystems.network import render as addresses, routing, sysctl
 from vragent.pipeline import netfilter
@@ -29,7 +30,7 @@ def render_case(pushes: list) -> dict:
                 "ip route": sorted(map(str, policy.routes)),
                 "rt_tables": (routing.rt_tables(policy) or "").splitlines()}
     if state.ipv6 is not None:  # dual stack only: IPv4-only cases keep exactly their outputs
-        rendered["ip6tables"] = netfilter.render_restore(netfilter6.render(state), netfilter.IP6_TABLES).splitlines()
+        rendered["ip6tables"] = netfilter.render_restore(netfilter6.render(state), IP6_TABLES).splitlines()
         rendered["addresses"] = {device: list(map(str, interfaces))
                                  for device, interfaces in addresses.render(state).addresses.items()}
         gateway, device = addresses.render(state).default_route6

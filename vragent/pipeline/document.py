@@ -18,7 +18,7 @@ from vragent.subsystems.vpn import document as state_vpn
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import (AclRule, DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, IpAlias, NetworkAcl,
                            PortForward, PortRange, Protocol, PublicIp, RouterState, StaticNat)
-from vragent.pipeline.netfilter import text
+from vragent.tables import text
 from vragent.subsystems.network.sysctl import check_overrides
 from vragent.fields import Fields, fast_network, ipv4_or_none, parse_ipv4, parse_ipv6_network
 

@@ -34,103 +34,11 @@ chain, and no mangle or nat rules at all.
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 
-from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE, Direction, FirewallRule, PortForward, Protocol, RouterState, SSH_PORT
+from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE, Direction, FirewallRule, PortForward, RouterState, SSH_PORT
 from vragent.subsystems.vpn import site2site
-
-CHAIN_PREFIX = "vr-"
-# The incumbent's usage counters keep their names: the management server's netusage.sh
-# reads `iptables -L NETWORK_STATS` on the router and bills from the byte column.
-STATS_CHAIN = "NETWORK_STATS"
-
-
-# A VPC router's tier ACL chains keep the incumbent's names too (render/netfilter_vpc.py).
-ACL_CHAIN_PREFIXES = ("ACL_INBOUND_", "ACL_OUTBOUND_")
-
-
-def is_owned(chain: str) -> bool:
-    """Chains vragent refills as a whole; every other chain is left alone."""
-    return (chain.startswith(CHAIN_PREFIX) or chain == STATS_CHAIN or chain.startswith(STATS_CHAIN + "_")
-            or chain.startswith(ACL_CHAIN_PREFIXES))
-TABLES = ("raw", "mangle", "nat", "filter")
-BUILTIN_CHAINS = {
-    "raw": ("PREROUTING", "OUTPUT"),
-    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
-    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
-    "filter": ("INPUT", "FORWARD", "OUTPUT"),
-}
-ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED"
-# ip6tables tables vragent manages, by key (render/netfilter6.py); IPv6 is never NAT'ed.
-IP6_TABLES = ("filter6",)
-
-
-def table_key(name: str, family: int) -> str:
-    return name if family == 4 else f"{name}6"
-
-
-def kernel_table(key: str) -> tuple[str, int]:
-    """`filter6` -> ("filter", 6); `nat` -> ("nat", 4)."""
-    return (key[:-1], 6) if key in IP6_TABLES else (key, 4)
-
-
-@dataclass
-class TableSpec:
-    """What vragent wants in one table: policies, jumps at the top of built-ins, owned chains."""
-
-    name: str
-    policies: dict[str, str] = field(default_factory=dict)
-    jumps: dict[str, list[str]] = field(default_factory=dict)  # built-in chain -> ["-A INPUT -j vr-INPUT"]
-    chains: dict[str, list[str]] = field(default_factory=dict)  # owned chain -> rule lines
-    family: int = 4  # 6: an ip6tables table (render/netfilter6.py)
-
-    @property
-    def key(self) -> str:
-        """Its name among the router's tables: the kernel's name, `filter6` for IPv6."""
-        return table_key(self.name, self.family)
-
-    def chain(self, name: str) -> list[str]:
-        return self.chains.setdefault(name, [])
-
-    def add(self, chain: str, spec: str) -> None:
-        # Collapse the gaps left by empty match parts: iptables-save prints single spaces.
-        self.chain(chain).append(" ".join(f"-A {chain} {spec}".split()))
-
-    def jump(self, builtin: str, spec: str) -> None:
-        self.jumps.setdefault(builtin, []).append(f"-A {builtin} {spec}")
-
-    def rule_count(self) -> int:
-        return sum(len(r) for r in self.chains.values()) + sum(len(r) for r in self.jumps.values())
-
-
-@functools.lru_cache(maxsize=65536)
-def text(address: IPv4Address) -> str:
-    """str() of an address, remembered: the same few thousand addresses are printed over and over."""
-    return str(address)
-
-
-def host(address: IPv4Address) -> str:
-    return f"{text(address)}/32"
-
-
-def net(network: IPv4Network) -> str:
-    return str(network)
-
-
-def match_protocol(protocol: Protocol, ports=None, icmp_type=None, icmp_code=None, *,
-                   source_port: bool = False) -> str:
-    """The protocol part of a rule in iptables-save's words."""
-    if protocol is Protocol.ALL:
-        return ""
-    text = f"-p {protocol.value}"
-    if protocol.has_ports and ports is not None:
-        text += f" -m {protocol.value} --{'s' if source_port else 'd'}port {ports.match()}"
-    elif protocol is Protocol.ICMP and icmp_type is not None:
-        text += f" -m icmp --icmp-type {icmp_type}" + (f"/{icmp_code}" if icmp_code is not None else "")
-    return text
-
+from vragent.tables import ESTABLISHED, STATS_CHAIN, TABLES, TableSpec, host, match_protocol, net, text
 
 def _join(*parts: str) -> str:
     return " ".join(p for p in parts if p)

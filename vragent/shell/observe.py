@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 
 from vragent.shell import netlink, runner
-from vragent.pipeline.netfilter import IP6_TABLES, TABLES, is_owned, kernel_table
+from vragent.tables import IP6_TABLES, TABLES, is_owned, kernel_table
 
 
 @dataclass

@@ -18,7 +18,7 @@ may reach it is the ipv6firewallrules' business. The same ownership rules as IPv
 from __future__ import annotations
 
 from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE, Direction, FirewallRule, Protocol, RouterState
-from vragent.pipeline.netfilter import ESTABLISHED, TableSpec, net
+from vragent.tables import ESTABLISHED, TableSpec, net
 
 # ICMPv6 errors (RFC 4443): destination unreachable, packet too big, time exceeded,
 # parameter problem. Path MTU discovery depends on "packet too big" getting through.

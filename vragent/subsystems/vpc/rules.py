@@ -91,7 +91,7 @@ def _protocol_names() -> dict[int, str]:
 
 def protocol_match(rule: AclRule) -> str:
     """The protocol part of an ACL rule in iptables-save's words ('' for every protocol)."""
-    from vragent.pipeline.netfilter import match_protocol
+    from vragent.tables import match_protocol
 
     if rule.protocol.isdigit():
         number = int(rule.protocol)
@@ -114,7 +114,7 @@ def rule_lines(rule: AclRule, address_option: str) -> list[str]:
 
 def forward(state: RouterState, table) -> None:
     """filter: vr-FORWARD and the ACL_INBOUND chains of every tier."""
-    from vragent.pipeline.netfilter import ESTABLISHED, net
+    from vragent.tables import ESTABLISHED, net
 
     chain = "vr-FORWARD"
     table.add(chain, f"{ESTABLISHED} -j ACCEPT")
@@ -140,7 +140,7 @@ def forward(state: RouterState, table) -> None:
 
 def outbound(state: RouterState, table) -> None:
     """mangle: vr-acl and the ACL_OUTBOUND chains of every tier."""
-    from vragent.pipeline.netfilter import host, net
+    from vragent.tables import host, net
 
     tiers = state.all_guest_networks()
     if not tiers and not state.private_gateways:
@@ -182,7 +182,7 @@ def usage_counters(state: RouterState, table) -> None:
     what leaves ethN from inside the VPC (SNAT happens later, in POSTROUTING), received what
     comes in on ethN for it (DNAT already happened, in PREROUTING); then TCP the router
     itself exchanges there (INPUT and OUTPUT, outside the VPC's CIDR)."""
-    from vragent.pipeline.netfilter import STATS_CHAIN, net
+    from vragent.tables import STATS_CHAIN, net
 
     cidr = state.vpc_cidr
     if cidr is None:

@@ -70,7 +70,7 @@ def input_rules(state: RouterState, table) -> None:
     """filter: IKE, NAT-T and ESP from each peer gateway to its local public IP."""
     if not enabled(state):
         return
-    from vragent.pipeline.netfilter import host
+    from vragent.tables import host
 
     table.add("vr-INPUT", f"-j {INPUT_CHAIN}")
     for vpn in state.site_to_site_vpns:
@@ -90,7 +90,7 @@ def forward_rules(state: RouterState, table) -> None:
     spoof: tier ACLs that trust the peer's CIDRs must never see it."""
     if not enabled(state):
         return
-    from vragent.pipeline.netfilter import net
+    from vragent.tables import net
 
     table.jump("FORWARD", f"-j {FORWARD_CHAIN}")
     for vpn in state.site_to_site_vpns:
@@ -103,7 +103,7 @@ def nat_bypass(state: RouterState, table) -> None:
     """nat: the VPC's traffic to the peers' CIDRs keeps its source (jumped before vr-snat)."""
     if not enabled(state):
         return
-    from vragent.pipeline.netfilter import net
+    from vragent.tables import net
 
     table.jump("POSTROUTING", f"-j {NONAT_CHAIN}")
     for vpn in state.site_to_site_vpns:
