@@ -302,3 +302,19 @@ def keyed_merge(current, key, upsert, revoke, order):
     for item, _ in upsert:
         items[key(item)] = item
     return tuple(sorted(items.values(), key=order))
+
+
+# -- the native document's values (trusted: already validated when the state was saved) --
+
+def document_address(text: str) -> IPv4Address:
+    address = ipv4_or_none(text)
+    if address is None:
+        raise ValueError(f"{text!r} is not an IPv4 address")
+    return address
+
+
+def document_network(text: str) -> IPv4Network:
+    network = fast_network(text)
+    if network is None:
+        raise ValueError(f"{text!r} is not a CIDR")
+    return network

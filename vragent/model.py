@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface
 
-from vragent.values import CONTROL_DEVICE, GUEST_DEVICE, PUBLIC_DEVICE, SSH_PORT, Direction, PortRange, Protocol
+from vragent.values import device_index, CONTROL_DEVICE, GUEST_DEVICE, PUBLIC_DEVICE, SSH_PORT, Direction, PortRange, Protocol
 from vragent.subsystems.network.model import (GuestNetwork, GuestSubnet, IpAlias, PrivateGateway, PublicIp, RouterIpv6,
                                              StaticRoute)
 from vragent.subsystems.firewall.model import FirewallRule, PortForward, StaticNat
@@ -23,7 +23,7 @@ from vragent.subsystems.lb.model import (CloudStackLb, LbAccept, LbAlgorithm, Lb
                                         LbStats, LbStickiness, LbTimeouts, LoadBalancer, LoadBalancing, SslCert)
 
 # Every section type, importable from here as before the split (one home each, above).
-__all__ = ['CONTROL_DEVICE', 'GUEST_DEVICE', 'PUBLIC_DEVICE', 'SSH_PORT', 'Direction', 'PortRange', 'Protocol', 'PublicIp', 'PrivateGateway', 'StaticRoute', 'GuestNetwork', 'IpAlias', 'GuestSubnet', 'RouterIpv6', 'FirewallRule', 'PortForward', 'StaticNat', 'AclRule', 'NetworkAcl', 'DhcpHost', 'DhcpRange', 'VmData', 'PasswordOffer', 'MonitoredService', 'Monitoring', 'RemoteAccessVpn', 'SiteToSiteVpn', 'VpnUser', 'LbProtocol', 'LbAlgorithm', 'LbAccept', 'SslCert', 'CloudStackLb', 'LbBackend', 'LbHealthCheck', 'LbStickiness', 'LbTimeouts', 'LoadBalancer', 'LbStats', 'LoadBalancing']
+__all__ = ["device_index", 'CONTROL_DEVICE', 'GUEST_DEVICE', 'PUBLIC_DEVICE', 'SSH_PORT', 'Direction', 'PortRange', 'Protocol', 'PublicIp', 'PrivateGateway', 'StaticRoute', 'GuestNetwork', 'IpAlias', 'GuestSubnet', 'RouterIpv6', 'FirewallRule', 'PortForward', 'StaticNat', 'AclRule', 'NetworkAcl', 'DhcpHost', 'DhcpRange', 'VmData', 'PasswordOffer', 'MonitoredService', 'Monitoring', 'RemoteAccessVpn', 'SiteToSiteVpn', 'VpnUser', 'LbProtocol', 'LbAlgorithm', 'LbAccept', 'SslCert', 'CloudStackLb', 'LbBackend', 'LbHealthCheck', 'LbStickiness', 'LbTimeouts', 'LoadBalancer', 'LbStats', 'LoadBalancing']
 
 # A VPC router (cmdline type "vpcrouter") is laid out differently: eth0 control, eth1 the
 # first public NIC (source NAT), eth2+ tiers and more public NICs (cloudstack-vr.md §1.2).
@@ -316,12 +316,6 @@ def shared_network_gateway(cfg: dict[str, str], guest: IPv4Interface) -> str | N
         return cfg["guestgw"]
     gateway = _address_or_none(cfg.get("gateway", ""))
     return str(gateway) if gateway is not None and gateway in guest.network else None
-
-
-def device_index(device: str) -> int:
-    """eth12 -> 12; CloudStack names NICs ethN after nic_dev_id."""
-    digits = device[3:]
-    return int(digits) if device.startswith("eth") and digits.isdigit() else 1 << 16
 
 
 # -- load balancing (HAProxy) ------------------------------------------------------------

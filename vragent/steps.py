@@ -11,7 +11,8 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 from vragent.shell import files, netlink, runner
-from vragent.subsystems.network.sysctl import proc_path
+from vragent.paths import proc_path
+from vragent.values import Route, Rule
 
 
 class Step:
@@ -141,7 +142,7 @@ class RouteStep(Step):
 class PolicyRuleStep(Step):
     """One policy rule added or deleted (render/routing.py)."""
 
-    rule: netlink.Rule
+    rule: Rule
     add: bool
     kind = "rule"
 
@@ -159,7 +160,7 @@ class PolicyRuleStep(Step):
 class TableRouteStep(Step):
     """One route of a policy routing table added or deleted (render/routing.py)."""
 
-    route: netlink.Route
+    route: Route
     add: bool
     kind = "route"
 

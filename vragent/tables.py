@@ -8,7 +8,7 @@ import functools
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from vragent.values import Protocol
+from vragent.values import Protocol, Rule, device_index
 
 CHAIN_PREFIX = "vr-"
 # The incumbent's usage counters keep their names: the management server's netusage.sh
@@ -99,3 +99,39 @@ def match_protocol(protocol: Protocol, ports=None, icmp_type=None, icmp_code=Non
     elif protocol is Protocol.ICMP and icmp_type is not None:
         text += f" -m icmp --icmp-type {icmp_type}" + (f"/{icmp_code}" if icmp_code is not None else "")
     return text
+
+
+# -- what else is vragent's: policy routing (subsystems/network/routing.py) --------------------
+
+TABLE_BASE = 100  # Table_ethN = 100 + N, mark 0x(100+N)
+MARK_RULE_PRIORITY = 1100  # + N: fwmark 0x(100+N) lookup 100+N
+SOURCE_RULE_PRIORITY = 1200  # + N: from <public network> lookup 100+N
+_OWNED_PRIORITIES = range(MARK_RULE_PRIORITY, SOURCE_RULE_PRIORITY + 100)
+_OWNED_TABLES = range(TABLE_BASE + 1, TABLE_BASE + 100)
+
+MAIN_TABLE = 254
+# The routing protocol number of a VPC's static routes (render/static_routes.py) in the main
+# table: what marks them vragent's. Not one iproute2 names (rt_protos), so no one else's.
+STATIC_ROUTE_PROTOCOL = 77
+
+
+def table_of(device: str) -> int:
+    return TABLE_BASE + device_index(device)
+
+
+def mark_of(device: str) -> int:
+    return table_of(device)
+
+
+def table_name(device: str) -> str:
+    return f"Table_{device}"
+
+
+def owns_rule(rule: Rule) -> bool:
+    return rule.priority in _OWNED_PRIORITIES and rule.table in _OWNED_TABLES
+
+
+def owned_tables(devices) -> set[int]:
+    """The tables vragent manages on a router with these NICs: 100+N of each ethN, N >= 1
+    (the lowest public NIC of any layout: a VPC's eth1)."""
+    return {table_of(d) for d in devices if d.startswith("eth") and 1 <= device_index(d) < 100}

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from vragent import engine
-from vragent.shell import netlink
 from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
@@ -18,6 +17,7 @@ from vragent.subsystems.guestdata import render as metadata
 from vragent.pipeline import netfilter
 from vragent.subsystems.vpn import render as vpn
 from vragent.pipeline.intake import Document, merge_documents
+from vragent.values import Link
 
 
 def render_router(pushes: list, root: Path) -> dict:
@@ -84,7 +84,7 @@ def bare_router(desired) -> Observed:
     """A router that has its NICs (up, MTU 1500) and nothing else: no address, no route,
     empty tables, no file, no daemon running."""
     devices = sorted({*desired.links.addresses, *desired.links.mtu, *desired.links.admin_up})
-    links = {name: netlink.Link(name, index, f"02:00:00:00:01:{index:02x}", 1500)
+    links = {name: Link(name, index, f"02:00:00:00:01:{index:02x}", 1500)
              for index, name in enumerate(devices, start=2)}
     return Observed(
         tables={key: ObservedTable.empty(spec.name) if spec.family == 4 else

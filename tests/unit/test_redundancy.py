@@ -14,7 +14,7 @@ from vragent.tables import TABLES
 from vragent.subsystems.vrrp import model as redundancy
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
-from vragent.shell.netlink import Link
+from vragent.values import Link
 from vragent.shell.observe import Observed, ObservedTable
 from vragent.paths import Paths
 from vragent.pipeline.plan import DaemonDesired, Desired, build

@@ -16,6 +16,7 @@ from vragent.model import AclRule, PortRange, RouterState
 from vragent.subsystems.network import render as addresses
 from vragent.pipeline import netfilter
 from vragent.pipeline.intake import Document, merge_documents
+from vragent.tables import owned_tables
 
 SCHEMA = json.loads(state_doc.SCHEMA_PATH.read_text())
 
@@ -137,7 +138,7 @@ def test_an_extra_public_nic_gets_its_own_table_and_snats_to_the_vpcs_source_nat
     extra = vpc.ips(vpc.ip_entry(SOURCE_NAT_IP, source_nat=True), vpc.ip_entry(SECOND_PUBLIC_IPS[0], nic=4))
     state = merged(*vpc.vpc(), extra)
     assert routing.render(state).devices == ("eth1", "eth4")
-    assert routing.owned_tables(["eth0", "eth1", "eth4"]) == {101, 104}
+    assert owned_tables(["eth0", "eth1", "eth4"]) == {101, 104}
     assert str(netfilter_vpc.source_nat_address(state, "eth1")) == SOURCE_NAT_IP
     assert str(netfilter_vpc.source_nat_address(state, "eth4")) == SOURCE_NAT_IP  # the cmdline's source_nat_ip
     # Without a source_nat_ip on the cmdline, eth4 falls back to its own first IP.

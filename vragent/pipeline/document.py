@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv6Network
 
 from vragent.subsystems.lb import document as state_lb
 from vragent.subsystems.guestdata import document as state_services
@@ -20,7 +20,8 @@ from vragent.model import (AclRule, DhcpHost, DhcpRange, Direction, FirewallRule
                            PortForward, PortRange, Protocol, PublicIp, RouterState, StaticNat)
 from vragent.tables import text
 from vragent.subsystems.network.sysctl import check_overrides
-from vragent.fields import Fields, fast_network, ipv4_or_none, parse_ipv4, parse_ipv6_network
+from vragent.fields import Fields, parse_ipv4, parse_ipv6_network
+from vragent.fields import document_address as _address, document_network as _network
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms a push)
 if TYPE_CHECKING:
@@ -185,20 +186,6 @@ def dumps(state: RouterState, pretty: bool = False) -> str:
     if pretty:
         return json.dumps(to_document(state), indent=2) + "\n"
     return json.dumps(to_document(state), separators=(",", ":")) + "\n"
-
-
-def _address(text: str) -> IPv4Address:
-    address = ipv4_or_none(text)
-    if address is None:
-        raise ValueError(f"{text!r} is not an IPv4 address")
-    return address
-
-
-def _network(text: str) -> IPv4Network:
-    network = fast_network(text)
-    if network is None:
-        raise ValueError(f"{text!r} is not a CIDR")
-    return network
 
 
 _DIRECTIONS = {d.value: d for d in Direction}

@@ -39,6 +39,7 @@ from ipaddress import IPv4Address
 from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE, Direction, FirewallRule, PortForward, RouterState, SSH_PORT
 from vragent.subsystems.vpn import site2site
 from vragent.tables import ESTABLISHED, STATS_CHAIN, TABLES, TableSpec, host, match_protocol, net, text
+from vragent.tables import mark_of
 
 def _join(*parts: str) -> str:
     return " ".join(p for p in parts if p)
@@ -315,11 +316,11 @@ def _policy_marks(state: RouterState, table: TableSpec) -> None:
                                f"-m conntrack --ctstate NEW -j vr-mark-{device}"))
         static = f"vr-mark-{device}"
         if static not in table.chains:
-            table.add(static, f"-j MARK --set-xmark {routing.mark_of(device):#x}/0xffffffff")
+            table.add(static, f"-j MARK --set-xmark {mark_of(device):#x}/0xffffffff")
             table.add(static, "-j CONNMARK --save-mark --nfmask 0xffffffff --ctmask 0xffffffff")
     for device in devices:
         table.add(chain, f"-i {device} -m conntrack --ctstate NEW -j CONNMARK "
-                         f"--set-xmark {routing.mark_of(device):#x}/0xffffffff")
+                         f"--set-xmark {mark_of(device):#x}/0xffffffff")
 
 
 def _dnat_target(rule: PortForward) -> str:

@@ -15,7 +15,7 @@ from vragent.model import PortForward, RouterState
 from vragent.shell.observe import Observed, ObservedTable
 from vragent.subsystems.network.render import LinkPlan
 from vragent.tables import IP6_TABLES, TableSpec, is_owned
-from vragent.subsystems.network.routing import owned_tables
+from vragent.tables import owned_tables
 
 # Above this share of changed rules a chain is refilled rather than edited in place.
 REFILL_RATIO = 0.5

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network
 
-from vragent.errors import ValidationError
+from vragent.errors import ValidationError, origin_of
 from vragent.model import Direction, GUEST_DEVICE, PortForward, RouterState, StaticNat
 from vragent.model import LoadBalancing, Protocol, VmData
 
@@ -250,12 +250,6 @@ def check_vm_services(state: RouterState, origins: dict[int, tuple[object, str]]
 
 
 # -- load balancing --------------------------------------------------------------------
-
-def origin_of(origins: dict[int, tuple[object, str]], item: object, fallback: str) -> str:
-    """The JSON path an item of the state came from in this push, else `fallback`."""
-    found = origins.get(id(item))
-    return found[1] if found is not None and found[0] is item else fallback
-
 
 def check_load_balancing(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
     """Listeners on addresses the router holds, no clash with NAT, backends in guest networks,

@@ -8,58 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface
 
-
-@dataclass(frozen=True)
-class Link:
-    name: str
-    index: int
-    mac: str
-    mtu: int
-    up: bool = True  # administratively up (IFF_UP); a redundant BACKUP keeps its public NIC down
-
-
-@dataclass(frozen=True, order=True)
-class Rule:
-    """An IPv4 policy rule: `priority: from <source> | fwmark <mark> lookup <table>`."""
-
-    priority: int
-    table: int
-    fwmark: int | None = None
-    source: IPv4Network | None = None
-
-    def __str__(self) -> str:
-        mark = f" fwmark {self.fwmark:#x}" if self.fwmark is not None else ""
-        return f"{self.priority}: from {self.source or 'all'}{mark} lookup {self.table}"
-
-
-@dataclass(frozen=True, order=True)
-class Route:
-    """A route in a numbered table: `default via <gateway> dev <device>`, or a throw route
-    (no gateway, no device: the lookup goes on with the next rule, i.e. main)."""
-
-    table: int
-    destination: IPv4Network
-    gateway: IPv4Address | None = None
-    device: str | None = None
-    kind: str = "unicast"  # unicast | throw (anything else read back is only ever deleted)
-    protocol: int | None = None  # set on main-table routes only: STATIC_ROUTE_PROTOCOL
-
-    def __str__(self) -> str:
-        dst = "default" if self.destination.prefixlen == 0 else str(self.destination)
-        text = f"{dst}" if self.kind == "unicast" else f"{self.kind} {dst}"
-        if self.gateway is not None:
-            text += f" via {self.gateway}"
-        if self.device is not None:
-            text += f" dev {self.device}"
-        if self.protocol is not None:
-            text += f" proto {self.protocol}"
-        return f"{text} table {self.table}"
-
-
-MAIN_TABLE = 254
-# The routing protocol number of a VPC's static routes (render/static_routes.py) in the main
-# table: what marks them vragent's. Not one iproute2 names (rt_protos), so no one else's.
-STATIC_ROUTE_PROTOCOL = 77
+from vragent.tables import MAIN_TABLE, STATIC_ROUTE_PROTOCOL
+from vragent.values import Link, Route, Rule
 
 
 @contextmanager

@@ -8,6 +8,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 
 from vragent.shell import netlink, runner
 from vragent.tables import IP6_TABLES, TABLES, is_owned, kernel_table
+from vragent.tables import MAIN_TABLE, owned_tables, owns_rule
+from vragent.values import Link, Route, Rule
 
 
 @dataclass
@@ -137,7 +139,7 @@ def reread_chains(known: ObservedTable, chains) -> ObservedTable:
 
 
 def read_sysctl(key: str) -> str | None:
-    from vragent.subsystems.network.sysctl import proc_path
+    from vragent.paths import proc_path
 
     try:
         with open(proc_path(key)) as handle:
@@ -149,7 +151,7 @@ def read_sysctl(key: str) -> str | None:
 def sysctl_read_only(key: str) -> bool:
     """Global-only keys (conntrack sizing) are exposed read-only (0444) inside a
     non-initial network namespace; writing them there fails."""
-    from vragent.subsystems.network.sysctl import proc_path
+    from vragent.paths import proc_path
 
     try:
         return not os.stat(proc_path(key)).st_mode & 0o222
@@ -161,18 +163,18 @@ def sysctl_read_only(key: str) -> bool:
 class Observed:
     tables: dict[str, ObservedTable]
     sysctls: dict[str, str | None]
-    links: dict[str, netlink.Link]
+    links: dict[str, Link]
     addresses: dict[str, set[IPv4Interface]]
     default_route: tuple[IPv4Address, str] | None
     read_only_sysctls: set[str]
     files: dict[str, str | None] = field(default_factory=dict)  # path -> content
     running: dict[str, int | None] = field(default_factory=dict)  # service name -> pid
     # Policy routing vragent owns (render/routing.py): its rules, and the routes of its tables.
-    policy_rules: set[netlink.Rule] = field(default_factory=set)
-    policy_routes: set[netlink.Route] = field(default_factory=set)
+    policy_rules: set[Rule] = field(default_factory=set)
+    policy_routes: set[Route] = field(default_factory=set)
     default_route6: tuple[IPv6Address, str] | None = None  # read only for a dual-stack router
     # A VPC's static routes vragent owns in the main table (render/static_routes.py).
-    static_routes: set[netlink.Route] = field(default_factory=set)
+    static_routes: set[Route] = field(default_factory=set)
 
 
 def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addresses=None,
@@ -180,11 +182,10 @@ def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addr
             tables: bool = True, ipv6_tables: bool = False, ipv6_route: bool = False) -> Observed:
     from vragent.shell import files
 
-    from vragent.subsystems.network import routing
 
     links, addresses = links_and_addresses or netlink.links_and_addresses()
-    rules, routes = netlink.policy_routing(routing.owned_tables(links) | {netlink.MAIN_TABLE})
-    static_routes = {route for route in routes if route.table == netlink.MAIN_TABLE}
+    rules, routes = netlink.policy_routing(owned_tables(links) | {MAIN_TABLE})
+    static_routes = {route for route in routes if route.table == MAIN_TABLE}
     routes -= static_routes
     observed_tables = iptables_tables(tables_only, known_tables) if tables else {}
     if ipv6_tables:
@@ -198,7 +199,7 @@ def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addr
         read_only_sysctls={key for key in sysctl_keys if sysctl_read_only(key)},
         files={str(path): files.read_text(path) for path in file_paths},
         running={spec.name: backend.running(spec) for spec in daemons},
-        policy_rules={rule for rule in rules if routing.owns_rule(rule)},
+        policy_rules={rule for rule in rules if owns_rule(rule)},
         policy_routes=routes,
         static_routes=static_routes,
         default_route6=netlink.default_route6() if ipv6_route else None,

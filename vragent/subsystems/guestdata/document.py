@@ -53,7 +53,7 @@ def _canonical(settings: dict) -> str:
 # -- reading what vragent wrote --------------------------------------------------------
 
 def load_trusted(data: dict) -> tuple[tuple[VmData, ...], Monitoring | None]:
-    from vragent.pipeline.document import _address
+    from vragent.fields import document_address as _address
 
     vms = tuple(VmData(_address(v["ip"]),
                        base64.b64decode(v["userdata"]) if v.get("userdata") is not None else None,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 
 from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE, RouterState
-from vragent.shell.netlink import Route
+from vragent.values import Route
 from vragent.subsystems.network import routing, static_routes
 
 VPC_MANAGED_NICS = 100  # eth0..eth99, every NIC name the wire format accepts (wire/fields.py)

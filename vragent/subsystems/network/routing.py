@@ -28,39 +28,13 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 
 from vragent.model import ISOLATED_ROUTER, VPC_ROUTER, RouterState, device_index
-from vragent.shell.netlink import Route, Rule
+from vragent.tables import MARK_RULE_PRIORITY, SOURCE_RULE_PRIORITY, mark_of, table_name, table_of
+from vragent.values import Route, Rule
 
-TABLE_BASE = 100  # Table_ethN = 100 + N, mark 0x(100+N)
-MARK_RULE_PRIORITY = 1100  # + N: fwmark 0x(100+N) lookup 100+N
-SOURCE_RULE_PRIORITY = 1200  # + N: from <public network> lookup 100+N
-_OWNED_PRIORITIES = range(MARK_RULE_PRIORITY, SOURCE_RULE_PRIORITY + 100)
-_OWNED_TABLES = range(TABLE_BASE + 1, TABLE_BASE + 100)
 # Router types with public NICs and NAT: their layouts say which NICs are public.
 _ROUTED_TYPES = (ISOLATED_ROUTER, VPC_ROUTER)
 RT_TABLES_FILE = "etc/iproute2/rt_tables.d/vragent.conf"
 DEFAULT = IPv4Network("0.0.0.0/0")
-
-
-def table_of(device: str) -> int:
-    return TABLE_BASE + device_index(device)
-
-
-def mark_of(device: str) -> int:
-    return table_of(device)
-
-
-def table_name(device: str) -> str:
-    return f"Table_{device}"
-
-
-def owns_rule(rule: Rule) -> bool:
-    return rule.priority in _OWNED_PRIORITIES and rule.table in _OWNED_TABLES
-
-
-def owned_tables(devices) -> set[int]:
-    """The tables vragent manages on a router with these NICs: 100+N of each ethN, N >= 1
-    (the lowest public NIC of any layout: a VPC's eth1)."""
-    return {table_of(d) for d in devices if d.startswith("eth") and 1 <= device_index(d) < 100}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from the management server (`proto 77`).
 from __future__ import annotations
 
 from vragent.model import RouterState
-from vragent.shell.netlink import MAIN_TABLE, STATIC_ROUTE_PROTOCOL, Route
+from vragent.tables import MAIN_TABLE, STATIC_ROUTE_PROTOCOL
+from vragent.values import Route
 
 PROTOCOL = STATIC_ROUTE_PROTOCOL
 

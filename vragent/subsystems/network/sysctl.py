@@ -86,10 +86,6 @@ def file_content(values: dict[str, str]) -> str:
     return HEADER + "".join(f"{key} = {value}\n" for key, value in values.items())
 
 
-def proc_path(key: str) -> str:
-    return "/proc/sys/" + key.replace(".", "/")
-
-
 def check_overrides(values: dict, path: str) -> list[ValidationError]:
     errors = []
     for key, value in values.items():

@@ -30,7 +30,7 @@ def to_document(gateways: tuple[PrivateGateway, ...], routes: tuple[StaticRoute,
 
 
 def load_trusted(data: dict) -> tuple[tuple[PrivateGateway, ...], tuple[StaticRoute, ...]]:
-    from vragent.pipeline.document import _address, _network
+    from vragent.fields import document_address as _address, document_network as _network
 
     gateways = tuple(PrivateGateway(_address(p["ip"]), p["prefix"], p["device"],
                                     _address(p["gateway"]) if p.get("gateway") else None, p.get("source_nat", False),

@@ -33,7 +33,7 @@ def to_document(vpn: RemoteAccessVpn | None, users: tuple[VpnUser, ...]) -> dict
 def load_trusted(data: dict) -> tuple[RemoteAccessVpn | None, tuple[VpnUser, ...]]:
     from ipaddress import IPv4Network
 
-    from vragent.pipeline.document import _address
+    from vragent.fields import document_address as _address
 
     raw = data.get(VPN)
     vpn = None
@@ -103,7 +103,7 @@ def s2s_load_trusted(data: dict) -> tuple:
     from ipaddress import IPv4Network
 
     from vragent.model import SiteToSiteVpn
-    from vragent.pipeline.document import _address
+    from vragent.fields import document_address as _address
 
     return tuple(SiteToSiteVpn(_address(v["peer"]), _address(v["local_ip"]), IPv4Network(v["local_cidr"]),
                                tuple(IPv4Network(c) for c in v["peer_cidrs"]), v["ike_policy"], v["esp_policy"],

@@ -102,7 +102,7 @@ def origins(change: VpnChange) -> list[tuple[object, str]]:
 
 def check_state(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
     """The VPN's public IP is the router's, its clients' range is nobody else's."""
-    from vragent.pipeline.validate import origin_of
+    from vragent.errors import origin_of
 
     vpn = state.remote_access_vpn
     if vpn is None:

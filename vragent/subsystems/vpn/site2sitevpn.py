@@ -130,7 +130,7 @@ def origins(change: Site2SiteChange) -> list[tuple[object, str]]:
 def check_state(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
     """Each connection leaves from a public IP of this VPC router, for the VPC, to peer
     networks that are none of the router's own."""
-    from vragent.pipeline.validate import origin_of
+    from vragent.errors import origin_of
 
     errors: list[ValidationError] = []
     held = {p.ip for p in state.ordered_public_ips()}

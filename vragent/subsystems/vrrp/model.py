@@ -162,7 +162,7 @@ def check_state(state: RouterState, origins: dict | None = None) -> list[Validat
     `origins` as validate.check_state takes it: where the items of this push came from."""
     if not enabled(state):
         return []
-    from vragent.pipeline.validate import origin_of
+    from vragent.errors import origin_of
     from vragent.subsystems.network import cmdline as cmdline_wire
 
     origins = origins or {}
