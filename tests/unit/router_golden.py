@@ -9,7 +9,7 @@ from vragent import engine
 from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
-from vragent.shell.observe import Observed, ObservedTable
+from vragent.desired import Observed, ObservedTable
 from vragent.paths import Paths
 from vragent.pipeline.plan import build
 from vragent.subsystems.dhcp import render as dnsmasq
@@ -59,7 +59,7 @@ def render_router(pushes: list, root: Path) -> dict:
         },
         "files": {where(path): file_entry(content, mode) for path, (content, mode) in desired.files.items()},
         "daemons": [{
-            "service": daemon.service.name,
+            "service": daemon.service,
             "enabled": daemon.enabled,
             "standby": daemon.standby,
             "reload_action": daemon.reload_action,

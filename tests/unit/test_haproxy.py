@@ -25,7 +25,7 @@ from vragent.steps import DaemonStep, candidate_text
 from vragent.errors import InvalidInput
 from vragent.lab import sample_lb as lb
 from vragent.model import LbAccept, RouterState
-from vragent.shell.observe import Observed
+from vragent.desired import Observed
 from vragent.paths import Paths
 from vragent.pipeline.plan import daemon_step
 from vragent import templating as templates
@@ -36,6 +36,7 @@ from vragent.pipeline.intake import Document, merge_documents
 GOLDEN = Path(__file__).parent / "golden_haproxy"
 CASES = sorted(GOLDEN.glob("*.json"))
 SCHEMA = json.loads(state_doc.SCHEMA_PATH.read_text())
+RUNTIME = engine.runtime(Paths(Path("/r")))  # how the daemon steps would run its service
 HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
 VM1, VM2 = "192.0.2.11", "192.0.2.12"
 LB_IP = "198.51.100.22"
@@ -351,17 +352,17 @@ def live(daemon) -> dict:
 def test_first_load_balancer_starts_haproxy_and_a_change_reloads_it_never_restarts():
     paths = Paths(Path("/r"))
     first = haproxy.daemon(with_lb(lb.loadbalancer(web())), paths)
-    step = daemon_step(first, observed({}, running=False), backend=None)
+    step = daemon_step(first, observed({}, running=False), RUNTIME)
     assert step.action == "start" and [c[0].name for c in step.changes] == ["haproxy.cfg"]
-    assert daemon_step(first, observed(live(first), running=True), None) is None
+    assert daemon_step(first, observed(live(first), running=True), RUNTIME) is None
     changed = haproxy.daemon(with_lb(lb.loadbalancer(web((VM1, 8080)))), paths)
-    step = daemon_step(changed, observed(live(first), running=True), None)
+    step = daemon_step(changed, observed(live(first), running=True), RUNTIME)
     assert step.action == "reload" and step.reason == "haproxy.cfg changed"
     # Even the global section (maxconn) reloads: the master re-executes with the new file.
     bigger = haproxy.daemon(with_lb(lb.loadbalancer(web(), maxconn=20000)), paths)
-    assert daemon_step(bigger, observed(live(first), running=True), None).action == "reload"
+    assert daemon_step(bigger, observed(live(first), running=True), RUNTIME).action == "reload"
     # Dead while wanted: started again, even with nothing to write.
-    assert daemon_step(first, observed(live(first), running=False), None).action == "start"
+    assert daemon_step(first, observed(live(first), running=False), RUNTIME).action == "start"
 
 
 def test_a_certificate_change_reloads_with_the_configuration():
@@ -373,7 +374,7 @@ def test_a_certificate_change_reloads_with_the_configuration():
         return haproxy.daemon(with_lb(lb.loadbalancer(web(), ssl_certs=[cert])), paths)
 
     one, two = with_cert("A"), with_cert("C")
-    step = daemon_step(two, observed(live(one), running=True), None)
+    step = daemon_step(two, observed(live(one), running=True), RUNTIME)
     assert step.action == "reload"
     assert sorted(c[0].name for c in step.changes) == ["haproxy.cfg", "web.pem"]
     assert two.files[paths.under("etc/ssl/cloudstack/web.pem")][1] == 0o600
@@ -384,9 +385,9 @@ def test_last_load_balancer_gone_stops_haproxy_and_removes_its_files():
     paths = Paths(Path("/r"))
     running = haproxy.daemon(with_lb(lb.loadbalancer(web())), paths)
     gone = haproxy.daemon(with_lb(lb.loadbalancer(revoked=[web()])), paths)
-    step = daemon_step(gone, observed(live(running), running=True), None)
+    step = daemon_step(gone, observed(live(running), running=True), RUNTIME)
     assert step.action == "stop" and step.changes[0][2] is None
-    assert daemon_step(gone, observed({}, running=False), None) is None
+    assert daemon_step(gone, observed({}, running=False), RUNTIME) is None
 
 
 def test_certificates_no_longer_pushed_are_removed(tmp_path: Path):
@@ -398,7 +399,7 @@ def test_certificates_no_longer_pushed_are_removed(tmp_path: Path):
     cert = lb.ssl_cert("web", "-----BEGIN CERTIFICATE-----\nA\n", "-----BEGIN PRIVATE KEY-----\nB\n")
     desired = engine.render(with_lb(lb.loadbalancer(web(), ssl_certs=[cert])), paths)
     engine.claim_owned_files(desired)
-    files = next(d for d in desired.daemons if d.service.name == "haproxy").files
+    files = next(d for d in desired.daemons if d.service == "haproxy").files
     assert files[cert_dir / "old.pem"] == (None, 0o600)
     assert files[cert_dir / "web.pem"][0].startswith("-----BEGIN CERTIFICATE-----")
     assert cert_dir / "web.pem.failed" not in files and cert_dir / ".web.pem.123.tmp" not in files

@@ -10,12 +10,12 @@ from tests.unit import pushes
 from vragent.model import RouterState
 from vragent.values import Link, Route, Rule
 from vragent.shell.netlink import parse_policy_dump
-from vragent.shell.observe import Observed, parse_iptables_save
+from vragent.desired import Observed, parse_iptables_save
 from vragent.pipeline.plan import _chain_edits, _policy_steps, table_step
 from vragent.subsystems.network import routing
-from vragent.subsystems.network.render import LinkPlan
+from vragent.desired import LinkPlan
 from vragent.tables import TableSpec
-from vragent.subsystems.network.routing import PolicyRouting
+from vragent.desired import PolicyRouting
 from vragent.tables import owns_rule
 from vragent.pipeline.intake import merge_documents
 

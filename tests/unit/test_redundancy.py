@@ -15,16 +15,17 @@ from vragent.subsystems.vrrp import model as redundancy
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
 from vragent.values import Link
-from vragent.shell.observe import Observed, ObservedTable
+from vragent.desired import Observed, ObservedTable
 from vragent.paths import Paths
-from vragent.pipeline.plan import DaemonDesired, Desired, build
+from vragent.desired import DaemonDesired, Desired
+from vragent.pipeline.plan import build
 from vragent.subsystems.vrrp.model import Role
 from vragent.subsystems.network import render as addresses
 from vragent.subsystems.vrrp import conntrackd, keepalived
 from vragent.subsystems.dhcp import render as dnsmasq
 from vragent.pipeline import netfilter
-from vragent.shell.services import DirectBackend, ServiceSpec
 from vragent.pipeline.intake import merge_documents
+from vragent import engine
 
 GOLDEN = Path(__file__).parent / "golden_redundancy"
 CASES = sorted(GOLDEN.glob("*.json"))
@@ -175,7 +176,7 @@ def desired_for(role: Role, release_vips: bool = False, root: Path = Path("/none
     desired = Desired(tables=netfilter.render(state), sysctls={}, links=addresses.render(state), files={},
                       daemons=[dnsmasq.daemon(state, paths), conntrackd.daemon(state, paths),
                                keepalived.daemon(state, paths)],
-                      backend=DirectBackend(paths))
+                      runtime=engine.runtime(paths))
     return redundancy.shape(desired, state, role, release_vips)
 
 
@@ -184,7 +185,7 @@ OWN = IPv4Interface("192.0.2.2/24")
 
 
 def standby(desired: Desired) -> dict[str, bool]:
-    return {d.service.name: d.standby for d in desired.daemons}
+    return {d.service: d.standby for d in desired.daemons}
 
 
 def test_a_primary_holds_the_vip_after_its_own_address_and_brings_its_public_nic_up():
@@ -210,8 +211,7 @@ def test_a_router_that_is_not_primary_holds_back_public_nics_and_primary_only_da
 
 def test_haproxy_is_a_primary_only_daemon_too():
     state = state_of(redundant_cmdline(1), public(), guest_network(1))
-    haproxy = DaemonDesired(service=ServiceSpec("haproxy", argv=lambda paths: [], pidfile=lambda paths: Path("/x")),
-                            enabled=True, files={})
+    haproxy = DaemonDesired(service="haproxy", enabled=True, files={})
     desired = Desired(tables={}, sysctls={}, links=addresses.render(state), files={}, daemons=[haproxy])
     assert [d.standby for d in redundancy.shape(desired, state, Role.BACKUP).daemons] == [True]
     assert [d.standby for d in redundancy.shape(desired, state, Role.PRIMARY).daemons] == [False]

@@ -190,7 +190,7 @@ def test_sessions_are_ended_for_removed_users_and_changed_passwords_only():
 
 def test_on_a_redundant_pair_only_the_primary_runs_the_vpn():
     from vragent.subsystems.vrrp import model as redundancy
-    from vragent.pipeline.plan import Desired
+    from vragent.desired import Desired
     from vragent.subsystems.network import render as addresses
 
     cmdline = sample.cmdline(redundant=True)
@@ -201,4 +201,4 @@ def test_on_a_redundant_pair_only_the_primary_runs_the_vpn():
     for role, standby in ((redundancy.Role.PRIMARY, False), (redundancy.Role.BACKUP, True),
                           (redundancy.Role.FAULT, True)):
         shaped = redundancy.shape(desired, state, role)
-        assert [(d.service.name, d.standby) for d in shaped.daemons] == [("strongswan", standby), ("xl2tpd", standby)]
+        assert [(d.service, d.standby) for d in shaped.daemons] == [("strongswan", standby), ("xl2tpd", standby)]

@@ -41,9 +41,9 @@ def collect(paths: Paths) -> dict:
     desired = engine.render(state, paths)
     observed = engine.observe_for(desired)
     report["daemons"] = {
-        d.service.name: {"wanted": d.enabled and not d.standby, "standby": d.standby,
-                         "pid": observed.running.get(d.service.name),
-                         "healthy": (observed.running.get(d.service.name) is not None) == (d.enabled and not d.standby)}
+        d.service: {"wanted": d.enabled and not d.standby, "standby": d.standby,
+                         "pid": observed.running.get(d.service),
+                         "healthy": (observed.running.get(d.service) is not None) == (d.enabled and not d.standby)}
         for d in desired.daemons}
     from vragent.subsystems.vrrp import model as redundancy
 

@@ -35,23 +35,24 @@ def tick(paths: Paths) -> list[str]:
             state = engine.load_state(paths)
             desired = engine.render(state, paths)
             for daemon in desired.daemons:
-                if not daemon.enabled or daemon.standby or desired.backend.running(daemon.service):
+                if not daemon.enabled or daemon.standby or desired.runtime.backend.running(desired.runtime.spec(daemon.service)):
                     continue
                 if not all(path.exists() for path, (content, _) in daemon.files.items() if content is not None):
                     continue  # never applied yet: nothing to run
-                if daemon.service.name == "keepalived" and not redundancy.may_restart_keepalived(paths, state):
+                if daemon.service == "keepalived" and not redundancy.may_restart_keepalived(paths, state):
                     continue  # the peer is still taking over
-                logger.warning("supervise: %s is not running; starting it", daemon.service.name)
+                logger.warning("supervise: %s is not running; starting it", daemon.service)
                 try:
-                    if daemon.hooks is not None:
-                        daemon.hooks.before("start")
-                    desired.backend.start(daemon.service)
-                    if daemon.hooks is not None:
-                        daemon.hooks.after("start")
+                    hooks = desired.runtime.hooks(daemon.service)
+                    if hooks is not None:
+                        hooks.before("start")
+                    desired.runtime.backend.start(desired.runtime.spec(daemon.service))
+                    if hooks is not None:
+                        hooks.after("start")
                 except Exception as exc:  # noqa: BLE001 - keep supervising the others, retry next tick
-                    logger.error("supervise: starting %s failed: %s", daemon.service.name, exc)
+                    logger.error("supervise: starting %s failed: %s", daemon.service, exc)
                     continue
-                started.append(daemon.service.name)
+                started.append(daemon.service)
     except LockTimeout:
         pass  # an apply is running; it converges the daemons itself
     except ApplyFailed as exc:  # unreadable state: nothing to go by

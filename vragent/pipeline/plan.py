@@ -12,48 +12,14 @@ from vragent.steps import (AddressStep, ConntrackDeleteStep, DaemonStep, FileSte
                            IptablesStep, LinkStateStep, MtuStep, PolicyRuleStep, RouteStep, Step, SysctlStep,
                            TableRouteStep)
 from vragent.model import PortForward, RouterState
-from vragent.shell.observe import Observed, ObservedTable
-from vragent.subsystems.network.render import LinkPlan
+from vragent.desired import Observed, ObservedTable
+from vragent.desired import LinkPlan
 from vragent.tables import IP6_TABLES, TableSpec, is_owned
 from vragent.tables import owned_tables
+from vragent.desired import DaemonDesired, Desired
 
 # Above this share of changed rules a chain is refilled rather than edited in place.
 REFILL_RATIO = 0.5
-
-
-@dataclass
-class DaemonDesired:
-    """What one daemon should run with. `files` maps path -> (content or None to remove,
-    mode); a change to a `restart_files` member needs a restart, any other change only
-    the reload action (a signal the daemon re-reads its files on)."""
-
-    service: object  # services.ServiceSpec
-    enabled: bool
-    files: dict[Path, tuple[str | None, int]]
-    restart_files: frozenset[Path] = frozenset()
-    checker: object = None
-    reload_action: str = "reload"
-    # Written only before the daemon's first start (never under a running daemon), e.g. leases.
-    seed_files: dict[Path, tuple[str, int]] = field(default_factory=dict)
-    # Optional: an object with before(action) and after(action), called around each
-    # start/reload/restart/stop (HAProxy saves server state, then waits for its new worker).
-    hooks: object = None
-    # Directories only this daemon's files live in: a file there that `files` does not
-    # name is removed (certificates of load balancers that are gone).
-    owned_dirs: tuple[Path, ...] = ()
-    # Configured but not running: a redundant router that is not PRIMARY keeps the files of
-    # its primary-only daemons (dnsmasq, HAProxy) current and the daemons stopped.
-    standby: bool = False
-
-
-@dataclass
-class Desired:
-    tables: dict[str, TableSpec]
-    sysctls: dict[str, str]
-    links: LinkPlan
-    files: dict[Path, tuple[str | None, int]]  # path -> (content or None to remove, mode)
-    daemons: list[DaemonDesired] = field(default_factory=list)
-    backend: object = None  # services.Backend
 
 
 @dataclass
@@ -84,7 +50,7 @@ def build(desired: Desired, observed: Observed, old_state: RouterState | None = 
     plan.steps += deletions
     plan.steps += _file_steps(desired.files, observed)
     plan.steps += [step for daemon in desired.daemons
-                   if (step := daemon_step(daemon, observed, desired.backend)) is not None]
+                   if (step := daemon_step(daemon, observed, desired.runtime)) is not None]
     if old_state is not None and new_state is not None:
         plan.steps += conntrack_steps(old_state, new_state)
     plan.steps += arps
@@ -183,35 +149,36 @@ def _file_steps(wanted: dict[Path, tuple[str | None, int]], observed: Observed) 
 
 # -- daemons --------------------------------------------------------------------------------
 
-def daemon_step(daemon: DaemonDesired, observed: Observed, backend) -> DaemonStep | None:
+def daemon_step(daemon: DaemonDesired, observed: Observed, runtime) -> DaemonStep | None:
     changes = [(path, observed.files.get(str(path)), content, mode)
                for path, (content, mode) in daemon.files.items()
                if observed.files.get(str(path)) != content]
-    running = observed.running.get(daemon.service.name) is not None
+    running = observed.running.get(daemon.service) is not None
+    spec, backend, hooks = runtime.spec(daemon.service), runtime.backend, runtime.hooks(daemon.service)
     if daemon.enabled and daemon.standby:
         if not running and not changes:
             return None
-        return DaemonStep(daemon.service, backend, changes, "stop" if running else "none",
-                          "standby: this redundant router is not PRIMARY", daemon.checker, running, daemon.hooks)
+        return DaemonStep(spec, backend, changes, "stop" if running else "none",
+                          "standby: this redundant router is not PRIMARY", daemon.checker, running, hooks)
     if not daemon.enabled:
         if not running and not changes:
             return None
-        return DaemonStep(daemon.service, backend, changes, "stop" if running else "none",
-                          "no longer needed", None, running, daemon.hooks)
+        return DaemonStep(spec, backend, changes, "stop" if running else "none",
+                          "no longer needed", None, running, hooks)
     if not running:
         seeds = [(path, None, content, mode) for path, (content, mode) in daemon.seed_files.items()
                  if observed.files.get(str(path)) is None]
-        return DaemonStep(daemon.service, backend, changes + seeds, "start", "not running", daemon.checker, running,
-                          daemon.hooks)
+        return DaemonStep(spec, backend, changes + seeds, "start", "not running", daemon.checker, running,
+                          hooks)
     if not changes:
         return None
     if any(path in daemon.restart_files for path, *_ in changes):
         names = ", ".join(p.name for p, *_ in changes if p in daemon.restart_files)
-        return DaemonStep(daemon.service, backend, changes, "restart", f"{names} changed", daemon.checker, running,
-                          daemon.hooks)
+        return DaemonStep(spec, backend, changes, "restart", f"{names} changed", daemon.checker, running,
+                          hooks)
     names = ", ".join(p.name for p, *_ in changes)
-    return DaemonStep(daemon.service, backend, changes, daemon.reload_action, f"{names} changed",
-                      daemon.checker, running, daemon.hooks)
+    return DaemonStep(spec, backend, changes, daemon.reload_action, f"{names} changed",
+                      daemon.checker, running, hooks)
 
 
 # -- netfilter -------------------------------------------------------------------------------

@@ -3,60 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 
 from vragent.shell import netlink, runner
-from vragent.tables import IP6_TABLES, TABLES, is_owned, kernel_table
+from vragent.tables import IP6_TABLES, TABLES, kernel_table
 from vragent.tables import MAIN_TABLE, owned_tables, owns_rule
-from vragent.values import Link, Route, Rule
-
-
-@dataclass
-class ObservedTable:
-    name: str
-    # The table exactly as iptables-save printed it (for rollback); None for a remembered
-    # view, which holds only what vragent manages (its chains, its jumps, its policies).
-    save_text: str | None
-    policies: dict[str, str] = field(default_factory=dict)
-    chains: dict[str, list[str]] = field(default_factory=dict)  # every chain, built-in and user
-    family: int = 4  # 6: read with ip6tables-save (render/netfilter6.py)
-
-    @classmethod
-    def empty(cls, name: str) -> "ObservedTable":
-        """A table the kernel has never loaded: nothing in it, restored as nothing."""
-        return cls(name, f"*{name}\nCOMMIT\n")
-
-    def owned_chains(self) -> dict[str, list[str]]:
-        return {name: rules for name, rules in self.chains.items() if is_owned(name)}
-
-
-def parse_iptables_save(text: str) -> dict[str, ObservedTable]:
-    tables: dict[str, ObservedTable] = {}
-    current: ObservedTable | None = None
-    lines: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("*"):
-            current = ObservedTable(line[1:], "")
-            lines = [line]
-        elif current is None or line.startswith("#"):
-            continue
-        elif line == "COMMIT":
-            lines.append(line)
-            current.save_text = "\n".join(lines) + "\n"
-            tables[current.name] = current
-            current = None
-        else:
-            lines.append(line)
-            if line.startswith(":"):
-                name, policy = line[1:].split()[:2]
-                current.chains.setdefault(name, [])
-                if policy != "-":
-                    current.policies[name] = policy
-            elif line.startswith("-A "):
-                chain = line.split(" ", 2)[1]
-                current.chains.setdefault(chain, []).append(line)
-    return tables
+from vragent.desired import Observed, ObservedTable, parse_iptables_save
 
 
 def iptables_tables(only: set[str] | None = None, known: dict[str, ObservedTable] | None = None
@@ -157,24 +108,6 @@ def sysctl_read_only(key: str) -> bool:
         return not os.stat(proc_path(key)).st_mode & 0o222
     except OSError:
         return False
-
-
-@dataclass
-class Observed:
-    tables: dict[str, ObservedTable]
-    sysctls: dict[str, str | None]
-    links: dict[str, Link]
-    addresses: dict[str, set[IPv4Interface]]
-    default_route: tuple[IPv4Address, str] | None
-    read_only_sysctls: set[str]
-    files: dict[str, str | None] = field(default_factory=dict)  # path -> content
-    running: dict[str, int | None] = field(default_factory=dict)  # service name -> pid
-    # Policy routing vragent owns (render/routing.py): its rules, and the routes of its tables.
-    policy_rules: set[Rule] = field(default_factory=set)
-    policy_routes: set[Route] = field(default_factory=set)
-    default_route6: tuple[IPv6Address, str] | None = None  # read only for a dual-stack router
-    # A VPC's static routes vragent owns in the main table (render/static_routes.py).
-    static_routes: set[Route] = field(default_factory=set)
 
 
 def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addresses=None,

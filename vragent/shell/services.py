@@ -32,6 +32,26 @@ class ServiceSpec:
     # Run by the direct backend just before a start, e.g. to clear a stale lock file left by
     # a killed daemon (a systemd unit does the same with ExecStartPre=).
     prestart: Callable[[Paths], None] | None = None
+    # Optional: paths -> an object with before(action) and after(action), called around each
+    # start/reload/restart/stop (HAProxy saves server state, then waits for its new worker).
+    hooks: Callable[[Paths], object] | None = None
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How the daemons of a desired router are run: the backend and every service's spec by
+    name (desired.DaemonDesired names its service; the engine binds the names here)."""
+
+    backend: "Backend"
+    specs: dict[str, ServiceSpec]
+    paths: Paths
+
+    def spec(self, name: str) -> ServiceSpec:
+        return self.specs[name]
+
+    def hooks(self, name: str):
+        spec = self.specs[name]
+        return spec.hooks(self.paths) if spec.hooks is not None else None
 
 
 class Backend:

@@ -7,7 +7,6 @@ coming or going costs one signal, never a restart.
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +14,7 @@ from vragent import templating
 from vragent.errors import ValidationError
 from vragent.model import RouterState
 from vragent.paths import Paths
-from vragent.pipeline.plan import DaemonDesired
-from vragent.shell.services import ServiceSpec
+from vragent.desired import DaemonDesired
 
 LEASE_MAX = 10000
 # Settings vragent owns: a native document's extra options may not override them.
@@ -44,13 +42,7 @@ class DnsmasqPaths:
                    paths.under("var/log/dnsmasq.log"), paths.run_dir / "dnsmasq.pid")
 
 
-SERVICE = ServiceSpec(
-    name="dnsmasq",
-    argv=lambda paths: ["dnsmasq", f"--conf-file={DnsmasqPaths.of(paths).conf}",
-                        f"--pid-file={DnsmasqPaths.of(paths).pid}"],
-    pidfile=lambda paths: DnsmasqPaths.of(paths).pid,
-    reload_signal=signal.SIGHUP,
-)
+SERVICE_NAME = "dnsmasq"
 
 
 def _tag(ip) -> str:
@@ -137,7 +129,7 @@ def daemon(state: RouterState, paths: Paths) -> DaemonDesired:
     wanted = {path: (rendered.get(path), 0o644) for path in
               (files.conf, files.dhcphosts, files.dhcpopts, files.hosts, files.resolv)}
     return DaemonDesired(
-        service=SERVICE,
+        service=SERVICE_NAME,
         enabled=enabled,
         files=wanted,
         restart_files=frozenset({files.conf}),

@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import base64
 import json
-import signal
-import sys
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
 from vragent.model import RouterState, VmData
 from vragent.paths import Paths
-from vragent.shell.services import ServiceSpec
 
 METADATA_PORT = 80
 PASSWORD_PORT = 8080
@@ -50,15 +47,7 @@ class MetadataPaths:
                    paths.run_dir / "metadata.pid")
 
 
-def argv(paths: Paths) -> list[str]:
-    # The agent's own interpreter: the server is part of the vragent package.
-    files = MetadataPaths.of(paths)
-    return [sys.executable, "-m", "vragent.metadata_server", "--config", str(files.config),
-            "--pidfile", str(files.pid)]
-
-
-SERVICE = ServiceSpec(name="metadata", argv=argv, pidfile=lambda paths: MetadataPaths.of(paths).pid,
-                      reload_signal=signal.SIGHUP)
+SERVICE_NAME = "metadata"
 
 
 def enabled(state: RouterState) -> bool:
@@ -103,12 +92,12 @@ def data_text(state: RouterState) -> str:
 
 
 def daemon(state: RouterState, paths: Paths):
-    from vragent.pipeline.plan import DaemonDesired
+    from vragent.desired import DaemonDesired
 
     files = MetadataPaths.of(paths)
     on = enabled(state)
     return DaemonDesired(
-        service=SERVICE,
+        service=SERVICE_NAME,
         enabled=on,
         files={files.config: (config_text(state, paths) if on else None, 0o644),
                files.data: (data_text(state) if on else None, 0o600)},

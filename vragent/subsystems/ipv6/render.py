@@ -13,13 +13,11 @@ redundant pair only the PRIMARY advertises (redundancy.PRIMARY_ONLY).
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 from vragent import templating
 from vragent.model import GUEST_DEVICE, RouterState
 from vragent.paths import Paths
-from vragent.shell.services import ServiceSpec
 
 CONF = "etc/vragent/radvd.conf"
 # Advertisement interval bounds in seconds; guests asking (RS) get an answer at once.
@@ -36,13 +34,7 @@ def pid_path(paths: Paths) -> Path:
     return paths.run_dir / "radvd.pid"
 
 
-SERVICE = ServiceSpec(
-    name="radvd",
-    # radvd daemonises itself and writes the pidfile; logs go to syslog.
-    argv=lambda paths: ["radvd", f"--config={conf_path(paths)}", f"--pidfile={pid_path(paths)}"],
-    pidfile=pid_path,
-    reload_signal=signal.SIGHUP,
-)
+SERVICE_NAME = "radvd"
 
 
 def enabled(state: RouterState) -> bool:
@@ -64,12 +56,12 @@ def config_text(state: RouterState) -> str:
 
 
 def daemon(state: RouterState, paths: Paths):
-    from vragent.pipeline.plan import DaemonDesired
+    from vragent.desired import DaemonDesired
 
     on = enabled(state)
     conf = conf_path(paths)
     return DaemonDesired(
-        service=SERVICE,
+        service=SERVICE_NAME,
         enabled=on,
         files={conf: (config_text(state) if on else None, 0o644)},
         checker=lambda candidates: ["radvd", "--configtest", f"--config={candidates.get(conf, conf)}"],

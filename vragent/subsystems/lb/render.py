@@ -41,6 +41,7 @@ SECTIONS = frozenset({"global", "defaults", "frontend", "backend", "listen", "us
 _OWNED_GLOBAL = frozenset({"daemon", "master-worker", "pidfile", "chroot", "server-state-file",
                            "server-state-base"})
 LOAD_STATE = "load-server-state-from-file global"
+SERVICE_NAME = "haproxy"  # its service (service.py)
 
 
 # -- where things live (under the relocatable root) -----------------------------------
@@ -189,8 +190,7 @@ def check_argv(live: Path, candidates: dict[Path, Path]) -> list[str]:
 
 
 def daemon(state: RouterState, paths: Paths):
-    from vragent.pipeline.plan import DaemonDesired
-    from vragent.subsystems.lb import service
+    from vragent.desired import DaemonDesired
 
     lb = state.load_balancing
     config = config_path(paths)
@@ -200,10 +200,9 @@ def daemon(state: RouterState, paths: Paths):
             # Private keys: root only. HAProxy reads them as root before it drops privileges.
             files[cert_dir(paths) / f"{cert.name}.pem"] = (cert.pem(), 0o600)
     return DaemonDesired(
-        service=service.SERVICE,
+        service=SERVICE_NAME,
         enabled=lb.active,
         files=files,
         checker=functools.partial(check_argv, config),
-        hooks=service.Hooks(paths),
         owned_dirs=(cert_dir(paths),),
     )

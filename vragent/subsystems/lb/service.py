@@ -37,7 +37,8 @@ def argv(paths: Paths) -> list[str]:
     return ["haproxy", "-W", "-D", "-f", str(layout.config_path(paths)), "-p", str(layout.pidfile(paths))]
 
 
-SERVICE = ServiceSpec(name="haproxy", argv=argv, pidfile=layout.pidfile, reload_signal=signal.SIGUSR2)
+SERVICE = ServiceSpec(name=layout.SERVICE_NAME, argv=argv, pidfile=layout.pidfile, reload_signal=signal.SIGUSR2,
+                      hooks=lambda paths: Hooks(paths))
 
 
 def runtime(path: Path, command: str, timeout: float = SOCKET_TIMEOUT) -> str:

@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address
+from ipaddress import IPv4Interface
 
 from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE, RouterState
-from vragent.values import Route
 from vragent.subsystems.network import routing, static_routes
+from vragent.desired import LinkPlan
 
 VPC_MANAGED_NICS = 100  # eth0..eth99, every NIC name the wire format accepts (wire/fields.py)
-
-
-@dataclass(frozen=True)
-class LinkPlan:
-    # device -> addresses; only devices listed here are managed (others are never touched)
-    addresses: dict[str, tuple[IPv4Interface, ...]]
-    default_route: tuple[IPv4Address, str] | None
-    mtu: dict[str, int]
-    public: frozenset[IPv4Interface]  # addresses that announce themselves with gratuitous ARP
-    # Redundant pairs (vragent.redundancy): NICs whose admin state the role decides (device -> up),
-    # and addresses keepalived owns that the plan neither adds nor removes (device -> addresses).
-    admin_up: dict[str, bool] = field(default_factory=dict)
-    foreign: dict[str, frozenset[IPv4Interface]] = field(default_factory=dict)
-    policy: routing.PolicyRouting = field(default_factory=routing.PolicyRouting)
-    # A dual-stack router's IPv6 default route (gateway, device); its addresses are in `addresses`.
-    default_route6: tuple[IPv6Address, str] | None = None
-    # A VPC router's static routes in the main table (render/static_routes.py).
-    static_routes: frozenset[Route] = frozenset()
 
 
 def render(state: RouterState) -> LinkPlan:

@@ -24,29 +24,17 @@ such a table; every other rule and table is left alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 
 from vragent.model import ISOLATED_ROUTER, VPC_ROUTER, RouterState, device_index
 from vragent.tables import MARK_RULE_PRIORITY, SOURCE_RULE_PRIORITY, mark_of, table_name, table_of
 from vragent.values import Route, Rule
+from vragent.desired import PolicyRouting
 
 # Router types with public NICs and NAT: their layouts say which NICs are public.
 _ROUTED_TYPES = (ISOLATED_ROUTER, VPC_ROUTER)
 RT_TABLES_FILE = "etc/iproute2/rt_tables.d/vragent.conf"
 DEFAULT = IPv4Network("0.0.0.0/0")
-
-
-@dataclass(frozen=True)
-class PolicyRouting:
-    devices: tuple[str, ...] = ()  # public NICs with their own table, in device order
-    rules: frozenset[Rule] = frozenset()
-    routes: frozenset[Route] = frozenset()
-
-    def without_gateways(self) -> "PolicyRouting":
-        """For a NIC kept down (a redundant BACKUP): the kernel refuses, and drops, routes
-        via a gateway on a down link; rules and throw routes stay, so nothing else moves."""
-        return replace(self, routes=frozenset(r for r in self.routes if r.gateway is None))
 
 
 def public_gateways(state: RouterState) -> dict[str, IPv4Address]:

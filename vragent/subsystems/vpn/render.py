@@ -40,6 +40,7 @@ PLUGINS = ("random", "nonce", "aes", "sha1", "sha2", "md5", "hmac", "gmp", "kdf"
            "kernel-netlink", "socket-default", "vici")
 SWANCTL_PLUGINS = ("random", "nonce", "aes", "sha1", "sha2", "pem", "pkcs1", "pubkey", "x509")
 PPP_NAME = "vragent-l2tp"
+STRONGSWAN_NAME, XL2TPD_NAME = "strongswan", "xl2tpd"  # their services (service.py)
 # pppd's session database (pppd(8), FILES): the environment of each running pppd.
 PPPD_DB = "run/pppd2.tdb"
 
@@ -124,24 +125,21 @@ def chap_secrets(users: tuple[VpnUser, ...]) -> str:
 
 
 def strongswan_daemon(state: RouterState, paths: Paths):
-    from vragent.pipeline.plan import DaemonDesired
-    from vragent.subsystems.vpn import service as strongswan
+    from vragent.desired import DaemonDesired
 
     on = charon_enabled(state)
     files = VpnPaths(paths)
     return DaemonDesired(
-        service=strongswan.SERVICE,
+        service=STRONGSWAN_NAME,
         enabled=on,
         files={files.strongswan_conf: (strongswan_conf(paths) if on else None, 0o644),
                files.swanctl_conf: (swanctl_conf(state) if on else None, 0o600)},
         restart_files=frozenset({files.strongswan_conf}),
-        hooks=strongswan.Hooks(paths),
     )
 
 
 def xl2tpd_daemon(state: RouterState, paths: Paths):
-    from vragent.pipeline.plan import DaemonDesired
-    from vragent.subsystems.vpn import xl2tpd
+    from vragent.desired import DaemonDesired
 
     on = enabled(state)
     files = VpnPaths(paths)
@@ -154,7 +152,7 @@ def xl2tpd_daemon(state: RouterState, paths: Paths):
         return ["pppd", "file", str(options), "notty", "dryrun"], (0, 4)
 
     return DaemonDesired(
-        service=xl2tpd.SERVICE,
+        service=XL2TPD_NAME,
         enabled=on,
         files={files.xl2tpd_conf: (xl2tpd_conf(state, paths) if on else None, 0o644),
                files.ppp_options: (ppp_options(state) if on else None, 0o644),

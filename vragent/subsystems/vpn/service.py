@@ -22,44 +22,41 @@ from dataclasses import dataclass
 from vragent.shell import runner
 from vragent.paths import Paths
 from vragent.shell.services import ServiceSpec
+from vragent.subsystems.vpn.render import STRONGSWAN_NAME, XL2TPD_NAME, VpnPaths
 
 CHARON = "/usr/sbin/charon-systemd"
 SOCKET_TIMEOUT = 10.0
 
 
 def _env(paths: Paths) -> list[str]:
-    from vragent.subsystems.vpn.render import VpnPaths
 
     return ["env", f"STRONGSWAN_CONF={VpnPaths(paths).strongswan_conf}"]
 
 
 def argv(paths: Paths) -> list[str]:
-    from vragent.subsystems.vpn.render import VpnPaths
 
     return [*_env(paths), "start-stop-daemon", "--start", "--quiet", "--background", "--make-pidfile",
             "--pidfile", str(VpnPaths(paths).charon_pid), "--exec", CHARON]
 
 
 def _pidfile(paths: Paths):
-    from vragent.subsystems.vpn.render import VpnPaths
 
     return VpnPaths(paths).charon_pid
 
 
 # SIGHUP makes charon re-read strongswan.conf (its logging and plugin settings); the
 # connection itself is reloaded over vici by the hooks.
-SERVICE = ServiceSpec(name="strongswan", argv=argv, pidfile=_pidfile, reload_signal=signal.SIGHUP)
+SERVICE = ServiceSpec(name=STRONGSWAN_NAME, argv=argv, pidfile=_pidfile, reload_signal=signal.SIGHUP,
+                      hooks=lambda paths: Hooks(paths))
 
 
 def swanctl(paths: Paths, *args: str) -> runner.Completed:
-    from vragent.subsystems.vpn.render import VpnPaths
 
     files = VpnPaths(paths)
     return runner.run([*_env(paths), "swanctl", *args, "--uri", f"unix://{files.vici}"], timeout=30)
 
 
 def load(paths: Paths) -> None:
-    from vragent.subsystems.vpn.render import VpnPaths
 
     files = VpnPaths(paths)
     deadline = time.monotonic() + SOCKET_TIMEOUT
@@ -123,8 +120,25 @@ def s2s_status_line(peers: list[str], list_sas) -> str:
 
 
 def s2s_status(paths: Paths, peers: list[str]) -> str:
-    from vragent.subsystems.vpn.render import VpnPaths
 
     if not os.path.exists(VpnPaths(paths).vici):  # charon is not running: nothing is connected
         return s2s_status_line(peers, lambda name: "")
     return s2s_status_line(peers, lambda name: swanctl(paths, "--list-sas", "--ike", name).stdout)
+
+
+# -- xl2tpd: it daemonises itself and writes its pidfile (-p); its control pipe (-C) lives in
+# vragent's run directory, so every lab router has its own. It has no reload: a change of its
+# files restarts it (render.py).
+
+def xl2tpd_argv(paths: Paths) -> list[str]:
+
+    files = VpnPaths(paths)
+    return ["xl2tpd", "-c", str(files.xl2tpd_conf), "-p", str(files.xl2tpd_pid), "-C", str(files.xl2tpd_control)]
+
+
+def _xl2tpd_pidfile(paths: Paths):
+
+    return VpnPaths(paths).xl2tpd_pid
+
+
+XL2TPD = ServiceSpec(name=XL2TPD_NAME, argv=xl2tpd_argv, pidfile=_xl2tpd_pidfile, reload_signal=signal.SIGHUP)

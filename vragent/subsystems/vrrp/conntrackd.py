@@ -12,13 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vragent.shell import files as file_ops
 from vragent.subsystems.vrrp import model as redundancy
 from vragent import templating
 from vragent.model import RouterState
 from vragent.paths import Paths
-from vragent.pipeline.plan import DaemonDesired
-from vragent.shell.services import ServiceSpec
+from vragent.desired import DaemonDesired
 
 
 @dataclass(frozen=True)
@@ -37,26 +35,10 @@ class ConntrackdPaths:
                    run / "conntrackd.lock", run / "conntrackd.ctl", paths.under("var/log/conntrackd.log"))
 
 
-def _argv(paths: Paths) -> list[str]:
-    files = ConntrackdPaths.of(paths)
-    # conntrackd writes no pidfile: run it in the foreground under start-stop-daemon, which
-    # detaches it and records its pid.
-    return ["start-stop-daemon", "--start", "--background", "--make-pidfile", "--pidfile", str(files.pid),
-            "--exec", "/usr/sbin/conntrackd", "--", "-C", str(files.conf)]
 
 
-def _clear_stale_lock(paths: Paths) -> None:
-    # A killed conntrackd leaves its lock file, and a new one refuses to start while it exists.
-    # The backend calls this only when no conntrackd of ours is running.
-    file_ops.remove(ConntrackdPaths.of(paths).lock)
 
-
-SERVICE = ServiceSpec(
-    name="conntrackd",
-    argv=_argv,
-    pidfile=lambda paths: ConntrackdPaths.of(paths).pid,
-    prestart=_clear_stale_lock,
-)
+CONNTRACKD_NAME = "conntrackd"
 
 
 def render_config(vrrp: redundancy.VrrpSettings, paths: Paths, cache: bool = True) -> str:
@@ -74,7 +56,7 @@ def daemon(state: RouterState, paths: Paths) -> DaemonDesired:
     files = ConntrackdPaths.of(paths)
     vrrp = redundancy.settings(state)
     return DaemonDesired(
-        service=SERVICE,
+        service=CONNTRACKD_NAME,
         enabled=vrrp is not None,
         files={files.conf: (render_config(vrrp, paths) if vrrp is not None else None, 0o644)},
         restart_files=frozenset({files.conf}),

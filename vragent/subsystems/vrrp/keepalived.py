@@ -10,7 +10,6 @@ so the peer never sees an "unexpected ip number count" (CloudStack #8108).
 
 from __future__ import annotations
 
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,7 @@ from vragent.subsystems.vrrp import model as redundancy
 from vragent import templating
 from vragent.model import RouterState
 from vragent.paths import Paths
-from vragent.pipeline.plan import DaemonDesired
-from vragent.shell.services import ServiceSpec
+from vragent.desired import DaemonDesired
 
 
 @dataclass(frozen=True)
@@ -43,45 +41,10 @@ class KeepalivedPaths:
                    base / "vragent-notify")
 
 
-def _argv(paths: Paths) -> list[str]:
-    files = KeepalivedPaths.of(paths)
-    # --vrrp: no health checker process; every pidfile under the root (two routers, one host).
-    return ["keepalived", "--vrrp", f"--use-file={files.conf}", f"--pid={files.pid}", f"--vrrp_pid={files.vrrp_pid}",
-            f"--checkers_pid={files.checkers_pid}", f"--bfd_pid={files.bfd_pid}"]
 
 
-def _clear_leftovers(paths: Paths) -> None:
-    """Before a start (the main process is known dead): keepalived refuses to start while a
-    pidfile names a live process, and a zombie counts as live for it. An orphaned VRRP
-    process still finishing its shutdown gets a moment, then SIGKILL."""
-    import os
-    import time
 
-    from vragent.shell.services import _pid_alive
-
-    files = KeepalivedPaths.of(paths)
-    for pidfile in (files.vrrp_pid, files.checkers_pid, files.bfd_pid, files.pid):
-        try:
-            pid = int(pidfile.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pidfile.unlink(missing_ok=True)
-            continue
-        deadline = time.monotonic() + 2.0
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        pidfile.unlink(missing_ok=True)
-
-
-SERVICE = ServiceSpec(
-    name="keepalived",
-    argv=_argv,
-    pidfile=lambda paths: KeepalivedPaths.of(paths).pid,
-    prestart=_clear_leftovers,
-    reload_signal=signal.SIGHUP,
-    stop_timeout=10.0,  # a graceful stop sends priority 0 so the peer takes over at once
-)
+KEEPALIVED_NAME = "keepalived"
 
 
 def notify_script(paths: Paths, python: str | None = None) -> str:
@@ -107,7 +70,7 @@ def daemon(state: RouterState, paths: Paths) -> DaemonDesired:
     files = KeepalivedPaths.of(paths)
     vrrp = redundancy.settings(state)
     return DaemonDesired(
-        service=SERVICE,
+        service=KEEPALIVED_NAME,
         enabled=vrrp is not None,
         files={files.conf: (render_config(vrrp, paths) if vrrp is not None else None, 0o644),
                files.notify: (notify_script(paths) if vrrp is not None else None, 0o755)},

@@ -272,7 +272,7 @@ def current_role(paths: Paths) -> Role:
 # -- render: what the role means for the rest of the router ----------------------------------
 
 def shape(desired, state: RouterState, role: Role, release_vips: bool = False):
-    """The desired router for this VRRP role (pure; `desired` is a plan.Desired)."""
+    """The desired router for this VRRP role (pure; `desired` is a desired.Desired)."""
     vrrp = settings(state)
     if vrrp is None:
         return desired
@@ -292,12 +292,12 @@ def shape(desired, state: RouterState, role: Role, release_vips: bool = False):
                     default_route6=links.default_route6 if primary else None,
                     policy=links.policy if primary else links.policy.without_gateways(),
                     public=links.public if primary else frozenset())
-    daemons = [replace(d, standby=True) if not primary and d.enabled and d.service.name in PRIMARY_ONLY else d
+    daemons = [replace(d, standby=True) if not primary and d.enabled and d.service in PRIMARY_ONLY else d
                for d in desired.daemons]
     if release_vips:
         # Leaving the pair because keepalived is gone: restarting keepalived and conntrackd is
         # the supervisor's (systemd's) business, never this transition's; it leaves them alone.
-        daemons = [d for d in daemons if d.service.name not in SUPERVISED]
+        daemons = [d for d in daemons if d.service not in SUPERVISED]
     return replace(desired, links=links, daemons=daemons)
 
 
@@ -329,9 +329,9 @@ def _gratuitous_arps(state: RouterState, vrrp: VrrpSettings) -> None:
 
 def keepalived_running(paths: Paths) -> int | None:
     from vragent.shell import services
-    from vragent.subsystems.vrrp import keepalived
+    from vragent.subsystems.vrrp import service as vrrp_service
 
-    return services.backend(paths).running(keepalived.SERVICE)
+    return services.backend(paths).running(vrrp_service.KEEPALIVED)
 
 
 def transition(paths: Paths, role: Role, reason: str, *, release_vips: bool = False,
@@ -485,7 +485,6 @@ def supervise(paths: Paths) -> bool:
     """keepalived should run and does not: leave the pair (FAULT, VIPs released) before it is
     restarted; a restarted keepalived starts as BACKUP. True when it acted."""
     from vragent import engine
-    from vragent.subsystems.vrrp import keepalived
 
     try:
         state = engine.load_state(paths)
@@ -493,7 +492,9 @@ def supervise(paths: Paths) -> bool:
         return False
     if settings(state) is None or keepalived_running(paths):
         return False
-    if not keepalived.KeepalivedPaths.of(paths).conf.exists():
+    from vragent.subsystems.vrrp.keepalived import KeepalivedPaths
+
+    if not KeepalivedPaths.of(paths).conf.exists():
         return False  # never applied: nothing to leave
     record = read_role(paths)
     if record is not None and record.role is Role.FAULT and record.released:
@@ -526,7 +527,7 @@ def status(paths: Paths) -> dict:
     """What checkrouter.sh reports: keepalived not running means FAULT (as the incumbent's)."""
     from vragent import engine
     from vragent.shell import services
-    from vragent.subsystems.vrrp import conntrackd
+    from vragent.subsystems.vrrp import service as vrrp_service
 
     state = engine.load_state(paths)
     vrrp = settings(state)
@@ -542,7 +543,7 @@ def status(paths: Paths) -> dict:
         "reason": (record.reason if record else "") if pid else "keepalived is not running",
         "transitions": record.transitions if record else 0,
         "keepalived_pid": pid,
-        "conntrackd_pid": services.backend(paths).running(conntrackd.SERVICE),
+        "conntrackd_pid": services.backend(paths).running(vrrp_service.CONNTRACKD),
         "interface": vrrp.interface,
         "vrid": vrrp.vrid,
         "priority": vrrp.priority,
