@@ -34,6 +34,7 @@ from vragent.subsystems.ipv6 import service as ipv6_service
 from vragent.subsystems.lb import service as lb_service
 from vragent.subsystems.vpn import service as vpn_service
 from vragent.subsystems.vrrp import service as vrrp_service
+from vragent import templating
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -110,6 +111,7 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
            release_vips: bool = False, tables: bool = True) -> Desired:
     """The whole router the state asks for; without `tables` when they are known to be
     what the state renders to already (memo.TablesMemo)."""
+    templating.use_store(memo.RenderMemo(paths))
     sysctls = sysctl.render(state)
     links = addresses.render(state)
     desired = Desired(
@@ -169,10 +171,10 @@ def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
     result.duration_ms = (time.monotonic() - started) * 1000
     result.forks = runner.forks - forks_before
     if result.status in ("applied", "failed"):
-        from vragent.ops import status
+        from vragent.shell import history
 
         try:
-            status.record_apply(paths, result)
+            history.record_apply(paths, result)
         except OSError as exc:
             logger.warning("could not record the apply for status: %s", exc)
     for error in result.errors:

@@ -14,7 +14,7 @@ from socket import AF_INET, inet_pton
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
 
 from vragent.errors import ValidationError
-from vragent.model import PortRange
+from vragent.values import PortRange
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms a push)
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ the shell, and there is no import cycle. Function-local imports count like any o
 is allowed for start-up time, never as a way around a cycle.
 
 Layers, bottom to top (README, Layout):
-  0 base       errors, paths, values, fields, context, templating, redact
+  0 base       errors, paths, values, fields, context, templating, redact, the package (its version)
   1 model      model, subsystems/*/model
   2 contracts  desired, tables, steps
   3 pure       subsystems/*/ every other face (wire types, document, verify, render, rules)
@@ -13,7 +13,7 @@ Layers, bottom to top (README, Layout):
   4' OS faces  subsystems/*/service (and what only they use): the shell and their own subsystem
   5 engine     engine
   6 above      ops/*, shims
-  7 entry      cli, command, metadata_server, lab/*, the package itself
+  7 entry      cli, command, metadata_server, lab/*
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def layer(module: str) -> tuple[int, str | None]:
     """(layer, subsystem) of a module; see the table above. 3.5 is the shell, 4.5 an OS face."""
     parts = module.split(".")[1:]
     if not parts:
-        return 7, None
+        return 0, None  # the package itself holds only its version
     head = parts[0]
     if head == "subsystems":
         if len(parts) == 1:

@@ -12,7 +12,8 @@ from pathlib import Path
 from ipaddress import IPv6Network
 
 from vragent.subsystems.lb import document as state_lb
-from vragent.subsystems.guestdata import document as state_services
+from vragent.subsystems.guestdata import document as vm_data_doc
+from vragent.subsystems.monitoring import document as monitoring_doc
 from vragent.subsystems.vpc import document as state_vpc
 from vragent.subsystems.vpn import document as state_vpn
 from vragent.errors import InvalidInput, ValidationError
@@ -86,7 +87,7 @@ def to_document(state: RouterState) -> dict[str, Any]:
             "dnsmasq_options": list(state.dnsmasq_options),
         },
     } | ({state_lb.KEY: state_lb.to_document(state.load_balancing)} if state.load_balancing != state_lb.EMPTY else {}) \
-      | state_services.to_document(state.vm_data, state.monitoring) | _ipv6_firewall_document(state) \
+      | vm_data_doc.to_document(state.vm_data) | monitoring_doc.to_document(state.monitoring) | _ipv6_firewall_document(state) \
       | _network_acls_document(state) | _ip_aliases_document(state) \
       | state_vpn.to_document(state.remote_access_vpn, state.vpn_users) \
       | state_vpn.s2s_to_document(state.site_to_site_vpns) \
@@ -247,7 +248,7 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
         raise ValueError(f"unsupported format {data.get('format')!r}")
     firewall = data.get("firewall", {})
     dhcp = data.get("dhcp", {})
-    vm_data, monitoring = state_services.load_trusted(data)
+    vm_data, monitoring = vm_data_doc.load_trusted(data), monitoring_doc.load_trusted(data)
     remote_access_vpn, vpn_users = state_vpn.load_trusted(data)
     private_gateways, static_routes = state_vpc.load_trusted(data)
     return RouterState(
@@ -377,7 +378,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
             ipv6_rules.append(rule)
 
     dhcp_hosts, dhcp_ranges, dnsmasq_options = _dhcp_section(doc, errors)
-    vm_data, monitoring = state_services.from_document(doc, errors)
+    vm_data, monitoring = vm_data_doc.from_document(doc, errors), monitoring_doc.from_document(doc, errors)
     aliases: dict = {}
     for index, raw in enumerate(doc.list(IP_ALIASES, []) or []):
         item = Fields(raw, f"{doc.at(IP_ALIASES)}[{index}]", errors)

@@ -124,3 +124,24 @@ class TablesMemo:
 
     def forget(self) -> None:
         files.remove(self.path)
+
+
+class RenderMemo:
+    """The last output of each template (templating.render with memo=True), one file each
+    under the run directory, so a push that leaves a daemon's settings alone costs no Jinja2."""
+
+    def __init__(self, paths: Paths):
+        self._dir = paths.run_dir / "render-cache"
+
+    def get(self, name: str) -> tuple[str, str] | None:
+        try:
+            key, _, output = (self._dir / f"{name}.cache").read_text().partition("\n")
+        except OSError:
+            return None
+        return key, output
+
+    def put(self, name: str, key: str, output: str) -> None:
+        try:
+            files.atomic_write(self._dir / f"{name}.cache", f"{key}\n{output}", 0o600)
+        except OSError:
+            pass  # a memo that cannot be written only costs time

@@ -90,7 +90,7 @@ def render_files(state: RouterState, paths: Paths) -> dict[Path, str]:
                         f"tag:{tag},option:domain-name"]
         hosts_lines.append(f"{host.ip} {host.hostname}")
     conf = templating.render(
-        "dnsmasq.conf.j2", cache_dir=paths.run_dir / "render-cache",
+        "dnsmasq.conf.j2", memo=True,
         paths={k: str(v) for k, v in vars(files).items()}, run_as_root=paths.root != Path("/"), lease_max=LEASE_MAX,
         extra_options=list(state.dnsmasq_options), tagged_hosts=tagged_hosts,
         vpn_clients=state.remote_access_vpn is not None,

@@ -10,67 +10,45 @@ Passwords are never here: they live in the password server's own file until ackn
 from __future__ import annotations
 
 import base64
-import json
 
 from vragent.errors import ValidationError
-from vragent.model import MonitoredService, Monitoring, VmData
+from vragent.model import VmData
 from vragent.fields import Fields, type_name
-from vragent.subsystems.monitoring.monitorservice import parse_config
 from vragent.subsystems.guestdata.vmdata import decode_userdata, valid_key
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms a push)
 if TYPE_CHECKING:
     from typing import Any
 
-VM_DATA, MONITORING = "vm_data", "monitoring"
+VM_DATA = "vm_data"
 
 
 # -- writing ---------------------------------------------------------------------------
 
-def to_document(vm_data: tuple[VmData, ...], monitoring: Monitoring | None) -> dict[str, Any]:
+def to_document(vm_data: tuple[VmData, ...]) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     if vm_data:
         doc[VM_DATA] = [{"ip": str(vm.ip),
                          "userdata": base64.b64encode(vm.userdata).decode() if vm.userdata is not None else None,
                          "metadata": dict(vm.metadata)} for vm in vm_data]
-    if monitoring is not None:
-        doc[MONITORING] = {
-            "services": [{"name": s.name, "options": dict(s.options)} for s in monitoring.services],
-            "disabled": monitoring.disabled,
-            "health_checks_enabled": monitoring.health_checks_enabled,
-            "basic_interval": monitoring.basic_interval,
-            "advanced_interval": monitoring.advanced_interval,
-            "excluded_checks": list(monitoring.excluded_checks),
-            "health_checks_config": json.loads(monitoring.health_checks_config),
-        }
     return doc
-
-
-def _canonical(settings: dict) -> str:
-    return json.dumps(settings, sort_keys=True, separators=(",", ":"))
 
 
 # -- reading what vragent wrote --------------------------------------------------------
 
-def load_trusted(data: dict) -> tuple[tuple[VmData, ...], Monitoring | None]:
+def load_trusted(data: dict) -> tuple[VmData, ...]:
     from vragent.fields import document_address as _address
 
     vms = tuple(VmData(_address(v["ip"]),
                        base64.b64decode(v["userdata"]) if v.get("userdata") is not None else None,
                        tuple(v.get("metadata", {}).items()))
                 for v in data.get(VM_DATA, ()))
-    m = data.get(MONITORING)
-    monitoring = None if m is None else Monitoring(
-        tuple(MonitoredService(s["name"], tuple(s.get("options", {}).items())) for s in m.get("services", ())),
-        m.get("disabled", False), m.get("health_checks_enabled", False), m.get("basic_interval"),
-        m.get("advanced_interval"), tuple(m.get("excluded_checks", ())),
-        _canonical(m.get("health_checks_config", {})))
-    return vms, monitoring
+    return vms
 
 
 # -- reading a native document ---------------------------------------------------------
 
-def from_document(doc: Fields, errors: list[ValidationError]) -> tuple[tuple[VmData, ...], Monitoring | None]:
+def from_document(doc: Fields, errors: list[ValidationError]) -> tuple[VmData, ...]:
     vms: dict = {}
     for index, raw in enumerate(doc.list(VM_DATA, []) or []):
         item = Fields(raw, f"{doc.at(VM_DATA)}[{index}]", errors)
@@ -81,9 +59,7 @@ def from_document(doc: Fields, errors: list[ValidationError]) -> tuple[tuple[VmD
             item.error("ip", f"{vm.ip} is listed twice")
         elif not vm.empty:
             vms[vm.ip] = vm
-    raw = doc.raw(MONITORING, None)
-    monitoring = None if raw is None else _monitoring(Fields(raw, doc.at(MONITORING), errors), errors)
-    return tuple(sorted(vms.values(), key=lambda vm: vm.ip)), monitoring
+    return tuple(sorted(vms.values(), key=lambda vm: vm.ip))
 
 
 def _vm(item: Fields, errors: list[ValidationError]) -> VmData | None:
@@ -115,28 +91,3 @@ def _vm(item: Fields, errors: list[ValidationError]) -> VmData | None:
     if ip is None or len(pairs) != len(metadata):
         return None
     return VmData(ip, userdata, tuple(pairs))
-
-
-def _monitoring(item: Fields, errors: list[ValidationError]) -> Monitoring | None:
-    services = []
-    for index, raw in enumerate(item.list("services", []) or []):
-        entry = Fields(raw, f"{item.at('services')}[{index}]", errors)
-        name, options = entry.string("name"), entry.raw("options", {})
-        if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
-            entry.error("options", "expected an object of strings")
-            continue
-        if name is None:
-            continue
-        # The same rules as the wire form: the entry as the management server would send it.
-        line = f"[{name}]:" + "".join(f"{k}={v}:" for k, v in options.items())
-        services += parse_config(line, entry.path, errors)
-    excluded = item.list("excluded_checks", []) or []
-    settings = item.raw("health_checks_config", {})
-    if not isinstance(settings, dict):
-        item.error("health_checks_config", f"expected an object, got {type_name(settings)}")
-        settings = {}
-    return Monitoring(tuple(services), bool(item.boolean("disabled", False)),
-                      bool(item.boolean("health_checks_enabled", False)),
-                      item.integer("basic_interval", None, lo=0, hi=1440),
-                      item.integer("advanced_interval", None, lo=0, hi=1440),
-                      tuple(str(x) for x in excluded), _canonical(settings))

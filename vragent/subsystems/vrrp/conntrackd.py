@@ -46,7 +46,7 @@ def render_config(vrrp: redundancy.VrrpSettings, paths: Paths, cache: bool = Tru
     # The router's own flows (management, the sync itself) are not the guests' and stay local.
     ignore = ["127.0.0.1", str(vrrp.own_ip)] + ([str(vrrp.control_ip)] if vrrp.control_ip else [])
     return templating.render(
-        "conntrackd.conf.j2", cache_dir=paths.run_dir / "render-cache" if cache else None,
+        "conntrackd.conf.j2", memo=cache,
         interface=vrrp.interface, own_ip=str(vrrp.own_ip), group=str(redundancy.SYNC_GROUP),
         port=redundancy.SYNC_PORT, ignore=ignore,
         paths={k: str(v) for k, v in vars(files).items()})

@@ -61,7 +61,7 @@ def notify_script(paths: Paths, python: str | None = None) -> str:
 def render_config(vrrp: redundancy.VrrpSettings, paths: Paths, cache: bool = True) -> str:
     files = KeepalivedPaths.of(paths)
     return templating.render(
-        "keepalived.conf.j2", cache_dir=paths.run_dir / "render-cache" if cache else None,
+        "keepalived.conf.j2", memo=cache,
         vrrp=vrrp, instance=redundancy.INSTANCE, fingerprint=vrrp.fingerprint(),
         fifo=str(files.fifo), notify_command=str(files.notify))
 
