@@ -35,6 +35,7 @@ from vragent.subsystems.lb import service as lb_service
 from vragent.subsystems.vpn import service as vpn_service
 from vragent.subsystems.vrrp import service as vrrp_service
 from vragent import templating
+from vragent.shell import passwordfile
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -131,6 +132,13 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
     return desired
 
 
+def pending_passwords(state: RouterState, paths: Paths) -> dict[str, str]:
+    """What the password server still holds for VMs (its file), when this push offers any."""
+    if not state.password_offers:
+        return {}
+    return passwordfile.read(metadata.MetadataPaths.of(paths).passwords)
+
+
 def claim_owned_files(desired: Desired) -> None:
     """Files in a daemon's own directories that it no longer wants are to be removed."""
     for daemon in desired.daemons:
@@ -220,7 +228,7 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     plan = build(desired, observed, old_state, new_state)
     if observed.running.get(dnsmasq.SERVICE_NAME):
         plan.steps += dnsmasq.release_steps(old_state, new_state)
-    plan.steps += metadata.password_steps(new_state, paths)
+    plan.steps += metadata.password_steps(new_state, paths, pending_passwords(new_state, paths))
     plan.steps += vpn.session_steps(old_state, new_state, paths)
     result.notes = plan.notes
     result.phase_done("plan")

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
-from vragent.subsystems.guestdata import passwords as passwordfile
+from vragent.shell import passwordfile
 
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)  # linux/in.h; Python has the name from 3.12
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request

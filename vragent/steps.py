@@ -3,15 +3,11 @@ candidate, commit, and roll back what it committed."""
 
 from __future__ import annotations
 
-import errno
-import os
 import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
-from vragent.shell import files, netlink, runner
-from vragent.paths import proc_path
 from vragent.values import Route, Rule
 
 
@@ -28,15 +24,6 @@ class Step:
     def diff(self) -> str:
         return self.summary() + "\n"
 
-    def check(self) -> None:
-        """Validate the candidate without changing anything."""
-
-    def commit(self) -> None:
-        raise NotImplementedError
-
-    def rollback(self) -> None:
-        """Undo commit(); only called after commit() returned."""
-
 
 @dataclass
 class SysctlStep(Step):
@@ -48,21 +35,6 @@ class SysctlStep(Step):
     def summary(self) -> str:
         return f"sysctl {self.key}: {self.old} -> {self.new}"
 
-    def commit(self) -> None:
-        _write_sysctl(self.key, self.new)
-
-    def rollback(self) -> None:
-        if self.old is not None:
-            _write_sysctl(self.key, self.old)
-
-
-def _write_sysctl(key: str, value: str) -> None:
-    with open(proc_path(key), "w") as handle:
-        handle.write(value)
-    with open(proc_path(key)) as handle:
-        actual = " ".join(handle.read().split())
-    if actual != " ".join(value.split()):
-        raise OSError(errno.EINVAL, f"{key} reads back {actual!r} after writing {value!r}")
 
 
 @dataclass
@@ -75,12 +47,6 @@ class MtuStep(Step):
     def summary(self) -> str:
         return f"link {self.device} mtu {self.old} -> {self.new}"
 
-    def commit(self) -> None:
-        netlink.set_mtu(self.device, self.new)
-
-    def rollback(self) -> None:
-        netlink.set_mtu(self.device, self.old)
-
 
 @dataclass
 class AddressStep(Step):
@@ -91,12 +57,6 @@ class AddressStep(Step):
 
     def summary(self) -> str:
         return f"address {'+' if self.add else '-'} {self.interface} dev {self.device}"
-
-    def commit(self) -> None:
-        (netlink.add_address if self.add else netlink.delete_address)(self.device, self.interface)
-
-    def rollback(self) -> None:
-        (netlink.delete_address if self.add else netlink.add_address)(self.device, self.interface)
 
 
 @dataclass
@@ -109,12 +69,6 @@ class LinkStateStep(Step):
 
     def summary(self) -> str:
         return f"link {self.device} {'up' if self.up else 'down'}"
-
-    def commit(self) -> None:
-        netlink.set_link_state(self.device, self.up)
-
-    def rollback(self) -> None:
-        netlink.set_link_state(self.device, not self.up)
 
 
 def _route_text(route) -> str:
@@ -131,12 +85,6 @@ class RouteStep(Step):
     def summary(self) -> str:
         return f"route{' -6' if self.family == 6 else ''} {_route_text(self.old)} -> {_route_text(self.new)}"
 
-    def commit(self) -> None:
-        netlink.set_default_route(self.new, self.family)
-
-    def rollback(self) -> None:
-        netlink.set_default_route(self.old, self.family)
-
 
 @dataclass
 class PolicyRuleStep(Step):
@@ -149,12 +97,6 @@ class PolicyRuleStep(Step):
     def summary(self) -> str:
         return f"ip rule {'+' if self.add else '-'} {self.rule}"
 
-    def commit(self) -> None:
-        netlink.change_rule(self.rule, self.add)
-
-    def rollback(self) -> None:
-        netlink.change_rule(self.rule, not self.add)
-
 
 @dataclass
 class TableRouteStep(Step):
@@ -166,12 +108,6 @@ class TableRouteStep(Step):
 
     def summary(self) -> str:
         return f"route {'+' if self.add else '-'} {self.route}"
-
-    def commit(self) -> None:
-        netlink.change_route(self.route, self.add)
-
-    def rollback(self) -> None:
-        netlink.change_route(self.route, not self.add)
 
 
 @dataclass
@@ -217,36 +153,6 @@ class IptablesStep(Step):
             fromfile=f"{self._tool}/{self._kernel_table} (running)",
             tofile=f"{self._tool}/{self._kernel_table} (desired)"))
 
-    def check(self) -> None:
-        _restore([self._restore_tool, "--test", "-w", "--noflush"], self.script, self.table)
-
-    def commit(self) -> None:
-        _restore([self._restore_tool, "-w", "--noflush"], self.script, self.table)
-
-    def rollback(self) -> None:
-        if self.rollback_text is None:
-            _restore([self._restore_tool, "-w", "--noflush"], self.undo_script, self.table)
-        else:
-            _restore([self._restore_tool, "-w", "-T", self._kernel_table], self.rollback_text, self.table)
-
-
-def _restore(argv: list[str], script: str, table: str) -> None:
-    # iptables-restore reads a complete file on stdin (not a pipe we are still writing), so a
-    # killed agent can never feed it half a transaction: an anonymous in-memory file, written
-    # whole before the process starts (nothing left behind in /tmp either). Not a file
-    # argument: `-w FILE` would take FILE as the wait time and restore nothing.
-    fd = os.memfd_create(f"vragent-{table}-rules", os.MFD_CLOEXEC)
-    try:
-        with os.fdopen(fd, "w", closefd=False) as handle:
-            handle.write(script)
-        os.lseek(fd, 0, os.SEEK_SET)
-        try:
-            runner.run(argv, stdin_fd=fd)
-        except runner.CommandFailed as exc:
-            raise runner.CommandFailed(exc.argv, exc.returncode,
-                                       exc.output + "\n" + numbered_context(script, exc.output)) from None
-    finally:
-        os.close(fd)
 
 
 def numbered_context(script: str, error: str, radius: int = 3) -> str:
@@ -284,18 +190,6 @@ class FileStep(Step):
             (self.old or "").splitlines(keepends=True), (self.new or "").splitlines(keepends=True),
             fromfile=f"{self.path} (running)", tofile=f"{self.path} (desired)"))
 
-    def commit(self) -> None:
-        if self.new is None:
-            files.remove(self.path)
-        else:
-            files.atomic_write(self.path, self.new, self.mode)
-
-    def rollback(self) -> None:
-        if self.old is None:
-            files.remove(self.path)
-        else:
-            files.atomic_write(self.path, self.old, self.mode)
-
 
 @dataclass
 class ConntrackDeleteStep(Step):
@@ -309,11 +203,6 @@ class ConntrackDeleteStep(Step):
     def summary(self) -> str:
         return f"conntrack delete flows of {self.reason}"
 
-    def commit(self) -> None:
-        for args in self.filters:
-            # conntrack exits 1 when nothing matched; that is success here.
-            runner.run(["conntrack", "-D", *args], ok_codes=(0, 1))
-
 
 @dataclass
 class GratuitousArpStep(Step):
@@ -324,10 +213,6 @@ class GratuitousArpStep(Step):
 
     def summary(self) -> str:
         return f"gratuitous ARP for {self.ip} on {self.device}"
-
-    def commit(self) -> None:
-        # -U: unsolicited ARP so neighbours replace a stale MAC for this IP at once.
-        runner.spawn(["arping", "-q", "-U", "-c", "2", "-I", self.device, str(self.ip)])
 
 
 @dataclass
@@ -358,76 +243,6 @@ class DaemonStep(Step):
         text = "".join(FileStep(path, old, new, mode).diff() for path, old, new, mode in self.changes)
         return text + f"service {self.service.name}: {self.action} ({self.reason})\n"
 
-    def _candidate(self, path: Path) -> Path:
-        return path.with_name(path.name + ".new")
-
-    def check(self) -> None:
-        if self.checker is None:
-            return
-        candidates = {path: self._candidate(path) for path, _, new, _ in self.changes if new is not None}
-        for path, _, new, mode in self.changes:
-            if new is not None:
-                # A candidate naming another changed file (haproxy.cfg -> a new certificate) is
-                # checked against that file's candidate, which is all that exists yet.
-                files.atomic_write(candidates[path], candidate_text(new, candidates, path), mode)
-        argv, ok_codes = self.checker(candidates), (0,)
-        if isinstance(argv, tuple):  # (argv, exit codes that mean "valid")
-            argv, ok_codes = argv
-        try:
-            runner.run(argv, ok_codes=ok_codes)
-        except runner.CommandFailed:
-            for path, _, new, mode in self.changes:
-                if new is not None:  # the rejected content itself, as it would have gone live
-                    files.atomic_write(path.with_name(path.name + ".failed"), new, mode)
-            raise
-        finally:
-            for candidate in candidates.values():
-                files.remove(candidate)
-
-    def commit(self) -> None:
-        for path, _, new, mode in self.changes:
-            if new is None:
-                files.remove(path)
-            else:
-                files.atomic_write(path, new, mode)
-            files.remove(path.with_name(path.name + ".failed"))
-        try:
-            self._act(self.action)
-        except Exception:
-            # The daemon would not take the new files (a reload HAProxy could not complete):
-            # keep them as *.failed, put this step's own files back and make the daemon use
-            # them again; the transaction then undoes the steps before this one.
-            for path, _, new, mode in self.changes:
-                if new is not None:
-                    files.atomic_write(path.with_name(path.name + ".failed"), new, mode)
-            try:
-                self.rollback()
-            except Exception:  # noqa: BLE001 - report the original failure
-                pass
-            raise
-
-    def _act(self, action: str) -> None:
-        if action == "none":
-            return
-        if self.hooks is not None:
-            self.hooks.before(action)
-        self.backend.perform(self.service, action)
-        if self.hooks is not None:
-            self.hooks.after(action)
-
-    def rollback(self) -> None:
-        for path, old, _, mode in self.changes:
-            if old is None:
-                files.remove(path)
-            else:
-                files.atomic_write(path, old, mode)
-        if self.action == "stop" and self.was_running:
-            self._act("start")
-        elif self.action == "start" and not self.was_running:
-            self._act("stop")
-        else:
-            self._act(self.action)
-
 
 @dataclass
 class DhcpReleaseStep(Step):
@@ -441,9 +256,6 @@ class DhcpReleaseStep(Step):
 
     def summary(self) -> str:
         return f"release lease {self.ip} of {self.mac} on {self.device}"
-
-    def commit(self) -> None:
-        runner.run(["dhcp_release", self.device, str(self.ip), self.mac])
 @dataclass
 class PasswordHandoverStep(Step):
     """Hand VMs' new passwords to the password server (its file; see passwordfile.py).
@@ -464,17 +276,6 @@ class PasswordHandoverStep(Step):
                 ([f"no password pending for {', '.join(withdrawn)}"] if withdrawn else [])
         return f"password server: {'; '.join(parts)}"
 
-    def commit(self) -> None:
-        from vragent.subsystems.guestdata import passwords as passwordfile
-
-        self.previous = passwordfile.update(self.path, dict(self.passwords))
-
-    def rollback(self) -> None:
-        from vragent.subsystems.guestdata import passwords as passwordfile
-
-        if self.previous:
-            passwordfile.update(self.path, self.previous)
-
 
 @dataclass
 class VpnSessionStep(Step):
@@ -490,22 +291,23 @@ class VpnSessionStep(Step):
     def summary(self) -> str:
         return f"vpn: end the sessions of {', '.join(self.users)}"
 
-    def commit(self) -> None:
-        import signal
 
-        from vragent.subsystems.vpn.render import sessions_of
+def sessions_of(dump: str, users: tuple[str, ...]) -> list[int]:
+    """PIDs of the pppd sessions of `users`, from `tdbdump` of pppd's database.
 
-        if not self.db.exists():
-            return  # no pppd has run: no session to end
-        dump = runner.run(["tdbdump", str(self.db)]).stdout
-        for pid in sessions_of(dump, self.users):
-            try:
-                with open(f"/proc/{pid}/comm") as handle:
-                    if handle.read().strip() != "pppd":
-                        continue  # that session is over and its pid reused: not ours to kill
-                os.kill(pid, signal.SIGTERM)
-            except (FileNotFoundError, ProcessLookupError):
-                continue
+    pppd stores each session's script environment as one record ("NAME=value;" pairs,
+    PEERNAME the authenticated user, PPPD_PID its pid)."""
+    import re
+
+    wanted = set(users)
+    pids = []
+    for record in re.findall(r'data\(\d+\) = "(.*?)"\n', dump):
+        # tdbdump prints bytes it cannot show as \XX (hex); pppd's records end with a NUL.
+        text = re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), record).replace("\0", "")
+        values = dict(part.partition("=")[::2] for part in text.split(";") if "=" in part)
+        if values.get("PEERNAME") in wanted and values.get("PPPD_PID", "").isdigit():
+            pids.append(int(values["PPPD_PID"]))
+    return sorted(set(pids))
 
 
 def candidate_text(content: str, candidates: dict[Path, Path], own: Path) -> str:

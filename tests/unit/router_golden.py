@@ -73,7 +73,7 @@ def render_router(pushes: list, root: Path) -> dict:
     }
     plan = build(desired, bare_router(desired), RouterState(), state)
     plan.steps += dnsmasq.release_steps(RouterState(), state)
-    plan.steps += metadata.password_steps(state, paths)
+    plan.steps += metadata.password_steps(state, paths, {})
     plan.steps += vpn.session_steps(RouterState(), state, paths)
     rendered["plan"] = [f"{step.kind}: {shown(step.summary())}" for step in plan.steps]
     rendered["notes"] = [shown(note) for note in plan.notes]

@@ -32,6 +32,7 @@ from vragent import templating as templates
 from vragent.subsystems.lb import render as haproxy
 from vragent.pipeline import netfilter
 from vragent.pipeline.intake import Document, merge_documents
+from vragent.shell import commit
 
 GOLDEN = Path(__file__).parent / "golden_haproxy"
 CASES = sorted(GOLDEN.glob("*.json"))
@@ -431,7 +432,7 @@ def test_a_rejected_candidate_is_kept_as_failed_and_nothing_live_changes(tmp_pat
     step = DaemonStep(service=None, backend=backend, changes=[(config, "old\n", "new\n", 0o644)], action="reload",
                       reason="test", checker=lambda candidates: ["false", str(candidates[config])])
     with pytest.raises(CommandFailed):
-        step.check()
+        commit.check(step)
     assert config.read_text() == "old\n" and (tmp_path / "haproxy.cfg.failed").read_text() == "new\n"
     assert not (tmp_path / "haproxy.cfg.new").exists() and backend.actions == []
 
@@ -448,7 +449,7 @@ def test_hooks_run_around_every_action():
 
     backend = RecordingBackend()
     step = DaemonStep(service=None, backend=backend, changes=[], action="reload", reason="test", hooks=Hooks())
-    step.commit()
+    commit.commit(step)
     assert calls == ["before reload", "after reload"] and backend.actions == ["reload"]
 
 

@@ -18,6 +18,7 @@ from vragent.subsystems.dhcp import render as dnsmasq
 from vragent.pipeline import netfilter
 from vragent.subsystems.vpn import render as vpn
 from vragent.pipeline.intake import Document, merge_documents
+from vragent.steps import sessions_of
 
 SCHEMA = json.loads(state_doc.SCHEMA_PATH.read_text())
 BASE = (sample.cmdline(), sample.ips(), sample.guestnetwork())
@@ -174,9 +175,9 @@ data(44) = "IFNAME=ppp1;PEERNAME=bob;PPPD_PID=4343\\00"
 
 
 def test_a_users_sessions_are_found_in_pppds_database():
-    assert vpn.sessions_of(DUMP, ("bob",)) == [4343]
-    assert vpn.sessions_of(DUMP, ("alice", "bob")) == [4242, 4343]
-    assert vpn.sessions_of(DUMP, ("carol",)) == []
+    assert sessions_of(DUMP, ("bob",)) == [4343]
+    assert sessions_of(DUMP, ("alice", "bob")) == [4242, 4343]
+    assert sessions_of(DUMP, ("carol",)) == []
 
 
 def test_sessions_are_ended_for_removed_users_and_changed_passwords_only():

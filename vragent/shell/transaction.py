@@ -8,6 +8,7 @@ import time
 from vragent.steps import Step
 from vragent.errors import ApplyFailed
 from vragent.shell.runner import CommandFailed
+from vragent.shell import commit
 
 
 class Transaction:
@@ -49,7 +50,7 @@ class Transaction:
     @staticmethod
     def _check_one(step: Step, failures: dict[int, Exception]) -> None:
         try:
-            step.check()
+            commit.check(step)
         except (CommandFailed, OSError) as exc:
             failures[id(step)] = exc
 
@@ -57,7 +58,7 @@ class Transaction:
         for step in self.steps:
             started = time.monotonic()
             try:
-                step.commit()
+                commit.commit(step)
             except Exception as exc:  # noqa: BLE001 - any failure must roll back (pyroute2 raises its own types)
                 self.status[id(step)] = "failed"
                 self.logger.error("step %s: failed: %s", step.summary(), exc)
@@ -77,7 +78,7 @@ class Transaction:
             if not step.reversible:
                 continue
             try:
-                step.rollback()
+                commit.rollback(step)
                 self.status[id(step)] = "rolled back"
             except Exception as exc:  # noqa: BLE001 - keep undoing the rest
                 self.status[id(step)] = "rollback failed"

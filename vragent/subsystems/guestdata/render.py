@@ -105,19 +105,17 @@ def daemon(state: RouterState, paths: Paths):
     )
 
 
-def password_steps(state: RouterState, paths: Paths) -> list:
+def password_steps(state: RouterState, paths: Paths, pending: dict[str, str]) -> list:
     """The passwords of this push the password server does not hold yet, handed to its file.
 
-    It reads that file (an observation, like observe.py's): a password still pending is
+    `pending` is what that file holds (observed by the engine): a password still pending is
     not handed over again, so re-applying a push before the VM asked changes nothing;
     once the VM acknowledged it, pushing it again offers it again (a new event). An offer
     without password withdraws a pending one, and is nothing to do when none is pending."""
-    from vragent.subsystems.guestdata import passwords as passwordfile
     from vragent.steps import PasswordHandoverStep
 
     if not state.password_offers:
         return []
     path = MetadataPaths.of(paths).passwords
-    pending = passwordfile.read(path)
     new = {str(o.ip): o.password for o in state.password_offers if pending.get(str(o.ip)) != o.password}
     return [PasswordHandoverStep(path, new)] if new else []

@@ -175,21 +175,3 @@ def session_steps(old: RouterState, new: RouterState, paths: Paths) -> list:
     from vragent.steps import VpnSessionStep
 
     return [VpnSessionStep(VpnPaths(paths).pppd_db, tuple(dropped))]
-
-
-def sessions_of(dump: str, users: tuple[str, ...]) -> list[int]:
-    """PIDs of the pppd sessions of `users`, from `tdbdump` of pppd's database.
-
-    pppd stores each session's script environment as one record ("NAME=value;" pairs,
-    PEERNAME the authenticated user, PPPD_PID its pid)."""
-    import re
-
-    wanted = set(users)
-    pids = []
-    for record in re.findall(r'data\(\d+\) = "(.*?)"\n', dump):
-        # tdbdump prints bytes it cannot show as \XX (hex); pppd's records end with a NUL.
-        text = re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), record).replace("\0", "")
-        values = dict(part.partition("=")[::2] for part in text.split(";") if "=" in part)
-        if values.get("PEERNAME") in wanted and values.get("PPPD_PID", "").isdigit():
-            pids.append(int(values["PPPD_PID"]))
-    return sorted(set(pids))
