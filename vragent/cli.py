@@ -150,10 +150,10 @@ def cmd_status(args, paths: Paths) -> int:
         sys.stdout.write(strongswan.s2s_status(paths, args.checks2svpn))  # no newline, as the incumbent's echo -n
         return 0
     if args.checkrouter:
-        from vragent.subsystems.vrrp import model as redundancy
+        from vragent.ops import failover
 
         try:
-            print(f"Status: {redundancy.status(paths)['status']}")
+            print(f"Status: {failover.status(paths)['status']}")
         except ApplyFailed as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -223,11 +223,12 @@ def cmd_render(args, paths: Paths) -> int:
 
 def cmd_redundancy(args, paths: Paths) -> int:
     from vragent.subsystems.vrrp import model as redundancy
+    from vragent.ops import failover
 
     if args.command == "notify":
-        return redundancy.notify_loop(paths, args.fifo)
+        return failover.notify_loop(paths, args.fifo)
     try:
-        result = redundancy.transition(paths, redundancy.Role(args.role.upper()), reason="vragent transition",
+        result = failover.transition(paths, redundancy.Role(args.role.upper()), reason="vragent transition",
                                        release_vips=args.release_vips,
                                        only_if_keepalived_dead=args.if_keepalived_dead)
     except ApplyFailed as exc:

@@ -23,6 +23,8 @@ from vragent.pipeline import netfilter
 from vragent.subsystems.ipv6 import rules as netfilter6, render as radvd
 from vragent.subsystems.vpn import render as vpn
 from vragent.subsystems.vrrp import model as redundancy
+from vragent.shell import roles
+from vragent.subsystems.vrrp import render as vrrp_render
 from vragent.subsystems.vrrp import conntrackd, keepalived
 from vragent.pipeline.intake import Document, merge_documents
 from vragent.pipeline.intake import fingerprint
@@ -127,7 +129,7 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
     )
     # A redundant router converges to its VRRP role (the persisted one unless told).
     if redundancy.enabled(state):
-        desired = redundancy.shape(desired, state, redundancy.current_role(paths) if role is None else role,
+        desired = vrrp_render.shape(desired, state, roles.current_role(paths) if role is None else role,
                                    release_vips)
     return desired
 

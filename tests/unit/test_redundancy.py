@@ -12,6 +12,8 @@ from tests.unit import pushes as p
 from tests.unit import golden
 from vragent.tables import TABLES
 from vragent.subsystems.vrrp import model as redundancy
+from vragent.shell import roles
+from vragent.subsystems.vrrp import render as vrrp_render
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
 from vragent.values import Link
@@ -177,7 +179,7 @@ def desired_for(role: Role, release_vips: bool = False, root: Path = Path("/none
                       daemons=[dnsmasq.daemon(state, paths), conntrackd.daemon(state, paths),
                                keepalived.daemon(state, paths)],
                       runtime=engine.runtime(paths))
-    return redundancy.shape(desired, state, role, release_vips)
+    return vrrp_render.shape(desired, state, role, release_vips)
 
 
 VIP = IPv4Interface("192.0.2.1/24")
@@ -213,8 +215,8 @@ def test_haproxy_is_a_primary_only_daemon_too():
     state = state_of(redundant_cmdline(1), public(), guest_network(1))
     haproxy = DaemonDesired(service="haproxy", enabled=True, files={})
     desired = Desired(tables={}, sysctls={}, links=addresses.render(state), files={}, daemons=[haproxy])
-    assert [d.standby for d in redundancy.shape(desired, state, Role.BACKUP).daemons] == [True]
-    assert [d.standby for d in redundancy.shape(desired, state, Role.PRIMARY).daemons] == [False]
+    assert [d.standby for d in vrrp_render.shape(desired, state, Role.BACKUP).daemons] == [True]
+    assert [d.standby for d in vrrp_render.shape(desired, state, Role.PRIMARY).daemons] == [False]
 
 
 def test_leaving_the_pair_because_keepalived_died_releases_the_vip_and_leaves_the_pair_daemons_alone():
@@ -292,12 +294,12 @@ def test_keepalived_notify_lines(line, role):
 
 def test_the_role_record_counts_changes_not_repeats(tmp_path):
     paths = Paths(tmp_path)
-    assert redundancy.current_role(paths) is Role.BACKUP  # never PRIMARY before keepalived said so
-    redundancy.write_role(paths, Role.BACKUP, "keepalived: BACKUP")
-    redundancy.write_role(paths, Role.PRIMARY, "keepalived: MASTER")
-    redundancy.write_role(paths, Role.PRIMARY, "keepalived: MASTER")
-    record = redundancy.write_role(paths, Role.FAULT, "keepalived is not running", released=True)
+    assert roles.current_role(paths) is Role.BACKUP  # never PRIMARY before keepalived said so
+    roles.write_role(paths, Role.BACKUP, "keepalived: BACKUP")
+    roles.write_role(paths, Role.PRIMARY, "keepalived: MASTER")
+    roles.write_role(paths, Role.PRIMARY, "keepalived: MASTER")
+    record = roles.write_role(paths, Role.FAULT, "keepalived is not running", released=True)
     assert (record.role, record.transitions, record.released) == (Role.FAULT, 2, True)
-    assert redundancy.read_role(paths) == record
+    assert roles.read_role(paths) == record
     (tmp_path / "run/vragent/redundant-state").write_text("not json")
-    assert redundancy.read_role(paths) is None and redundancy.current_role(paths) is Role.BACKUP
+    assert roles.read_role(paths) is None and roles.current_role(paths) is Role.BACKUP

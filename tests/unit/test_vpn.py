@@ -191,6 +191,7 @@ def test_sessions_are_ended_for_removed_users_and_changed_passwords_only():
 
 def test_on_a_redundant_pair_only_the_primary_runs_the_vpn():
     from vragent.subsystems.vrrp import model as redundancy
+    from vragent.subsystems.vrrp import render as vrrp_render
     from vragent.desired import Desired
     from vragent.subsystems.network import render as addresses
 
@@ -201,5 +202,5 @@ def test_on_a_redundant_pair_only_the_primary_runs_the_vpn():
                       daemons=[vpn.strongswan_daemon(state, paths), vpn.xl2tpd_daemon(state, paths)])
     for role, standby in ((redundancy.Role.PRIMARY, False), (redundancy.Role.BACKUP, True),
                           (redundancy.Role.FAULT, True)):
-        shaped = redundancy.shape(desired, state, role)
+        shaped = vrrp_render.shape(desired, state, role)
         assert [(d.service, d.standby) for d in shaped.daemons] == [("strongswan", standby), ("xl2tpd", standby)]

@@ -32,9 +32,9 @@ def collect(paths: Paths) -> dict:
                          "pid": observed.running.get(d.service),
                          "healthy": (observed.running.get(d.service) is not None) == (d.enabled and not d.standby)}
         for d in desired.daemons}
-    from vragent.subsystems.vrrp import model as redundancy
+    from vragent.ops import failover
 
-    pair = redundancy.status(paths)
+    pair = failover.status(paths)
     report["vrrp"] = pair["status"] if pair["redundant"] else "n/a"
     if pair["redundant"]:
         report["redundancy"] = pair

@@ -19,7 +19,7 @@ import time
 
 from vragent import engine
 from vragent.shell import lock, log
-from vragent.subsystems.vrrp import model as redundancy
+from vragent.ops import failover
 from vragent.errors import ApplyFailed, LockTimeout
 from vragent.paths import Paths
 
@@ -29,7 +29,7 @@ def tick(paths: Paths) -> list[str]:
     logger = log.get()
     started: list[str] = []
     # A redundant router whose keepalived died leaves the pair (VIPs down) before it is restarted.
-    redundancy.supervise(paths)
+    failover.supervise(paths)
     try:
         with lock.apply_lock(paths.lock, wait=0):
             state = engine.load_state(paths)
@@ -39,7 +39,7 @@ def tick(paths: Paths) -> list[str]:
                     continue
                 if not all(path.exists() for path, (content, _) in daemon.files.items() if content is not None):
                     continue  # never applied yet: nothing to run
-                if daemon.service == "keepalived" and not redundancy.may_restart_keepalived(paths, state):
+                if daemon.service == "keepalived" and not failover.may_restart_keepalived(paths, state):
                     continue  # the peer is still taking over
                 logger.warning("supervise: %s is not running; starting it", daemon.service)
                 try:

@@ -148,9 +148,9 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
     errors.extend(check_load_balancing(state, origins))
     errors.extend(check_vm_services(state, origins))
 
-    from vragent.subsystems.vrrp import model as redundancy  # a redundant pair must agree on its VRID and VIPs
+    from vragent.subsystems.vrrp import verify as vrrp_verify  # a redundant pair must agree on its VRID and VIPs
 
-    errors += redundancy.check_state(state, origins)
+    errors += vrrp_verify.check_state(state, origins)
     if state.network_acls:
         from vragent.subsystems.vpc import networkacl
 

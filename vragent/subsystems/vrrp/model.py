@@ -30,16 +30,10 @@ from __future__ import annotations
 
 import enum
 import json
-import os
-import signal
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
-from vragent.shell import files, log
-from vragent.errors import ValidationError
 from vragent.model import RouterState
-from vragent.paths import Paths
 
 # Services only the PRIMARY runs (by ServiceSpec name); HAProxy joins when it exists, radvd
 # on a dual-stack pair (two routers advertising would give guests two default routers).
@@ -156,235 +150,17 @@ def settings(state: RouterState) -> VrrpSettings | None:
 
 # -- validation --------------------------------------------------------------------------------
 
-def check_state(state: RouterState, origins: dict | None = None) -> list[ValidationError]:
-    """Refuse what could make the pair disagree on the VRID or the VIPs (two masters).
-
-    `origins` as validate.check_state takes it: where the items of this push came from."""
-    if not enabled(state):
-        return []
-    from vragent.errors import origin_of
-    from vragent.subsystems.network import cmdline as cmdline_wire
-
-    origins = origins or {}
-    cmdline = origin_of(origins, cmdline_wire.ORIGIN, "state:cmdline")
-    cfg = state.config
-    errors: list[ValidationError] = []
-
-    def error(key: str, message: str) -> None:
-        errors.append(ValidationError(f"{cmdline}.{key}", message))
-
-    router_id = cfg.get("router_id")
-    if not router_id:
-        error("router_id", "is required on a redundant router: both routers derive their VRRP "
-                           "virtual router id (VRID 1..255) from it")
-    elif not router_id.isdigit() or int(router_id) < 1:
-        error("router_id", f"{router_id!r} is not a positive integer; the VRID (1..255) is derived from it")
-    priority = cfg.get("router_pr")
-    if priority is not None and not (priority.isdigit() and 1 <= int(priority) <= 254):
-        error("router_pr", f"{priority!r} is not a VRRP priority 1..254 (255 means address owner "
-                           "and would preempt the peer)")
-    advert = cfg.get("advert_int")
-    low, high = ADVERT_INT_RANGE
-    if advert is not None and not (advert.isdigit() and low <= int(advert) <= high):
-        error("advert_int", f"{advert!r} is not an advertisement interval of {low}..{high} whole seconds "
-                            "(VRRPv2; the backup takes over after 3 x advert_int)")
-    password = cfg.get("router_password")
-    if password is not None and (not password or any(c.isspace() or c in "\"'#!\\" or not c.isprintable()
-                                                     for c in password)):
-        error("router_password", "must be printable, without spaces, quotes, '#', '!' or backslashes "
-                                 "(it becomes keepalived's auth_pass)")
-
-    guests = state.all_guest_networks()
-    if not guests:
-        error("redundant_router", "a redundant router needs a guest network: VRRP runs on the guest NIC")
-    elif guests[0].device in state.public_devices():
-        # VRRP bound to a public NIC never hears the peer while the backup keeps it down (#3402).
-        network = guests[0]
-        errors.append(ValidationError(origin_of(origins, network, f"state:guest_networks[{network.device}]") + ".device",
-                                      f"VRRP would run on {network.device}, which also holds public IPs; "
-                                      "it must run on a guest-only NIC"))
-    for network in guests:
-        from_cmdline = network not in state.guest_networks
-        if from_cmdline:
-            path = f"{cmdline}.guestgw"
-        else:
-            path = origin_of(origins, network, f"state:guest_networks[{network.device}]") + ".router_guest_gateway"
-        vip = network.gateway
-        if from_cmdline and not cfg.get("guestgw"):
-            errors.append(ValidationError(path, "is required on a redundant router: it is the VRRP VIP "
-                                                "the guests use as their gateway"))
-        elif vip == network.router_ip:
-            errors.append(ValidationError(path, f"the VIP {vip} is this router's own guest address "
-                                                f"({network.device}); on a redundant pair the gateway must "
-                                                "differ from each router's own address, or both answer for it"))
-        elif vip not in network.network:
-            errors.append(ValidationError(path, f"the VIP {vip} is outside the guest network {network.network}"))
-        elif vip in (network.network.network_address, network.network.broadcast_address):
-            errors.append(ValidationError(path, f"the VIP {vip} is the network or broadcast address "
-                                                f"of {network.network}"))
-    return errors
-
 
 # -- the role -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RoleRecord:
-    role: Role
-    since: float = 0.0  # wall clock of the last change
-    reason: str = ""
-    transitions: int = 0  # role changes since the record was created (boot: /run is a tmpfs)
-    released: bool = False  # FAULT with the VIPs taken down by vragent (keepalived was gone)
-
-
-def role_file(paths: Paths):
-    return paths.run_dir / "redundant-state"
-
-
-def read_role(paths: Paths) -> RoleRecord | None:
-    text = files.read_text(role_file(paths))
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-        return RoleRecord(Role(data["role"]), data.get("since", 0.0), data.get("reason", ""),
-                          data.get("transitions", 0), data.get("released", False))
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-def write_role(paths: Paths, role: Role, reason: str, released: bool = False) -> RoleRecord:
-    previous = read_role(paths)
-    changed = previous is None or previous.role is not role
-    moved = changed or previous.released != released  # `since` dates the release too (restart hold-off)
-    record = RoleRecord(role, time.time() if moved else previous.since, reason,
-                        (previous.transitions if previous else 0) + (1 if changed and previous else 0), released)
-    files.atomic_write(role_file(paths), json.dumps(record.__dict__ | {"role": role.value}) + "\n", 0o644)
-    return record
-
-
-def current_role(paths: Paths) -> Role:
-    """The role the regular apply converges to. Never PRIMARY unless keepalived said so:
-    a router that has not heard from VRRP yet (first apply, boot) is a BACKUP."""
-    record = read_role(paths)
-    return record.role if record is not None else Role.BACKUP
 
 
 # -- render: what the role means for the rest of the router ----------------------------------
 
-def shape(desired, state: RouterState, role: Role, release_vips: bool = False):
-    """The desired router for this VRRP role (pure; `desired` is a desired.Desired)."""
-    vrrp = settings(state)
-    if vrrp is None:
-        return desired
-    primary = role is Role.PRIMARY
-    links = desired.links
-    addresses = dict(links.addresses)
-    foreign: dict[str, frozenset[IPv4Interface]] = dict(links.foreign)
-    for vip in vrrp.vips:
-        if primary:
-            # After the router's own address, so that stays the NIC's primary address.
-            addresses[vip.device] = tuple(dict.fromkeys((*addresses.get(vip.device, ()), vip.interface)))
-        elif not release_vips:
-            foreign[vip.device] = foreign.get(vip.device, frozenset()) | {vip.interface}
-    links = replace(links, addresses=addresses, foreign=foreign,
-                    admin_up={**links.admin_up, **{device: primary for device in state.public_devices()}},
-                    default_route=links.default_route if primary else None,
-                    default_route6=links.default_route6 if primary else None,
-                    policy=links.policy if primary else links.policy.without_gateways(),
-                    public=links.public if primary else frozenset())
-    daemons = [replace(d, standby=True) if not primary and d.enabled and d.service in PRIMARY_ONLY else d
-               for d in desired.daemons]
-    if release_vips:
-        # Leaving the pair because keepalived is gone: restarting keepalived and conntrackd is
-        # the supervisor's (systemd's) business, never this transition's; it leaves them alone.
-        daemons = [d for d in daemons if d.service not in SUPERVISED]
-    return replace(desired, links=links, daemons=daemons)
-
 
 # -- transitions ----------------------------------------------------------------------------------
 
-def _conntrackd(paths: Paths, *flags: str) -> None:
-    """One conntrackd control command; a missing daemon is logged, never fatal (the pair
-    keeps forwarding, only established flows may not survive)."""
-    from vragent.shell import runner
-    from vragent.subsystems.vrrp.conntrackd import ConntrackdPaths
-
-    conf = ConntrackdPaths.of(paths).conf
-    try:
-        runner.run(["conntrackd", "-C", str(conf), *flags], timeout=15)
-    except runner.CommandFailed as exc:
-        log.get().warning("conntrackd %s: %s", " ".join(flags), exc)
-
-
-def _gratuitous_arps(state: RouterState, vrrp: VrrpSettings) -> None:
-    """Announce every VIP and public IP from here, 3 times over 2 s (-U: unsolicited), so
-    neighbours and switches move to this router at once (#3352; Neutron 1453855)."""
-    from vragent.shell import runner
-
-    targets = [(vip.device, vip.interface.ip) for vip in vrrp.vips]
-    targets += [(pip.device, pip.ip) for pip in state.ordered_public_ips()]
-    for device, ip in targets:
-        runner.spawn(["arping", "-q", "-U", "-c", "3", "-I", device, str(ip)])
-
-
-def keepalived_running(paths: Paths) -> int | None:
-    from vragent.shell import services
-    from vragent.subsystems.vrrp import service as vrrp_service
-
-    return services.backend(paths).running(vrrp_service.KEEPALIVED)
-
-
-def transition(paths: Paths, role: Role, reason: str, *, release_vips: bool = False,
-               only_if_keepalived_dead: bool = False, lock_wait: float | None = None):
-    """Make this router `role`: persist it and converge the router to it.
-
-    PRIMARY: commit conntrackd's external cache first (before the public NIC attracts
-    traffic, or the kernel answers synced flows with RST: keepalived #2254/#2414), then public
-    NICs up with their addresses and default route, primary-only daemons started; then
-    gratuitous ARP and conntrackd flush/resync/bulk-send (conntrackd's primary-backup.sh).
-    BACKUP/FAULT: the reverse; conntrackd keeps its external cache (-t shortens the kernel
-    timers of flows the peer now carries; a BACKUP asks the peer for a resync, -n).
-    """
-    from vragent import engine
-    from vragent.shell import lock
-
-    logger = log.get()
-    state = engine.load_state(paths)
-    vrrp = settings(state)
-    if vrrp is None:
-        logger.info("transition %s ignored: this router is not redundant", role.value)
-        return None
-    if role is Role.PRIMARY:
-        _conntrackd(paths, "-c")
-
-    def claim() -> bool:
-        # Under the apply lock: a push never sees half a transition, and the role it renders is current.
-        if only_if_keepalived_dead and keepalived_running(paths):
-            return False
-        record = write_role(paths, role, reason, released=release_vips)
-        logger.warning("redundancy: %s (%s; transition %d)", role.value, reason, record.transitions)
-        return True
-
-    result = engine.converge(paths, role=role, release_vips=release_vips, on_locked=claim,
-                             lock_wait=lock.DEFAULT_WAIT if lock_wait is None else lock_wait,
-                             name=f"transition-{role.value.lower()}")
-    if result.notes == [engine.SKIPPED]:
-        return result
-    if role is Role.PRIMARY:
-        _gratuitous_arps(state, vrrp)
-        for flag in ("-f", "-R", "-B"):
-            _conntrackd(paths, flag)
-    else:
-        _conntrackd(paths, "-t")
-        if role is Role.BACKUP:
-            _conntrackd(paths, "-n")
-    return result
-
 
 # -- keepalived's notify FIFO ------------------------------------------------------------------
-
-class _Stop(Exception):
-    pass
 
 
 def parse_notify(line: str) -> Role | None:
@@ -400,108 +176,7 @@ def parse_notify(line: str) -> Role | None:
     return None
 
 
-def _isolated(work, *args, **kwargs) -> int:
-    """Run work(*args) in a forked child in its own session and wait for it.
-
-    keepalived stops its notify script with a signal to the script's process group (on a
-    reload too); a transition must never be cut short half-way by that, nor its helpers
-    (ip, iptables-restore, conntrackd) killed. The fork is warm: no interpreter start.
-    """
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.setsid()
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            work(*args, **kwargs)
-            code = 0
-        except BaseException as exc:  # noqa: BLE001 - reported by the exit status
-            log.get().error("transition failed: %s", exc)
-        finally:
-            os._exit(code)
-    while True:
-        try:
-            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-        except ChildProcessError:
-            return 1
-
-
-def notify_loop(paths: Paths, fifo: str, parent_grace: float = 2.0) -> int:
-    """keepalived's notify_fifo_script: one long-lived reader, so transitions run in the
-    order keepalived reports them and without an interpreter start each time.
-
-    keepalived (its VRRP process is our parent) replaces this reader on a reload with
-    SIGTERM, and kills it when it stops. Only the second is a reason to act: if the parent
-    is gone within `parent_grace`, this router leaves the pair (FAULT, VIPs released), the
-    in-lab counterpart of a systemd unit's ExecStopPost.
-    """
-    parent = os.getppid()
-    busy, stop_requested = [False], [False]
-
-    def on_term(signum, frame):
-        stop_requested[0] = True
-        if not busy[0]:
-            raise _Stop()
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for module in ("pyroute2", "jinja2"):  # imported now, so a transition does not pay for them
-        try:
-            __import__(module)
-        except ImportError:
-            pass
-    try:
-        with open(fifo, encoding="utf-8", errors="replace") as events:
-            for line in events:
-                role = parse_notify(line)
-                if role is None:
-                    continue
-                busy[0] = True
-                try:
-                    _isolated(transition, paths, role, reason=f"keepalived: {line.split()[2]}")
-                finally:
-                    busy[0] = False
-                if stop_requested[0]:
-                    break
-    except _Stop:
-        pass
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    deadline = time.monotonic() + parent_grace
-    while time.monotonic() < deadline:
-        if os.getppid() != parent:
-            # Our parent, keepalived's VRRP process, is gone; its main process follows at once.
-            while keepalived_running(paths) and time.monotonic() < deadline + 3.0:
-                time.sleep(0.02)
-            _isolated(transition, paths, Role.FAULT, reason="keepalived stopped", release_vips=True,
-                      only_if_keepalived_dead=True)
-            break
-        time.sleep(0.02)
-    return 0
-
-
 # -- supervision and status --------------------------------------------------------------------
-
-def supervise(paths: Paths) -> bool:
-    """keepalived should run and does not: leave the pair (FAULT, VIPs released) before it is
-    restarted; a restarted keepalived starts as BACKUP. True when it acted."""
-    from vragent import engine
-
-    try:
-        state = engine.load_state(paths)
-    except Exception:  # noqa: BLE001 - the supervisor reports an unreadable state elsewhere
-        return False
-    if settings(state) is None or keepalived_running(paths):
-        return False
-    from vragent.subsystems.vrrp.keepalived import KeepalivedPaths
-
-    if not KeepalivedPaths.of(paths).conf.exists():
-        return False  # never applied: nothing to leave
-    record = read_role(paths)
-    if record is not None and record.role is Role.FAULT and record.released:
-        return False
-    result = transition(paths, Role.FAULT, reason="keepalived is not running", release_vips=True,
-                        only_if_keepalived_dead=True, lock_wait=1.0)
-    return result is not None and result.notes != [engine.SKIPPED]
 
 
 def restart_hold_off(vrrp: VrrpSettings) -> float:
@@ -514,43 +189,3 @@ def restart_hold_off(vrrp: VrrpSettings) -> float:
     the peer always first (systemd: RestartSec=2s for advert_int 1)."""
     return vrrp.advert_int + 1.0
 
-
-def may_restart_keepalived(paths: Paths, state: RouterState) -> bool:
-    vrrp = settings(state)
-    record = read_role(paths)
-    if vrrp is None or record is None or not (record.role is Role.FAULT and record.released):
-        return True
-    return time.time() - record.since >= restart_hold_off(vrrp)
-
-
-def status(paths: Paths) -> dict:
-    """What checkrouter.sh reports: keepalived not running means FAULT (as the incumbent's)."""
-    from vragent import engine
-    from vragent.shell import services
-    from vragent.subsystems.vrrp import service as vrrp_service
-
-    state = engine.load_state(paths)
-    vrrp = settings(state)
-    if vrrp is None:
-        return {"redundant": False, "status": "UNKNOWN"}
-    pid = keepalived_running(paths)
-    record = read_role(paths)
-    role = (record.role if record else Role.BACKUP) if pid else Role.FAULT
-    return {
-        "redundant": True,
-        "status": role.value,
-        "since": record.since if record else None,
-        "reason": (record.reason if record else "") if pid else "keepalived is not running",
-        "transitions": record.transitions if record else 0,
-        "keepalived_pid": pid,
-        "conntrackd_pid": services.backend(paths).running(vrrp_service.CONNTRACKD),
-        "interface": vrrp.interface,
-        "vrid": vrrp.vrid,
-        "priority": vrrp.priority,
-        "advert_int": vrrp.advert_int,
-        "vips": [str(v) for v in vrrp.vips],
-        "fingerprint": vrrp.fingerprint(),
-    }
-
-
-__all__ = ["Role", "VrrpSettings", "check_state", "settings", "shape", "status", "transition"]
