@@ -101,6 +101,12 @@ def match_protocol(protocol: Protocol, ports=None, icmp_type=None, icmp_code=Non
     return text
 
 
+
+def join(*parts: str) -> str:
+    """Rule parts with the empty ones left out."""
+    return " ".join(p for p in parts if p)
+
+
 # -- what else is vragent's: policy routing (subsystems/network/routing.py) --------------------
 
 TABLE_BASE = 100  # Table_ethN = 100 + N, mark 0x(100+N)

@@ -33,6 +33,19 @@ class RemoteAccessVpn:
 
         return list(summarize_address_range(self.first, self.last))
 
+    @staticmethod
+    def public_openings() -> list[str]:
+        """What the VPN's public IP takes in (iptables match parts): IKE, NAT-T, ESP, and L2TP
+        out of ESP. Its own vr-vpn accepts them, and so does that IP's ingress firewall."""
+        rules = [f"-p udp -m udp --dport {port}" for port in _VPN_IKE_PORTS]
+        return rules + ["-p esp", f"-p udp {_THROUGH_IPSEC} -m udp --dport 1701"]
+
+
+# udp 1701 (L2TP) counts only when it came out of an IPsec SA (iptables-extensions(8),
+# policy): plain L2TP would carry CHAP over the internet unprotected.
+_VPN_IKE_PORTS = (500, 4500)
+_THROUGH_IPSEC = "-m policy --dir in --pol ipsec --proto esp"
+
 
 @dataclass(frozen=True)
 class SiteToSiteVpn:
