@@ -10,7 +10,9 @@ from ipaddress import IPv4Network
 
 from vragent.errors import ValidationError, origin_of
 from vragent.model import Direction, GUEST_DEVICE, PortForward, RouterState, StaticNat
-from vragent.model import LoadBalancing, Protocol, VmData
+from vragent.subsystems.guestdata import verify as guestdata_verify
+from vragent.subsystems.lb import verify as lb_verify
+from vragent.subsystems.network import verify as network_verify
 
 
 def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | None = None) -> list[ValidationError]:
@@ -41,9 +43,9 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
             if dev_a != dev_b and net_a.overlaps(net_b):
                 errors.append(ValidationError(path_b, f"{net_b} on {dev_b} overlaps {net_a} on {dev_a} ({path_a})"))
 
-    errors += check_ip_aliases(state, where)
+    errors += network_verify.check_ip_aliases(state, where)
     if state.is_dhcp_server:
-        errors += _check_dhcp_server(state)
+        errors += network_verify.check_dhcp_server(state)
         for net in guests:
             if net.gateway == net.router_ip:
                 errors.append(ValidationError(where(net, f"guest_networks[{net.device}]"),
@@ -145,159 +147,34 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
         if rule.direction is Direction.INGRESS and rule.public_ip not in held:
             errors.append(ValidationError(where(rule, f"firewall_rules[{rule.id}]"),
                                           f"{rule.public_ip} is not a public IP of this router"))
-    errors.extend(check_load_balancing(state, origins))
-    errors.extend(check_vm_services(state, origins))
+    errors += lb_verify.check_load_balancing(state, origins)
+    errors += guestdata_verify.check_vm_services(state, origins)
 
     from vragent.subsystems.vrrp import verify as vrrp_verify  # a redundant pair must agree on its VRID and VIPs
 
     errors += vrrp_verify.check_state(state, origins)
     if state.network_acls:
-        from vragent.subsystems.vpc import networkacl
+        from vragent.subsystems.vpc import verify as vpc_verify
 
-        errors += networkacl.check_state(state, origins)
+        errors += vpc_verify.check_network_acls(state, origins)
     if state.private_gateways or state.static_routes:
-        from vragent.subsystems.network import ips, staticroutes
-
-        errors += ips.check_private_gateways(state, origins)
-        errors += staticroutes.check_state(state, origins)
+        errors += network_verify.check_private_gateways(state, origins)
+        errors += network_verify.check_static_routes(state, origins)
     if state.ipv6_firewall_rules or state.ipv6 is not None:
-        from vragent.subsystems.ipv6 import ipv6firewallrules
+        from vragent.subsystems.ipv6 import verify as ipv6_verify
 
-        errors += ipv6firewallrules.check_state(state, origins)
+        errors += ipv6_verify.check_ipv6(state, origins)
     if state.remote_access_vpn is not None:
-        from vragent.subsystems.vpn import remoteaccessvpn
+        from vragent.subsystems.vpn import verify as vpn_verify
 
-        errors += remoteaccessvpn.check_state(state, origins)
+        errors += vpn_verify.check_remote_access_vpn(state, origins)
     if state.site_to_site_vpns:
-        from vragent.subsystems.vpn import site2sitevpn
+        from vragent.subsystems.vpn import verify as vpn_verify
 
-        errors += site2sitevpn.check_state(state, origins)
-    return errors
-
-
-def check_ip_aliases(state: RouterState, where) -> list[ValidationError]:
-    """IP aliases serve a shared network's further subnets: each its own subnet, on a
-    dhcpsrvr router's guest NIC, never one of the router's or a gateway's addresses."""
-    if not state.ip_aliases:
-        return []
-    errors: list[ValidationError] = []
-    guests = state.all_guest_networks()
-    primary = next((n for n in guests if n.device == GUEST_DEVICE), None)
-    gateways = {r.gateway for r in state.dhcp_ranges if r.gateway is not None}
-    if primary is not None and state.is_dhcp_server:
-        gateways.add(primary.gateway)
-    seen: list[tuple[IPv4Network, str]] = [(n.network, f"the guest network on {n.device}") for n in guests]
-    control = state.control_interface
-    if control is not None:
-        seen.append((control.network, f"the control network on {state.layout.control}"))
-    for alias in state.ip_aliases:
-        path = where(alias, f"ip_aliases[{alias.ip}]")
-        if not state.is_dhcp_server:
-            errors.append(ValidationError(path, "IP aliases serve the subnets of a shared network: only a "
-                                                f"dhcpsrvr router takes them (this one is {state.router_type!r})"))
-            continue
-        if primary is None:
-            errors.append(ValidationError(path, f"the router has no guest network on {GUEST_DEVICE} "
-                                                "(cmdline eth0ip) to add an alias to"))
-            continue
-        if alias.ip in gateways:
-            errors.append(ValidationError(path, f"{alias.ip} is a guest gateway, not an address of this router"))
-        clash = next((name for network, name in seen if network.overlaps(alias.network)), None)
-        if clash is not None:
-            errors.append(ValidationError(path, f"{alias.network} is inside or overlaps {clash}: "
-                                                "an alias serves a subnet of its own"))
-        seen.append((alias.network, f"the subnet of alias {alias.ip}"))
-    return errors
-
-
-def _check_dhcp_server(state: RouterState) -> list[ValidationError]:
-    """What a dhcpsrvr router must not hold (a native document, or a state that held it
-    before the router's type changed): it has no public side and no NAT or firewall."""
-    sections = [("public_ips", state.public_ips), ("firewall.rules", state.firewall_rules),
-                ("port_forwards", state.port_forwards), ("static_nats", state.static_nats),
-                ("ipv6_firewall.rules", state.ipv6_firewall_rules)]
-    errors = [ValidationError(f"state:{name}", "a dhcpsrvr router is not the guests' gateway: it holds "
-                                               "no public IPs, NAT or firewall rules")
-              for name, items in sections if items]
-    if state.load_balancing != LoadBalancing():
-        errors.append(ValidationError("state:load_balancing", "a dhcpsrvr router does no load balancing"))
+        errors += vpn_verify.check_site_to_site_vpns(state, origins)
     return errors
 
 
 def _check_public(rule: PortForward | StaticNat, held: dict, path: str, errors: list[ValidationError]) -> None:
     if rule.public_ip not in held:
         errors.append(ValidationError(path, f"{rule.public_ip} is not a public IP of this router"))
-
-
-def check_vm_services(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
-    """Metadata and passwords are served to a VM of a guest network this router serves.
-
-    Only what this push brought is checked: data persisted earlier whose network has gone
-    since is simply not served (render/metadata.py), so it never blocks a later push."""
-    subnets = [s.network for s in state.guest_subnets()]
-    router_addresses = set(state.own_guest_addresses())
-    errors: list[ValidationError] = []
-    for item in (*state.vm_data, *state.password_offers):
-        found = origins.get(id(item))
-        if found is None or found[0] is not item:
-            continue
-        path = found[1] + (".vm_ip_address" if isinstance(item, VmData) else ".ip_address")
-        if not any(item.ip in network for network in subnets):
-            errors.append(ValidationError(path, f"{item.ip} is in no guest network of this router"))
-        elif item.ip in router_addresses:
-            errors.append(ValidationError(path, f"{item.ip} is the router's own guest address"))
-    return errors
-
-
-# -- load balancing --------------------------------------------------------------------
-
-def check_load_balancing(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
-    """Listeners on addresses the router holds, no clash with NAT, backends in guest networks,
-    and a stats page on a public IP only when the document says so."""
-    lb = state.load_balancing
-    if lb == LoadBalancing():
-        return []
-    errors: list[ValidationError] = []
-    public = {p.ip for p in state.ordered_public_ips()}
-    local = set(public) | set(state.own_guest_addresses())
-    if state.control_interface is not None:
-        local.add(state.control_interface.ip)
-    forwarded: dict[object, list] = {}  # public ip -> its TCP port-forwarded ranges
-    for rule in state.port_forwards:
-        if rule.protocol is Protocol.TCP:
-            forwarded.setdefault(rule.public_ip, []).append(rule.public_ports)
-    static_nat = {n.public_ip for n in state.static_nats}
-    guests = state.all_guest_networks()
-
-    def check_listener(ip, port: int, path: str) -> None:
-        if ip is None:
-            return
-        if ip not in local:
-            errors.append(ValidationError(path, f"{ip} is not an address of this router"))
-        elif ip in static_nat:
-            errors.append(ValidationError(path, f"{ip} has static NAT: every port of it goes to a VM, "
-                                                "none reaches HAProxy"))
-        elif any(r.first <= port <= r.last for r in forwarded.get(ip, ())):
-            errors.append(ValidationError(path, f"{ip}:{port} is port-forwarded to a VM; HAProxy would never see it"))
-
-    if lb.cloudstack is not None:
-        for index, accept in enumerate(lb.cloudstack.listeners):
-            check_listener(accept.ip, accept.port,
-                           origin_of(origins, accept, f"state:load_balancing.cloudstack.listeners[{index}]"))
-        for index, accept in enumerate(lb.cloudstack.stats):
-            check_listener(accept.ip, accept.port,
-                           origin_of(origins, accept, f"state:load_balancing.cloudstack.stats[{index}]"))
-    for index, balancer in enumerate(lb.balancers):
-        path = origin_of(origins, balancer, f"state:load_balancing.balancers[{index}]")
-        check_listener(balancer.ip, balancer.port, path)
-        for b_index, backend in enumerate(balancer.backends):
-            if guests and not any(backend.ip in n.network for n in guests):
-                errors.append(ValidationError(f"{path}.backends[{b_index}]",
-                                              f"{backend.ip} is in no guest network of this router"))
-    if lb.stats is not None:
-        path = origin_of(origins, lb.stats, "state:load_balancing.stats")
-        check_listener(lb.stats.ip, lb.stats.port, path)
-        if lb.stats.ip in public and not lb.stats.public:
-            errors.append(ValidationError(path, f"{lb.stats.ip} is a public IP: the stats page goes there only "
-                                                "with \"public\": true"))
-    return errors

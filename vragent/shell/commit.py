@@ -23,6 +23,11 @@ def check(step: Step) -> None:
         action(step)
 
 
+def has_check(step: Step) -> bool:
+    """Whether the step has a candidate to check (a checker process to run) at all."""
+    return _dispatch(_CHECKS, step) is not None
+
+
 def commit(step: Step) -> None:
     action = _dispatch(_COMMITS, step)
     if action is None:

@@ -25,7 +25,7 @@ class Transaction:
         order is the one reported."""
         to_check = [step for index, step in enumerate(self.steps)
                     if not (index == 0 and step.commit_is_its_own_check)
-                    and type(step).check is not Step.check]
+                    and commit.has_check(step)]
         # (A first step whose commit is all-or-nothing is not rehearsed: nothing is committed
         # before it, so a failing commit leaves nothing to undo.)
         if not to_check:

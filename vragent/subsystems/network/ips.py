@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from vragent.errors import ValidationError
 from vragent.model import PrivateGateway, PublicIp, RouterState, device_index
 from vragent.context import Context
 from vragent.fields import Fields
@@ -113,34 +112,3 @@ def merge(state: RouterState, change: IpsChange) -> RouterState:
 
 def origins(change: IpsChange) -> list[tuple[object, str]]:
     return list(change.add) + list(change.private_gateways)
-
-
-def check_private_gateways(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
-    """A private gateway is a VPC router's, on a NIC of its own (not the control NIC, a public
-    NIC or a tier), outside the VPC's CIDR, with its next hop on its network."""
-    errors: list[ValidationError] = []
-    tiers = {n.device for n in state.all_guest_networks()}
-    public = set(state.public_devices())
-    vpc_cidr = state.vpc_cidr
-    for pgw in state.private_gateways:
-        found = origins.get(id(pgw))
-        path = found[1] if found is not None and found[0] is pgw else f"state:private_gateways[{pgw.ip}]"
-        if not state.is_vpc:
-            errors.append(ValidationError(f"{path}.is_private_gateway",
-                                          "private gateways are for VPC routers (cmdline type vpcrouter)"))
-            continue
-        if pgw.device == state.layout.control or pgw.device in public or pgw.device in tiers:
-            role = ("the control NIC" if pgw.device == state.layout.control
-                    else "a public NIC" if pgw.device in public else "a tier's NIC")
-            errors.append(ValidationError(f"{path}.nic_dev_id", f"{pgw.device} is {role}, not a private gateway's"))
-        if vpc_cidr is not None and pgw.network.overlaps(vpc_cidr):
-            errors.append(ValidationError(f"{path}.public_ip",
-                                          f"the private gateway's network {pgw.network} overlaps the VPC's CIDR {vpc_cidr}"))
-        if pgw.gateway == pgw.ip:
-            errors.append(ValidationError(f"{path}.gateway", "the router as the private network's own gateway "
-                                                             "is not supported yet"))
-        elif pgw.gateway is not None and (pgw.gateway not in pgw.network or pgw.gateway in (
-                pgw.network.network_address, pgw.network.broadcast_address)):
-            errors.append(ValidationError(f"{path}.gateway", f"{pgw.gateway} is no other host of the private "
-                                                             f"gateway's network {pgw.network}"))
-    return errors

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network
 
-from vragent.errors import ValidationError
 from vragent.model import RouterState, StaticRoute
 from vragent.fields import Fields, parse_ipv4_network
 
@@ -70,40 +69,3 @@ def merge(state: RouterState, change: StaticRoutesChange) -> RouterState:
 
 def origins(change: StaticRoutesChange) -> list[tuple[object, str]]:
     return list(change.add)
-
-
-def check_state(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
-    """Routes pushed now: on a VPC router, via a next hop it reaches, to a network it is not on.
-    A route pushed earlier whose next hop went (its private gateway removed) stays in the state
-    and is not rendered until the next hop is back (render/static_routes.py)."""
-    errors: list[ValidationError] = []
-    own: list[tuple[IPv4Network, str]] = [(n.network, f"tier {n.device}") for n in state.all_guest_networks()]
-    own += [(p.network, f"private gateway {p.device}") for p in state.private_gateways]
-    own += [(p.interface.network, f"public NIC {p.device}") for p in state.ordered_public_ips()]
-    if state.control_interface is not None:
-        own.append((state.control_interface.network, "the control network"))
-    vpc_cidr = state.vpc_cidr
-    for route in state.static_routes:
-        found = origins.get(id(route))
-        if found is None or found[0] is not route:
-            continue
-        path = found[1]
-        if not state.is_vpc:
-            errors.append(ValidationError(f"{path}.network", "static routes are for VPC routers (cmdline type "
-                                                             "vpcrouter)"))
-            continue
-        if vpc_cidr is not None and route.network.overlaps(vpc_cidr):
-            errors.append(ValidationError(f"{path}.network", f"{route.network} overlaps the VPC's CIDR {vpc_cidr}"))
-        else:
-            for network, what in own:
-                if route.network.overlaps(network):
-                    errors.append(ValidationError(f"{path}.network", f"{route.network} overlaps {network} of {what}"))
-                    break
-        if state.static_route_device(route) is None:
-            errors.append(ValidationError(f"{path}.gateway", f"{route.gateway} is no next hop on a private "
-                                                             "gateway's network or a tier of this router"))
-        if route.private_gateway is not None and not any(p.ip == route.private_gateway
-                                                         for p in state.private_gateways):
-            errors.append(ValidationError(f"{path}.ip_address", f"{route.private_gateway} is no private gateway "
-                                                                "of this router"))
-    return errors

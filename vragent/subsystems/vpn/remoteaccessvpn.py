@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 
-from vragent.errors import ValidationError
-from vragent.model import ISOLATED_ROUTER, RemoteAccessVpn, RouterState
+from vragent.model import RemoteAccessVpn, RouterState
 from vragent.fields import Fields, ipv4_or_none, parse_ipv4_network
 
 VPN_TYPES = ("l2tp",)
@@ -98,46 +97,3 @@ def merge(state: RouterState, change: VpnChange) -> RouterState:
 
 def origins(change: VpnChange) -> list[tuple[object, str]]:
     return [(change.vpn, change.path)] if change.vpn is not None else []
-
-
-def check_state(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
-    """The VPN's public IP is the router's, its clients' range is nobody else's."""
-    from vragent.errors import origin_of
-
-    vpn = state.remote_access_vpn
-    if vpn is None:
-        return []
-    path = origin_of(origins, vpn, "state:remote_access_vpn")
-    errors: list[ValidationError] = []
-
-    def error(key: str, message: str) -> None:
-        errors.append(ValidationError(f"{path}.{key}", message))
-
-    if state.router_type not in (None, ISOLATED_ROUTER):
-        error("vpn_server_ip", f"remote-access VPN is served on isolated routers only (this is a "
-                               f"{state.router_type})")
-    held = {p.ip: p for p in state.ordered_public_ips()}
-    pip = held.get(vpn.public_ip)
-    if pip is None:
-        error("vpn_server_ip", f"{vpn.public_ip} is not a public IP of this router")
-    elif pip.device != vpn.public_interface:
-        error("public_interface", f"{vpn.public_ip} is on {pip.device}, not {vpn.public_interface}")
-    if any(n.public_ip == vpn.public_ip for n in state.static_nats):
-        error("vpn_server_ip", f"{vpn.public_ip} has static NAT: IKE and L2TP would go to the VM")
-    clients = vpn.range_networks()
-    guests = state.all_guest_networks()
-    others = [(f"guest network {n.network} on {n.device}", n.network) for n in guests]
-    if state.control_interface is not None:
-        others.append((f"control network {state.control_interface.network}", state.control_interface.network))
-    others += [(f"public network {p.interface.network} on {p.device}", p.interface.network)
-               for p in state.ordered_public_ips()]
-    for name, network in dict.fromkeys(others):  # a NIC's public IPs share one network
-        if any(c.overlaps(network) for c in clients):
-            error("ip_range", f"{vpn.ip_range} overlaps the {name}")
-        if vpn.local_ip in network:
-            error("local_ip", f"{vpn.local_ip} is in the {name}")
-    if vpn.first <= vpn.local_ip <= vpn.last:
-        error("local_ip", f"{vpn.local_ip} is inside ip_range {vpn.ip_range} (it would be given to a client)")
-    if vpn.local_cidr is not None and guests and not any(vpn.local_cidr.overlaps(n.network) for n in guests):
-        error("local_cidr", f"{vpn.local_cidr} is no guest network of this router")
-    return errors

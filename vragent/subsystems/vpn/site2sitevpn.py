@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 
-from vragent.errors import ValidationError
 from vragent.model import RouterState, SiteToSiteVpn
 from vragent.fields import Fields, parse_ipv4_network
 from vragent.subsystems.vpn.remoteaccessvpn import psk_problem
@@ -125,48 +124,3 @@ def merge(state: RouterState, change: Site2SiteChange) -> RouterState:
 
 def origins(change: Site2SiteChange) -> list[tuple[object, str]]:
     return [(change.vpn, change.path)] if change.vpn is not None else []
-
-
-def check_state(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
-    """Each connection leaves from a public IP of this VPC router, for the VPC, to peer
-    networks that are none of the router's own."""
-    from vragent.errors import origin_of
-
-    errors: list[ValidationError] = []
-    held = {p.ip for p in state.ordered_public_ips()}
-    vpc = state.vpc_cidr
-    own = [(f"the VPC {vpc}", vpc)] if vpc is not None else []
-    own += [(f"tier {n.network} on {n.device}", n.network) for n in state.all_guest_networks()]
-    if state.control_interface is not None:
-        own.append((f"the control network {state.control_interface.network}", state.control_interface.network))
-    own += [(f"the public network {p.interface.network} on {p.device}", p.interface.network)
-            for p in state.ordered_public_ips()]
-    for vpn in state.site_to_site_vpns:
-        path = origin_of(origins, vpn, f"state:site_to_site_vpns[{vpn.peer}]")
-
-        def error(key: str, message: str) -> None:
-            errors.append(ValidationError(f"{path}.{key}", message))
-
-        if not state.is_vpc:
-            error("peer_gateway_ip", f"site-to-site VPN is served on VPC routers only (this is a "
-                                     f"{state.router_type or 'router without cmdline'})")
-            continue
-        if vpn.local_ip not in held:
-            error("local_public_ip", f"{vpn.local_ip} is not a public IP of this router")
-        if any(n.public_ip == vpn.local_ip for n in state.static_nats):
-            error("local_public_ip", f"{vpn.local_ip} has static NAT: IKE would go to the VM")
-        if vpc is not None and vpn.local_cidr != vpc:
-            error("local_guest_cidr", f"{vpn.local_cidr} is not this VPC's CIDR {vpc}")
-        if vpn.peer in held:
-            error("peer_gateway_ip", f"{vpn.peer} is a public IP of this router")
-        for cidr in vpn.peer_cidrs:
-            for name, network in dict.fromkeys(own):
-                if cidr.overlaps(network):
-                    error("peer_guest_cidr_list", f"{cidr} overlaps {name}")
-                    break
-        for other in state.site_to_site_vpns:
-            if other.peer < vpn.peer:
-                clash = [str(c) for c in vpn.peer_cidrs if any(c.overlaps(o) for o in other.peer_cidrs)]
-                if clash:
-                    error("peer_guest_cidr_list", f"{', '.join(clash)} overlaps the CIDRs of peer {other.peer}")
-    return errors
