@@ -318,3 +318,37 @@ def document_network(text: str) -> IPv4Network:
     if network is None:
         raise ValueError(f"{text!r} is not a CIDR")
     return network
+
+
+def ports_text(ports: PortRange | None) -> str | None:
+    return None if ports is None else str(ports)
+
+
+@functools.lru_cache(maxsize=None)
+def ports_of(text: str | None) -> PortRange | None:
+    if text is None:
+        return None
+    first, last = text.split(":")
+    return PortRange(int(first), int(last))
+
+
+
+
+def trusted_constructor(cls):
+    """Builds `cls` from every field's value, in order, skipping the dataclass __init__.
+
+    A frozen dataclass's __init__ sets each field through object.__setattr__: ~3 us an
+    object, and the state of a large router holds 10,000 of them (5x faster this way).
+    Only for values vragent itself wrote and already validated.
+    """
+    from dataclasses import fields
+
+    names = tuple(f.name for f in fields(cls))
+    new = object.__new__
+
+    def construct(*values):
+        made = new(cls)
+        made.__dict__.update(zip(names, values))
+        return made
+
+    return construct

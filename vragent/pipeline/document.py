@@ -6,23 +6,25 @@ The same document is vragent's native push format: `vragent show` prints it and
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from ipaddress import IPv6Network
 
-from vragent.subsystems.lb import document as state_lb
+from vragent.subsystems.lb import document as lb_doc
 from vragent.subsystems.guestdata import document as vm_data_doc
 from vragent.subsystems.monitoring import document as monitoring_doc
-from vragent.subsystems.vpc import document as state_vpc
-from vragent.subsystems.vpn import document as state_vpn
+from vragent.subsystems.vpc import document as vpc_doc
+from vragent.subsystems.vpn import document as vpn_doc
 from vragent.errors import InvalidInput, ValidationError
-from vragent.model import (AclRule, DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, IpAlias, NetworkAcl,
-                           PortForward, PortRange, Protocol, PublicIp, RouterState, StaticNat)
+from vragent.model import (DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, IpAlias, PortForward, Protocol, PublicIp, RouterState, StaticNat)
 from vragent.tables import text
 from vragent.subsystems.network.sysctl import check_overrides
-from vragent.fields import Fields, parse_ipv4, parse_ipv6_network
-from vragent.fields import document_address as _address, document_network as _network
+from vragent.fields import Fields, parse_ipv4
+from vragent.fields import document_address as _address, document_network as _network, ports_of, ports_text, trusted_constructor
+from vragent.subsystems.dhcp import document as dhcp_doc
+from vragent.subsystems.firewall import document as firewall_doc
+from vragent.subsystems.ipv6 import document as ipv6_doc
+from vragent.subsystems.network import document as network_doc
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms a push)
 if TYPE_CHECKING:
@@ -34,10 +36,6 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "state.schema.
 
 def is_native(data: dict) -> bool:
     return "format" in data and "type" not in data
-
-
-def _ports(ports: PortRange | None) -> str | None:
-    return None if ports is None else str(ports)
 
 
 def to_document(state: RouterState) -> dict[str, Any]:
@@ -60,7 +58,7 @@ def to_document(state: RouterState) -> dict[str, Any]:
             "egress_default_allow": state.egress_default_allow,
             "rules": [
                 {"id": r.id, "direction": r.direction.value, "protocol": r.protocol.value,
-                 "public_ip": text(r.public_ip) if r.public_ip else None, "ports": _ports(r.ports),
+                 "public_ip": text(r.public_ip) if r.public_ip else None, "ports": ports_text(r.ports),
                  "icmp_type": r.icmp_type, "icmp_code": r.icmp_code,
                  "source_cidrs": [str(c) for c in r.source_cidrs],
                  "dest_cidrs": [str(c) for c in r.dest_cidrs]}
@@ -86,99 +84,12 @@ def to_document(state: RouterState) -> dict[str, Any]:
                         "prefix": r.prefix} for r in state.dhcp_ranges],
             "dnsmasq_options": list(state.dnsmasq_options),
         },
-    } | ({state_lb.KEY: state_lb.to_document(state.load_balancing)} if state.load_balancing != state_lb.EMPTY else {}) \
-      | vm_data_doc.to_document(state.vm_data) | monitoring_doc.to_document(state.monitoring) | _ipv6_firewall_document(state) \
-      | _network_acls_document(state) | _ip_aliases_document(state) \
-      | state_vpn.to_document(state.remote_access_vpn, state.vpn_users) \
-      | state_vpn.s2s_to_document(state.site_to_site_vpns) \
-      | state_vpc.to_document(state.private_gateways, state.static_routes)
-
-
-# A VPC router's tier ACLs; left out while empty (isolated routers keep their document).
-NETWORK_ACLS = "network_acls"
-
-
-def _acl_rule_document(rule: AclRule) -> dict[str, Any]:
-    return {"protocol": rule.protocol, "allowed": rule.allowed, "cidrs": [str(c) for c in rule.cidrs],
-            "ports": _ports(rule.ports), "icmp_type": rule.icmp_type, "icmp_code": rule.icmp_code}
-
-
-def _network_acls_document(state: RouterState) -> dict[str, Any]:
-    if not state.network_acls:
-        return {}
-    return {NETWORK_ACLS: [{"device": acl.device, "ingress": [_acl_rule_document(r) for r in acl.ingress],
-                            "egress": [_acl_rule_document(r) for r in acl.egress]}
-                           for acl in state.network_acls]}
-
-
-def _acl_rule_trusted(r: dict) -> AclRule:
-    return AclRule(r["protocol"], r["allowed"], tuple(_network(c) for c in r["cidrs"]), _ports_of(r.get("ports")),
-                   r.get("icmp_type"), r.get("icmp_code"))
-
-
-def _network_acls_trusted(data: dict) -> tuple[NetworkAcl, ...]:
-    return tuple(NetworkAcl(a["device"], tuple(map(_acl_rule_trusted, a.get("ingress", []))),
-                            tuple(map(_acl_rule_trusted, a.get("egress", []))))
-                 for a in data.get(NETWORK_ACLS, []))
-
-
-def _network_acls_section(doc: Fields, errors: list[ValidationError]) -> tuple[NetworkAcl, ...]:
-    """The native document's network_acls: [{device, ingress: [rule], egress: [rule]}]."""
-    acls: dict[str, NetworkAcl] = {}
-    for index, raw in enumerate(doc.list(NETWORK_ACLS, []) or []):
-        item = Fields(raw, f"{doc.at(NETWORK_ACLS)}[{index}]", errors)
-        device = item.device("device")
-        lists = {}
-        for key in ("ingress", "egress"):
-            rules = []
-            for r_index, raw_rule in enumerate(item.list(key, []) or []):
-                rule = Fields(raw_rule, f"{item.at(key)}[{r_index}]", errors)
-                protocol = rule.string("protocol")
-                if protocol is not None and protocol not in ("tcp", "udp", "icmp", "all") and not (
-                        protocol.isdigit() and int(protocol) <= 255):
-                    rule.error("protocol", f"{protocol!r} is not tcp, udp, icmp, all or a number 0..255")
-                    protocol = None
-                allowed = rule.boolean("allowed")
-                cidrs = rule.cidr_list("cidrs")
-                ports = rule.port_range("ports", None)
-                icmp_type = rule.integer("icmp_type", None, lo=0, hi=255)
-                icmp_code = rule.integer("icmp_code", None, lo=0, hi=255)
-                if not cidrs:
-                    rule.error("cidrs", "needs at least one CIDR (0.0.0.0/0 for any)")
-                elif protocol is not None and allowed is not None:
-                    rules.append(AclRule(protocol, allowed, cidrs, ports, icmp_type, icmp_code))
-            lists[key] = tuple(rules)
-        if device is not None:
-            if device in acls:
-                item.error("device", f"{device} has an ACL already")
-            acls[device] = NetworkAcl(device, lists["ingress"], lists["egress"])
-    return tuple(acls[d] for d in sorted(acls))
-
-
-# Left out while empty, like the IPv6 firewall: only a shared network's router has them.
-IP_ALIASES = "ip_aliases"
-
-
-def _ip_aliases_document(state: RouterState) -> dict[str, Any]:
-    if not state.ip_aliases:
-        return {}
-    return {IP_ALIASES: [{"ip": str(a.ip), "prefix": a.prefix} for a in state.ip_aliases]}
-
-
-# Left out while empty, so IPv4-only routers keep the document they always had.
-IPV6_FIREWALL = "ipv6_firewall"
-
-
-def _ipv6_firewall_document(state: RouterState) -> dict[str, Any]:
-    if not state.ipv6_firewall_rules and state.ipv6_egress_default_allow:
-        return {}
-    return {IPV6_FIREWALL: {
-        "egress_default_allow": state.ipv6_egress_default_allow,
-        "rules": [{"id": r.id, "direction": r.direction.value, "protocol": r.protocol.value,
-                   "ports": _ports(r.ports), "icmp_type": r.icmp_type, "icmp_code": r.icmp_code,
-                   "source_cidrs": [str(c) for c in r.source_cidrs], "dest_cidrs": [str(c) for c in r.dest_cidrs]}
-                  for r in state.ipv6_firewall_rules],
-    }}
+    } | ({lb_doc.KEY: lb_doc.to_document(state.load_balancing)} if state.load_balancing != lb_doc.EMPTY else {}) \
+      | vm_data_doc.to_document(state.vm_data) | monitoring_doc.to_document(state.monitoring) | ipv6_doc.ipv6_firewall_document(state) \
+      | vpc_doc.network_acls_document(state) | network_doc.ip_aliases_document(state) \
+      | vpn_doc.to_document(state.remote_access_vpn, state.vpn_users) \
+      | vpn_doc.s2s_to_document(state.site_to_site_vpns) \
+      | vpc_doc.to_document(state.private_gateways, state.static_routes)
 
 
 def dumps(state: RouterState, pretty: bool = False) -> str:
@@ -193,38 +104,10 @@ _DIRECTIONS = {d.value: d for d in Direction}
 _PROTOCOLS = {p.value: p for p in Protocol}
 
 
-def _trusted_constructor(cls):
-    """Builds `cls` from every field's value, in order, skipping the dataclass __init__.
-
-    A frozen dataclass's __init__ sets each field through object.__setattr__: ~3 us an
-    object, and the state of a large router holds 10,000 of them (5x faster this way).
-    Only for values vragent itself wrote and already validated.
-    """
-    from dataclasses import fields
-
-    names = tuple(f.name for f in fields(cls))
-    new = object.__new__
-
-    def construct(*values):
-        made = new(cls)
-        made.__dict__.update(zip(names, values))
-        return made
-
-    return construct
-
-
-_trusted_firewall_rule = _trusted_constructor(FirewallRule)
-_trusted_port_forward = _trusted_constructor(PortForward)
-_trusted_static_nat = _trusted_constructor(StaticNat)
-_trusted_dhcp_host = _trusted_constructor(DhcpHost)
-
-
-@functools.lru_cache(maxsize=None)
-def _ports_of(text: str | None) -> PortRange | None:
-    if text is None:
-        return None
-    first, last = text.split(":")
-    return PortRange(int(first), int(last))
+_trusted_firewall_rule = trusted_constructor(FirewallRule)
+_trusted_port_forward = trusted_constructor(PortForward)
+_trusted_static_nat = trusted_constructor(StaticNat)
+_trusted_dhcp_host = trusted_constructor(DhcpHost)
 
 
 class NotLoaded(tuple):
@@ -249,11 +132,11 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
     firewall = data.get("firewall", {})
     dhcp = data.get("dhcp", {})
     vm_data, monitoring = vm_data_doc.load_trusted(data), monitoring_doc.load_trusted(data)
-    remote_access_vpn, vpn_users = state_vpn.load_trusted(data)
-    private_gateways, static_routes = state_vpc.load_trusted(data)
+    remote_access_vpn, vpn_users = vpn_doc.load_trusted(data)
+    private_gateways, static_routes = vpc_doc.load_trusted(data)
     return RouterState(
         remote_access_vpn=remote_access_vpn, vpn_users=vpn_users,
-        site_to_site_vpns=state_vpn.s2s_load_trusted(data),
+        site_to_site_vpns=vpn_doc.s2s_load_trusted(data),
         private_gateways=private_gateways, static_routes=static_routes,
         cmdline=tuple(sorted(data.get("cmdline", {}).items())),
         public_ips=tuple(PublicIp(_address(p["ip"]), p["prefix"], p["device"],
@@ -266,14 +149,14 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
                                           n.get("mtu")) for n in data.get("guest_networks", [])),
         firewall_rules=NotLoaded() if not rules else tuple(_trusted_firewall_rule(r["id"], _DIRECTIONS[r["direction"]], _PROTOCOLS[r["protocol"]],
                                           _address(r["public_ip"]) if r.get("public_ip") else None,
-                                          _ports_of(r.get("ports")), r.get("icmp_type"), r.get("icmp_code"),
+                                          ports_of(r.get("ports")), r.get("icmp_type"), r.get("icmp_code"),
                                           tuple(_network(c) for c in r.get("source_cidrs", [])),
                                           tuple(_network(c) for c in r.get("dest_cidrs", [])))
                              for r in firewall.get("rules", [])),
         egress_default_allow=firewall.get("egress_default_allow", True),
         port_forwards=NotLoaded() if not rules else tuple(_trusted_port_forward(_address(r["public_ip"]), _PROTOCOLS[r["protocol"]],
-                                        _ports_of(r["public_ports"]), _address(r["internal_ip"]),
-                                        _ports_of(r["internal_ports"])) for r in data.get("port_forwards", [])),
+                                        ports_of(r["public_ports"]), _address(r["internal_ip"]),
+                                        ports_of(r["internal_ports"])) for r in data.get("port_forwards", [])),
         static_nats=tuple(_trusted_static_nat(_address(r["public_ip"]), _address(r["internal_ip"]))
                           for r in data.get("static_nats", [])),
         sysctl_overrides=tuple(sorted(data.get("sysctl", {}).items())),
@@ -284,17 +167,17 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
         dhcp_ranges=tuple(DhcpRange(_address(r["router_ip"]), _address(r["gateway"]) if r.get("gateway") else None,
                                     r["prefix"]) for r in dhcp.get("ranges", [])),
         dnsmasq_options=tuple(dhcp.get("dnsmasq_options", [])),
-        load_balancing=state_lb.load_trusted(data.get(state_lb.KEY)),
+        load_balancing=lb_doc.load_trusted(data.get(lb_doc.KEY)),
         vm_data=vm_data, monitoring=monitoring,
         ipv6_firewall_rules=tuple(
             FirewallRule(r["id"], _DIRECTIONS[r["direction"]], _PROTOCOLS[r["protocol"]], None,
-                         _ports_of(r.get("ports")), r.get("icmp_type"), r.get("icmp_code"),
+                         ports_of(r.get("ports")), r.get("icmp_type"), r.get("icmp_code"),
                          tuple(IPv6Network(c) for c in r.get("source_cidrs", [])),
                          tuple(IPv6Network(c) for c in r.get("dest_cidrs", [])))
-            for r in data.get(IPV6_FIREWALL, {}).get("rules", [])),
-        ipv6_egress_default_allow=data.get(IPV6_FIREWALL, {}).get("egress_default_allow", True),
-        network_acls=_network_acls_trusted(data),
-        ip_aliases=tuple(IpAlias(_address(a["ip"]), a["prefix"]) for a in data.get(IP_ALIASES, [])),
+            for r in data.get(ipv6_doc.IPV6_FIREWALL, {}).get("rules", [])),
+        ipv6_egress_default_allow=data.get(ipv6_doc.IPV6_FIREWALL, {}).get("egress_default_allow", True),
+        network_acls=vpc_doc.network_acls_trusted(data),
+        ip_aliases=tuple(IpAlias(_address(a["ip"]), a["prefix"]) for a in data.get(network_doc.IP_ALIASES, [])),
     )
 
 
@@ -341,7 +224,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
     rules = []
     for index, raw in enumerate(firewall.list("rules", [])):
         item = Fields(raw, f"{firewall.at('rules')}[{index}]", errors)
-        rule = _firewall_rule(item)
+        rule = firewall_doc.firewall_rule(item)
         if rule is not None:
             rules.append(rule)
 
@@ -370,28 +253,28 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         sysctl = {}
     errors.extend(check_overrides(sysctl, doc.at("sysctl")))
 
-    ipv6_firewall = Fields(doc.raw(IPV6_FIREWALL, {}), doc.at(IPV6_FIREWALL), errors)
+    ipv6_firewall = Fields(doc.raw(ipv6_doc.IPV6_FIREWALL, {}), doc.at(ipv6_doc.IPV6_FIREWALL), errors)
     ipv6_rules = []
     for index, raw in enumerate(ipv6_firewall.list("rules", []) or []):
-        rule = _firewall_rule(Fields(raw, f"{ipv6_firewall.at('rules')}[{index}]", errors), ipv6=True)
+        rule = firewall_doc.firewall_rule(Fields(raw, f"{ipv6_firewall.at('rules')}[{index}]", errors), ipv6=True)
         if rule is not None:
             ipv6_rules.append(rule)
 
-    dhcp_hosts, dhcp_ranges, dnsmasq_options = _dhcp_section(doc, errors)
+    dhcp_hosts, dhcp_ranges, dnsmasq_options = dhcp_doc.from_document(doc, errors)
     vm_data, monitoring = vm_data_doc.from_document(doc, errors), monitoring_doc.from_document(doc, errors)
     aliases: dict = {}
-    for index, raw in enumerate(doc.list(IP_ALIASES, []) or []):
-        item = Fields(raw, f"{doc.at(IP_ALIASES)}[{index}]", errors)
+    for index, raw in enumerate(doc.list(network_doc.IP_ALIASES, []) or []):
+        item = Fields(raw, f"{doc.at(network_doc.IP_ALIASES)}[{index}]", errors)
         ip, prefix = item.ipv4("ip"), item.integer("prefix", lo=0, hi=30)
         if ip is not None and prefix is not None:
             if ip in aliases:
                 item.error("ip", f"{ip} is listed twice")
             aliases[ip] = IpAlias(ip, prefix)
-    remote_access_vpn, vpn_users = state_vpn.from_document(doc, errors)
-    private_gateways, static_routes = state_vpc.from_document(doc, errors)
+    remote_access_vpn, vpn_users = vpn_doc.from_document(doc, errors)
+    private_gateways, static_routes = vpc_doc.from_document(doc, errors)
     return RouterState(
         remote_access_vpn=remote_access_vpn, vpn_users=vpn_users,
-        site_to_site_vpns=state_vpn.s2s_from_document(doc, errors),
+        site_to_site_vpns=vpn_doc.s2s_from_document(doc, errors),
         private_gateways=private_gateways, static_routes=static_routes,
         vm_data=vm_data, monitoring=monitoring,
         dhcp_hosts=dhcp_hosts, dhcp_ranges=dhcp_ranges, dnsmasq_options=dnsmasq_options,
@@ -402,66 +285,12 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         egress_default_allow=bool(firewall.boolean("egress_default_allow", True)),
         port_forwards=tuple(sorted(forwards, key=lambda r: (r.public_ip, r.protocol.value, r.public_ports))),
         static_nats=tuple(sorted(nats, key=lambda r: r.public_ip)),
-        load_balancing=state_lb.from_document(doc.raw(state_lb.KEY, None), doc.at(state_lb.KEY), errors),
+        load_balancing=lb_doc.from_document(doc.raw(lb_doc.KEY, None), doc.at(lb_doc.KEY), errors),
         ipv6_firewall_rules=tuple(ipv6_rules),
         ipv6_egress_default_allow=bool(ipv6_firewall.boolean("egress_default_allow", True)),
-        network_acls=_network_acls_section(doc, errors),
+        network_acls=vpc_doc.network_acls_section(doc, errors),
         ip_aliases=tuple(sorted(aliases.values())),
     ).with_sysctl_overrides({str(k): str(v) for k, v in sysctl.items()})
-
-
-def _dhcp_section(doc: Fields, errors: list[ValidationError]):
-    from vragent.subsystems.dhcp.render import check_options
-    from vragent.subsystems.dhcp.dhcpentry import parse_mac, valid_hostname
-
-    section = Fields(doc.raw("dhcp", {}), doc.at("dhcp"), errors)
-    hosts = []
-    for index, raw in enumerate(section.list("hosts", [])):
-        item = Fields(raw, f"{section.at('hosts')}[{index}]", errors)
-        mac, ip, hostname = parse_mac(item, "mac"), item.ipv4("ip"), item.string("hostname")
-        if hostname is not None and not valid_hostname(hostname):
-            item.error("hostname", f"{hostname!r} is not a host name dnsmasq accepts")
-            hostname = None
-        dns = tuple(a for i, v in enumerate(item.list("dns", []))
-                    if (a := parse_ipv4(str(v), f"{item.at('dns')}[{i}]", errors)) is not None)
-        if None not in (mac, ip, hostname):
-            hosts.append(DhcpHost(mac, ip, hostname, bool(item.boolean("default_entry", True)),
-                                  item.string("ipv6", None), item.string("duid", None), dns,
-                                  item.ipv4("gateway", None), item.string("static_routes", "") or ""))
-    ranges = []
-    for index, raw in enumerate(section.list("ranges", [])):
-        item = Fields(raw, f"{section.at('ranges')}[{index}]", errors)
-        router_ip, prefix = item.ipv4("router_ip"), item.integer("prefix", lo=0, hi=32)
-        if router_ip is not None and prefix is not None:
-            ranges.append(DhcpRange(router_ip, item.ipv4("gateway", None), prefix))
-    options = section.list("dnsmasq_options", []) or []
-    errors.extend(check_options(options, section.at("dnsmasq_options")))
-    return (tuple(sorted(hosts, key=lambda h: h.ip)), tuple(ranges),
-            tuple(str(o) for o in options if isinstance(o, str)))
-
-
-def _firewall_rule(item: Fields, ipv6: bool = False) -> FirewallRule | None:
-    """One rule of `firewall` or (`ipv6`: no public IP, IPv6 CIDRs) of `ipv6_firewall`."""
-    rule_id = item.string("id")
-    direction = item.enum("direction", Direction)
-    protocol = item.enum("protocol", Protocol)
-    public_ip = None
-    if ipv6:
-        if item.has("public_ip"):
-            item.error("public_ip", "IPv6 rules open the guest network itself; they have no public IP")
-    else:
-        public_ip = item.ipv4("public_ip", None)
-    ports = item.port_range("ports", None)
-    icmp_type = item.integer("icmp_type", None, lo=0, hi=255)
-    icmp_code = item.integer("icmp_code", None, lo=0, hi=255)
-    parse = parse_ipv6_network if ipv6 else None
-    sources, destinations = item.cidr_list("source_cidrs", parse), item.cidr_list("dest_cidrs", parse)
-    if None in (rule_id, direction, protocol):
-        return None
-    if direction is Direction.INGRESS and public_ip is None and not ipv6:
-        item.error("public_ip", "is required for an ingress rule")
-        return None
-    return FirewallRule(rule_id, direction, protocol, public_ip, ports, icmp_type, icmp_code, sources, destinations)
 
 
 def loads(text: str, path: str = "state") -> RouterState:

@@ -1,14 +1,14 @@
-"""The `private_gateways` and `static_routes` sections of the state document (schema:
-schema/state.schema.json): a VPC router's private gateways and static routes.
+"""A VPC router's sections of the state document (schema: schema/state.schema.json): its
+private gateways, static routes and tier network ACLs.
 
-Both are left out while empty, so other routers keep the document they always had.
+Each is left out while empty, so other routers keep the document they always had.
 """
 
 from __future__ import annotations
 
 from vragent.errors import ValidationError
-from vragent.model import PrivateGateway, StaticRoute, device_index
-from vragent.fields import Fields, parse_ipv4_network
+from vragent.fields import Fields, document_network as _network, parse_ipv4_network, ports_of, ports_text
+from vragent.model import AclRule, NetworkAcl, PrivateGateway, RouterState, StaticRoute, device_index
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms a push)
 if TYPE_CHECKING:
@@ -71,3 +71,66 @@ def from_document(doc: Fields, errors: list[ValidationError]
         routes[network] = StaticRoute(network, gateway, private_gateway)
     return (tuple(gateways[d] for d in sorted(gateways, key=device_index)),
             tuple(sorted(routes.values())))
+
+
+# -- network_acls ----------------------------------------------------------------------------
+
+# A VPC router's tier ACLs; left out while empty (isolated routers keep their document).
+NETWORK_ACLS = "network_acls"
+
+
+def acl_rule_document(rule: AclRule) -> dict[str, Any]:
+    return {"protocol": rule.protocol, "allowed": rule.allowed, "cidrs": [str(c) for c in rule.cidrs],
+            "ports": ports_text(rule.ports), "icmp_type": rule.icmp_type, "icmp_code": rule.icmp_code}
+
+
+def network_acls_document(state: RouterState) -> dict[str, Any]:
+    if not state.network_acls:
+        return {}
+    return {NETWORK_ACLS: [{"device": acl.device, "ingress": [acl_rule_document(r) for r in acl.ingress],
+                            "egress": [acl_rule_document(r) for r in acl.egress]}
+                           for acl in state.network_acls]}
+
+
+def acl_rule_trusted(r: dict) -> AclRule:
+    return AclRule(r["protocol"], r["allowed"], tuple(_network(c) for c in r["cidrs"]), ports_of(r.get("ports")),
+                   r.get("icmp_type"), r.get("icmp_code"))
+
+
+def network_acls_trusted(data: dict) -> tuple[NetworkAcl, ...]:
+    return tuple(NetworkAcl(a["device"], tuple(map(acl_rule_trusted, a.get("ingress", []))),
+                            tuple(map(acl_rule_trusted, a.get("egress", []))))
+                 for a in data.get(NETWORK_ACLS, []))
+
+
+def network_acls_section(doc: Fields, errors: list[ValidationError]) -> tuple[NetworkAcl, ...]:
+    """The native document's network_acls: [{device, ingress: [rule], egress: [rule]}]."""
+    acls: dict[str, NetworkAcl] = {}
+    for index, raw in enumerate(doc.list(NETWORK_ACLS, []) or []):
+        item = Fields(raw, f"{doc.at(NETWORK_ACLS)}[{index}]", errors)
+        device = item.device("device")
+        lists = {}
+        for key in ("ingress", "egress"):
+            rules = []
+            for r_index, raw_rule in enumerate(item.list(key, []) or []):
+                rule = Fields(raw_rule, f"{item.at(key)}[{r_index}]", errors)
+                protocol = rule.string("protocol")
+                if protocol is not None and protocol not in ("tcp", "udp", "icmp", "all") and not (
+                        protocol.isdigit() and int(protocol) <= 255):
+                    rule.error("protocol", f"{protocol!r} is not tcp, udp, icmp, all or a number 0..255")
+                    protocol = None
+                allowed = rule.boolean("allowed")
+                cidrs = rule.cidr_list("cidrs")
+                ports = rule.port_range("ports", None)
+                icmp_type = rule.integer("icmp_type", None, lo=0, hi=255)
+                icmp_code = rule.integer("icmp_code", None, lo=0, hi=255)
+                if not cidrs:
+                    rule.error("cidrs", "needs at least one CIDR (0.0.0.0/0 for any)")
+                elif protocol is not None and allowed is not None:
+                    rules.append(AclRule(protocol, allowed, cidrs, ports, icmp_type, icmp_code))
+            lists[key] = tuple(rules)
+        if device is not None:
+            if device in acls:
+                item.error("device", f"{device} has an ACL already")
+            acls[device] = NetworkAcl(device, lists["ingress"], lists["egress"])
+    return tuple(acls[d] for d in sorted(acls))
