@@ -146,7 +146,7 @@ def measure(lab: Lab, router: RouterAgent, rules: int, changes: int) -> dict[str
             files.atomic_write(config, texts[name])
             os.kill(backend.running(service.SERVICE), signal.SIGUSR2)
             latencies.append(prober.seen() - started)
-            # A SIGUSR2 while the master still re-executes is lost (services/haproxy.py).
+            # A SIGUSR2 while the master still re-executes is lost (subsystems/lb/service.py).
             while not service.master_ready(backend.running(service.SERVICE)):
                 time.sleep(0.005)
         totals = load.finish()

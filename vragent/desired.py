@@ -40,7 +40,7 @@ class LinkPlan:
     policy: PolicyRouting = field(default_factory=PolicyRouting)
     # A dual-stack router's IPv6 default route (gateway, device); its addresses are in `addresses`.
     default_route6: tuple[IPv6Address, str] | None = None
-    # A VPC router's static routes in the main table (render/static_routes.py).
+    # A VPC router's static routes in the main table (subsystems/network/static_routes.py).
     static_routes: frozenset[Route] = frozenset()
 
 
@@ -90,7 +90,7 @@ class ObservedTable:
     save_text: str | None
     policies: dict[str, str] = field(default_factory=dict)
     chains: dict[str, list[str]] = field(default_factory=dict)  # every chain, built-in and user
-    family: int = 4  # 6: read with ip6tables-save (render/netfilter6.py)
+    family: int = 4  # 6: read with ip6tables-save (subsystems/ipv6/rules.py)
 
     @classmethod
     def empty(cls, name: str) -> "ObservedTable":
@@ -139,9 +139,9 @@ class Observed:
     read_only_sysctls: set[str]
     files: dict[str, str | None] = field(default_factory=dict)  # path -> content
     running: dict[str, int | None] = field(default_factory=dict)  # service name -> pid
-    # Policy routing vragent owns (render/routing.py): its rules, and the routes of its tables.
+    # Policy routing vragent owns (subsystems/network/routing.py): its rules, and the routes of its tables.
     policy_rules: set[Rule] = field(default_factory=set)
     policy_routes: set[Route] = field(default_factory=set)
     default_route6: tuple[IPv6Address, str] | None = None  # read only for a dual-stack router
-    # A VPC's static routes vragent owns in the main table (render/static_routes.py).
+    # A VPC's static routes vragent owns in the main table (subsystems/network/static_routes.py).
     static_routes: set[Route] = field(default_factory=set)

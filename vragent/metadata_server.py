@@ -3,7 +3,7 @@
     python3 -m vragent.metadata_server --config FILE [--pidfile FILE] [--foreground]
 
 One process, one thread per connection (http.server), one listening socket per address
-and port named in the config that vragent renders (render/metadata.py). Every answer
+and port named in the config that vragent renders (subsystems/guestdata/render.py). Every answer
 depends on the client's source address only: that is how the incumbent tells VMs apart
 and what cloud-init's CloudStack datasource and cloudbase-init expect
 (cloudstack-vr-wave2.md §2.2-§2.4).

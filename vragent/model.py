@@ -162,8 +162,8 @@ class RouterState:
     @property
     def ipv6(self) -> RouterIpv6 | None:
         """The router's IPv6 settings, or None for an IPv4-only router (no `eth0ip6`) and for
-        a dhcpsrvr (its IPv6 keys are kept, not acted on: wire/cmdline.py).
-        The cmdline validated them (wire/cmdline.py)."""
+        a dhcpsrvr (its IPv6 keys are kept, not acted on: subsystems/network/cmdline.py).
+        The cmdline validated them (subsystems/network/cmdline.py)."""
         cfg = self.config
         # A VPC's eth0 is control; a shared network's IPv6 is not the VR's.
         if not cfg.get("eth0ip6") or self.is_vpc or self.is_dhcp_server:

@@ -88,7 +88,7 @@ class RouteStep(Step):
 
 @dataclass
 class PolicyRuleStep(Step):
-    """One policy rule added or deleted (render/routing.py)."""
+    """One policy rule added or deleted (subsystems/network/routing.py)."""
 
     rule: Rule
     add: bool
@@ -100,7 +100,7 @@ class PolicyRuleStep(Step):
 
 @dataclass
 class TableRouteStep(Step):
-    """One route of a policy routing table added or deleted (render/routing.py)."""
+    """One route of a policy routing table added or deleted (subsystems/network/routing.py)."""
 
     route: Route
     add: bool
@@ -258,7 +258,7 @@ class DhcpReleaseStep(Step):
         return f"release lease {self.ip} of {self.mac} on {self.device}"
 @dataclass
 class PasswordHandoverStep(Step):
-    """Hand VMs' new passwords to the password server (its file; see passwordfile.py).
+    """Hand VMs' new passwords to the password server (its file; see shell/passwordfile.py).
 
     No HTTP POST to a server that may not listen yet: the file is the handover, the server
     re-reads it on its next request. Rollback puts back what those VMs had before. Neither
@@ -280,7 +280,7 @@ class PasswordHandoverStep(Step):
 @dataclass
 class VpnSessionStep(Step):
     """End the remote-access VPN sessions of users that were removed (or whose password
-    changed): their pppd is found in pppd's session database (render/vpn.py) and sent
+    changed): their pppd is found in pppd's session database (subsystems/vpn/render.py) and sent
     SIGTERM, which hangs the session up. Other users' sessions are not touched."""
 
     db: Path

@@ -16,7 +16,7 @@ CHAIN_PREFIX = "vr-"
 STATS_CHAIN = "NETWORK_STATS"
 
 
-# A VPC router's tier ACL chains keep the incumbent's names too (render/netfilter_vpc.py).
+# A VPC router's tier ACL chains keep the incumbent's names too (subsystems/vpc/rules.py).
 ACL_CHAIN_PREFIXES = ("ACL_INBOUND_", "ACL_OUTBOUND_")
 
 
@@ -32,7 +32,7 @@ BUILTIN_CHAINS = {
     "filter": ("INPUT", "FORWARD", "OUTPUT"),
 }
 ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED"
-# ip6tables tables vragent manages, by key (render/netfilter6.py); IPv6 is never NAT'ed.
+# ip6tables tables vragent manages, by key (subsystems/ipv6/rules.py); IPv6 is never NAT'ed.
 IP6_TABLES = ("filter6",)
 
 
@@ -53,7 +53,7 @@ class TableSpec:
     policies: dict[str, str] = field(default_factory=dict)
     jumps: dict[str, list[str]] = field(default_factory=dict)  # built-in chain -> ["-A INPUT -j vr-INPUT"]
     chains: dict[str, list[str]] = field(default_factory=dict)  # owned chain -> rule lines
-    family: int = 4  # 6: an ip6tables table (render/netfilter6.py)
+    family: int = 4  # 6: an ip6tables table (subsystems/ipv6/rules.py)
 
     @property
     def key(self) -> str:
@@ -116,7 +116,7 @@ _OWNED_PRIORITIES = range(MARK_RULE_PRIORITY, SOURCE_RULE_PRIORITY + 100)
 _OWNED_TABLES = range(TABLE_BASE + 1, TABLE_BASE + 100)
 
 MAIN_TABLE = 254
-# The routing protocol number of a VPC's static routes (render/static_routes.py) in the main
+# The routing protocol number of a VPC's static routes (subsystems/network/static_routes.py) in the main
 # table: what marks them vragent's. Not one iproute2 names (rt_protos), so no one else's.
 STATIC_ROUTE_PROTOCOL = 77
 

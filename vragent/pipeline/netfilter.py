@@ -10,7 +10,7 @@ Layout (router type: eth0 guest, eth1 control, eth2+ public):
   mangle PREROUTING -> vr-PREROUTING: guest NICs RETURN, then per public IP
          -d ip -> vr-fw-<ip>: established, the ingress firewall rules, DROP
          PREROUTING -> vr-mark (after the firewall): connection marks for policy
-         routing (render/routing.py); static-NAT VMs through vr-mark-<public NIC>
+         routing (subsystems/network/routing.py); static-NAT VMs through vr-mark-<public NIC>
   nat    PREROUTING, OUTPUT -> vr-dnat: static NAT DNAT, and per public IP
          -d ip -> vr-pf-<ip>: its port forwards
          POSTROUTING -> vr-snat: hairpin SNAT, static NAT SNAT, source NAT
@@ -24,7 +24,7 @@ Layout (router type: eth0 guest, eth1 control, eth2+ public):
          ppp+; vr-FORWARD lets its clients (ppp+) reach the guests and, through
          vr-egress, the outside
 A VPC router (vpcrouter: eth0 control, eth1 public, eth2+ tiers) has no per-public-IP
-firewall; its FORWARD and its tiers' ACL chains come from render/netfilter_vpc.py.
+firewall; its FORWARD and its tiers' ACL chains come from subsystems/vpc/rules.py.
 
 A shared network's VR (type dhcpsrvr: eth0 guest, eth1 control, no public NIC) is not the
 guests' gateway: it gets vr-INPUT only (DNS, DHCP, metadata and passwords from the guest

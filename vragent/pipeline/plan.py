@@ -114,7 +114,7 @@ def _link_steps(wanted: LinkPlan, observed: Observed):
 
 
 def _static_route_steps(wanted: LinkPlan, observed: Observed) -> list[Step]:
-    """A VPC's static routes in the main table (render/static_routes.py), after the addresses
+    """A VPC's static routes in the main table (subsystems/network/static_routes.py), after the addresses
     their next hops are reached by; a changed next hop is a delete, then an add."""
     routes = {route for route in wanted.static_routes if route.device in observed.links}
     steps: list[Step] = [TableRouteStep(route, add=False) for route in sorted(observed.static_routes - routes, key=str)]

@@ -1,8 +1,8 @@
 """The `vm_data` and `monitoring` sections of the state document (schema: schema/state.schema.json).
 
 `vm_data`: each VM's user-data (base64) and metadata (an object, keys in the order
-pushed), served by the data server (render/metadata.py). `monitoring`: the health
-monitoring settings of a `monitorservice` push (render/monitoring.py). Both are left out
+pushed), served by the data server (subsystems/guestdata/render.py). `monitoring`: the health
+monitoring settings of a `monitorservice` push (subsystems/monitoring/render.py). Both are left out
 of the document while empty, so routers without them keep the document they always had.
 Passwords are never here: they live in the password server's own file until acknowledged.
 """

@@ -10,7 +10,7 @@ from ipaddress import IPv4Address
 class VmData:
     """What one guest VM reads from the router's metadata service (CloudStack `vmdata`).
 
-    Served over HTTP to requests from `ip` only (render/metadata.py, metadata_server.py).
+    Served over HTTP to requests from `ip` only (subsystems/guestdata/render.py, metadata_server.py).
     """
 
     ip: IPv4Address

@@ -9,7 +9,7 @@ Files (under the relocatable root):
   (user-data may hold secrets); the server re-reads it when it changes (stat on each
   request, and SIGHUP), so a `vmdata` push never restarts it;
 - var/lib/vragent/vm-passwords.json: pending passwords, owned by the server
-  (passwordfile.py); the agent only adds to it, inside the apply, never converges it
+  (shell/passwordfile.py); the agent only adds to it, inside the apply, never converges it
   (an acknowledged password must stay gone).
 
 It listens on every guest network's router address and, on a redundant router, on the

@@ -11,7 +11,7 @@ def check_vm_services(state: RouterState, origins: dict[int, tuple[object, str]]
     """Metadata and passwords are served to a VM of a guest network this router serves.
 
     Only what this push brought is checked: data persisted earlier whose network has gone
-    since is simply not served (render/metadata.py), so it never blocks a later push."""
+    since is simply not served (subsystems/guestdata/render.py), so it never blocks a later push."""
     subnets = [s.network for s in state.guest_subnets()]
     router_addresses = set(state.own_guest_addresses())
     errors: list[ValidationError] = []

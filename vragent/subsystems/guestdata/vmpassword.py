@@ -1,7 +1,7 @@
 """`vmpassword` (vm_password.json): a VM's new password, for the password server to hand out.
 
 The password is not desired state: it is handed to the password server during the apply
-(render/metadata.py, PasswordHandoverStep) and kept only in the server's own file until
+(subsystems/guestdata/render.py, PasswordHandoverStep) and kept only in the server's own file until
 the VM acknowledges it. It never reaches state.json, a dry-run diff or a log line, and
 no error message repeats it.
 """

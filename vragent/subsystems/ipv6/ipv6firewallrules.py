@@ -3,7 +3,7 @@
 The payload is `firewallrules`' (the same rule model, keyed by id, `revoked: true`
 deletes, the system egress rule carries `default_egress_policy`), with IPv6 CIDRs and
 `guest_ip6_cidr` on every rule. IPv6 is routed, not NAT'ed, so an ingress rule opens the
-guest network itself (render/netfilter6.py): ingress is denied unless a rule allows it,
+guest network itself (subsystems/ipv6/rules.py): ingress is denied unless a rule allows it,
 egress follows the default policy as for IPv4.
 """
 

@@ -4,7 +4,7 @@ Only for a dual-stack router (cmdline `eth0ip6`); an IPv4-only router gets no IP
 from vragent, so whatever closed it at boot (packaging/lib/fail-closed: FORWARD DROP)
 stays. IPv6 is routed, never NAT'ed: the guest /64 is reachable from upstream, and what
 may reach it is the ipv6firewallrules' business. The same ownership rules as IPv4
-(render/netfilter.py): `vr-*` chains refilled wholesale, jumps only in built-in chains.
+(pipeline/netfilter.py): `vr-*` chains refilled wholesale, jumps only in built-in chains.
 
   filter INPUT -> vr-INPUT (policy DROP): lo, established, the ICMPv6 a link and a path
          need (errors, echo, router and neighbour discovery, MLD), and from the guest

@@ -18,7 +18,7 @@ class Monitoring:
     """The management server's health-monitoring settings (CloudStack `monitorservice`).
 
     vragent runs no checks itself; it keeps the settings and renders the files the image's
-    own monitor script reads (render/monitoring.py)."""
+    own monitor script reads (subsystems/monitoring/render.py)."""
 
     services: tuple[MonitoredService, ...] = ()
     disabled: bool = False  # disable_monitoring

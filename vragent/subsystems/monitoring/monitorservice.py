@@ -7,7 +7,7 @@ their settings. A push replaces the settings it names and keeps the others, as t
 incumbent's bag merge does: the management server's periodic health-check refresh
 (UpdateRouterHealthChecksConfigTask) sends no `config` (no service list), and the watched
 services must survive it. vragent runs no checks; it renders the files the image's
-monitor script reads (render/monitoring.py).
+monitor script reads (subsystems/monitoring/render.py).
 """
 
 from __future__ import annotations

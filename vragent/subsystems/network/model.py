@@ -32,7 +32,7 @@ class PrivateGateway:
     address on its own NIC, in a network outside the VPC (a VLAN to a site, a datacentre),
     whose `gateway` is the next hop of that network. Routed, not a public NIC: its traffic
     passes its `networkacl` (private_gateway_acl) and is source-NAT'ed to `ip` only with
-    `source_nat` (render/netfilter_vpc.py)."""
+    `source_nat` (subsystems/vpc/rules.py)."""
 
     ip: IPv4Address
     prefix: int

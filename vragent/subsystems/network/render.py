@@ -8,7 +8,7 @@ from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE, RouterState
 from vragent.subsystems.network import routing, static_routes
 from vragent.desired import LinkPlan
 
-VPC_MANAGED_NICS = 100  # eth0..eth99, every NIC name the wire format accepts (wire/fields.py)
+VPC_MANAGED_NICS = 100  # eth0..eth99, every NIC name the wire format accepts (fields.py)
 
 
 def render(state: RouterState) -> LinkPlan:

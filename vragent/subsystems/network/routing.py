@@ -12,7 +12,7 @@ a gateway gets:
   tiers), its control network and its own public networks, so those are still reached
   through main (never via a public gateway: traffic between tiers stays inside);
 - rules `fwmark 0x(100+N) lookup 100+N` (connections marked in mangle, see
-  render/netfilter.py `_policy_marks`) and `from <its public network> lookup 100+N`
+  pipeline/netfilter.py `_policy_marks`) and `from <its public network> lookup 100+N`
   (the router's own replies from that NIC's addresses).
 
 Numbers and marks are the incumbent's (cloudstack-vr.md "Device numbers map to routing

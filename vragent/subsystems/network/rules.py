@@ -25,7 +25,7 @@ def input_base(state: RouterState, table: TableSpec) -> None:
 
 
 def marks(state: RouterState, table: TableSpec) -> None:
-    """Marks that route a connection's packets by its public NIC's table (render/routing.py).
+    """Marks that route a connection's packets by its public NIC's table (subsystems/network/routing.py).
 
     Jumped after vr-PREROUTING: the ingress firewall only RETURNs or DROPs, so the order
     changes no verdict, and a packet it drops is never marked. Both run before nat's DNAT

@@ -8,7 +8,7 @@ route's state is neither Active nor Add). Keyed by network, as the incumbent's b
 incumbent does not do), `revoke: true` removes it (vragent keeps no revoked entries).
 
 Each route becomes `<network> via <gateway> dev <nic>` in the main table
-(render/static_routes.py); validated after the merge (check_state): a VPC router only,
+(subsystems/network/static_routes.py); validated after the merge (check_state): a VPC router only,
 the gateway on a private gateway's network or a tier (never the router's own address), the
 network outside the VPC's CIDR and every network the router is on.
 """

@@ -51,7 +51,7 @@ def render(state: RouterState) -> dict[str, str]:
         devices[state.layout.control] = "0"
     for device in state.public_devices():
         # Loose (RFC 3704): a connection DNAT'ed from eth3 is routed back by its mark
-        # (render/routing.py), but the reverse-path check ignores marks and would look the
+        # (subsystems/network/routing.py), but the reverse-path check ignores marks and would look the
         # guest's address up in main, find eth2 and drop it in strict mode. Loose still drops
         # sources the router has no route to at all.
         devices[device] = "2"

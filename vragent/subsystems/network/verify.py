@@ -42,7 +42,7 @@ def check_private_gateways(state: RouterState, origins: dict[int, tuple[object, 
 def check_static_routes(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
     """Routes pushed now: on a VPC router, via a next hop it reaches, to a network it is not on.
     A route pushed earlier whose next hop went (its private gateway removed) stays in the state
-    and is not rendered until the next hop is back (render/static_routes.py)."""
+    and is not rendered until the next hop is back (subsystems/network/static_routes.py)."""
     errors: list[ValidationError] = []
     own: list[tuple[IPv4Network, str]] = [(n.network, f"tier {n.device}") for n in state.all_guest_networks()]
     own += [(p.network, f"private gateway {p.device}") for p in state.private_gateways]

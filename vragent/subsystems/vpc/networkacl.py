@@ -15,7 +15,7 @@ A revoked item is never sent: absent means removed, so the tier's ACL is exactly
 A private gateway's ACL (`private_gateway_acl: true`) is the same push for the private
 gateway's NIC: its ingress rules guard traffic from the VPC out to the private network
 (matched on the source), its egress rules new traffic coming in from it (matched on the
-destination), the incumbent's directions (render/netfilter_vpc.py).
+destination), the incumbent's directions (subsystems/vpc/rules.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A VPC router's forwarding: tiers guarded by their network ACLs (pure).
 
-Rendered into render/netfilter.py's tables, exactly as iptables-save prints them. The
+Rendered into pipeline/netfilter.py's tables, exactly as iptables-save prints them. The
 chain names are the incumbent's (operators grep `ACL_INBOUND_ethN`); vragent owns them
 (netfilter.is_owned) and refills them as a whole with each apply, so a push that changes
 one tier's ACL replaces that chain and nothing else, atomically with the rest.
@@ -202,7 +202,7 @@ def _private_gateway_networks(state: RouterState) -> list[tuple[str, IPv4Network
 
 
 def _routes_by_device(state: RouterState) -> list[tuple[str, IPv4Network]]:
-    """(NIC, network) of each static route the router has (render/static_routes.py)."""
+    """(NIC, network) of each static route the router has (subsystems/network/static_routes.py)."""
     from vragent.subsystems.network import static_routes
 
     return [(r.device, r.destination) for r in sorted(static_routes.render(state))]

@@ -84,7 +84,7 @@ def from_document(doc: Fields, errors: list[ValidationError]) -> tuple[RemoteAcc
     return vpn, tuple(sorted(users.values(), key=lambda u: u.name))
 
 
-# -- site_to_site_vpns: one connection per peer gateway (wire/site2sitevpn.py) ---------------
+# -- site_to_site_vpns: one connection per peer gateway (subsystems/vpn/site2sitevpn.py) ---------------
 S2S = "site_to_site_vpns"
 _S2S_FLAGS = ("dpd", "passive", "encap", "split")
 

@@ -14,7 +14,7 @@ class RemoteAccessVpn:
 
     IPsec (strongSwan, IKEv1 main mode, PSK, transport mode) protects L2TP (xl2tpd) on
     udp 1701; pppd authenticates the users (CHAP, `vpn_users`) and gives each client an
-    address from `ip_range`, its own end being `local_ip` (render/vpn.py)."""
+    address from `ip_range`, its own end being `local_ip` (subsystems/vpn/render.py)."""
 
     public_ip: IPv4Address  # vpn_server_ip
     first: IPv4Address  # ip_range: the clients' addresses, first..last
@@ -50,7 +50,7 @@ _THROUGH_IPSEC = "-m policy --dir in --pol ipsec --proto esp"
 @dataclass(frozen=True)
 class SiteToSiteVpn:
     """A site-to-site IPsec VPN (CloudStack `site2sitevpn`) to one peer gateway, from the
-    VPC's local public IP; keyed by the peer (render/site2site.py renders it for charon).
+    VPC's local public IP; keyed by the peer (subsystems/vpn/site2site.py renders it for charon).
 
     Proposals are kept as CloudStack sends them ("aes128-sha1;modp1536": ciphers and
     hashes, then an optional DH group), validated against what strongSwan's loaded

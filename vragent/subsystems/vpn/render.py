@@ -1,6 +1,6 @@
 """Remote-access VPN (L2TP/IPsec): strongSwan, xl2tpd and pppd's files and daemons.
 
-strongSwan is shared with the site-to-site VPNs (render/site2site.py): one charon, one
+strongSwan is shared with the site-to-site VPNs (subsystems/vpn/site2site.py): one charon, one
 strongswan.conf, one swanctl.conf holding both kinds of connections.
 
 - strongSwan: `charon-systemd` with vragent's own strongswan.conf (its plugins, its vici
@@ -9,7 +9,7 @@ strongswan.conf, one swanctl.conf holding both kinds of connections.
   one file loaded over vici with `swanctl --load-all` (a change is a reload, never a
   restart of charon, so other clients keep their SAs), and charon-systemd runs the same
   way under systemd and in the lab (no starter pidfile and stroke socket in /var/run
-  shared by every namespace). services/strongswan.py loads the file after each action.
+  shared by every namespace). subsystems/vpn/service.py loads the file after each action.
 - xl2tpd: listens on the public IP, gives clients addresses from `ip_range`, its own end
   `local_ip`; pppd (options.xl2tpd) requires CHAP or MS-CHAPv2 and tells clients the
   router's guest address as DNS (dnsmasq answers there). A change of either file
@@ -20,7 +20,7 @@ strongswan.conf, one swanctl.conf holding both kinds of connections.
   (VpnSessionStep). Under the relocatable root it is <root>/etc/ppp/chap-secrets.
 
 `create: false` (no VPN in the state) stops both daemons and removes their files; the
-firewall openings are rendered from the same state (render/netfilter.py).
+firewall openings are rendered from the same state (pipeline/netfilter.py).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def charon_enabled(state: RouterState) -> bool:
 
 def swanctl_conf(state: RouterState) -> str:
     """One file with every connection charon serves: the remote-access VPN's and one per
-    site-to-site peer (render/site2site.py)."""
+    site-to-site peer (subsystems/vpn/site2site.py)."""
     from vragent.subsystems.vpn import site2site
 
     ra = None

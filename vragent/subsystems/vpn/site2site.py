@@ -1,7 +1,7 @@
 """Site-to-site VPN (`site2sitevpn`, VPC routers): charon's connections and the firewall (pure).
 
 The connections go into the same charon-systemd and the same swanctl.conf as the
-remote-access VPN (render/vpn.py, services/strongswan.py): one daemon, one file loaded
+remote-access VPN (subsystems/vpn/render.py, subsystems/vpn/service.py): one daemon, one file loaded
 with `swanctl --load-all --clear`, so adding, changing or removing one peer reloads the
 file over vici and never restarts charon; the other peers keep their SAs.
 

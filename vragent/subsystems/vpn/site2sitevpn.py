@@ -28,7 +28,7 @@ from vragent.fields import Fields, parse_ipv4_network
 from vragent.subsystems.vpn.remoteaccessvpn import psk_problem
 
 IKE_VERSIONS = ("ike", "ikev1", "ikev2")
-# What charon can do with the plugins vragent loads (render/vpn.py PLUGINS, all in
+# What charon can do with the plugins vragent loads (subsystems/vpn/render.py PLUGINS, all in
 # Debian's libstrongswan): AES-CBC (aes), HMAC with SHA-1/SHA-2/MD5 (sha1, sha2, md5,
 # hmac) and MODP groups (gmp). 3DES, ECP groups and GCM need the openssl plugin.
 CIPHERS = ("aes128", "aes192", "aes256")
