@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from vragent import files, lock, log, memo, netlink, observe, runner, services
+from vragent import files, hotplug, lock, log, memo, netlink, observe, runner, services
 from vragent import state as state_doc
 from vragent.apply.transaction import Transaction
 from vragent.errors import ApplyFailed, InvalidInput
@@ -179,7 +179,9 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     if state_as_saved:
         new_state, state_text = old_state, saved_text
     else:
-        context = Context(links={name: link.mac for name, link in links[0].items() if name.startswith("eth")})
+        links, waited = hotplug.await_nics(documents, links, observe.netlink.links_and_addresses, logger)
+        context = Context(links={name: link.mac for name, link in links[0].items() if name.startswith("eth")},
+                          waited=waited)
         new_state = merge_documents(old_state, documents, context)
         state_text = None  # serialised while the transaction waits for its processes (below)
     result.phase_done("merge")
