@@ -197,6 +197,9 @@ class PortForward:
     public_ports: PortRange
     internal_ip: IPv4Address
     internal_ports: PortRange
+    # The rule's source CIDRs (forwarding_rules.json `source_cidr_list`, 4.20+), enforced on a
+    # VPC router as the incumbent does: None from anywhere, () from no IPv4 source at all.
+    sources: tuple[IPv4Network, ...] | None = None
 
     @property
     def key(self) -> tuple:
@@ -314,7 +317,7 @@ class Monitoring:
     own monitor script reads (render/monitoring.py)."""
 
     services: tuple[MonitoredService, ...] = ()
-    disabled: bool = False  # disable_monitoring
+    disabled: bool = False  # service monitoring off: the wire's disable_monitoring "false" (wire/monitorservice.py)
     health_checks_enabled: bool = False
     basic_interval: int | None = None  # minutes
     advanced_interval: int | None = None  # minutes

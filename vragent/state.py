@@ -16,7 +16,7 @@ from vragent.model import (AclRule, DhcpHost, DhcpRange, Direction, FirewallRule
                            PortForward, PortRange, Protocol, PublicIp, RouterState, StaticNat)
 from vragent.render.netfilter import text
 from vragent.render.sysctl import check_overrides
-from vragent.wire.fields import Fields, fast_network, ipv4_or_none, parse_ipv4, parse_ipv6_network
+from vragent.wire.fields import Fields, fast_network, ipv4_or_none, parse_ipv4, parse_ipv4_network, parse_ipv6_network
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms a push)
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ def to_document(state: RouterState) -> dict[str, Any]:
         },
         "port_forwards": [
             {"public_ip": text(r.public_ip), "protocol": r.protocol.value, "public_ports": str(r.public_ports),
-             "internal_ip": text(r.internal_ip), "internal_ports": str(r.internal_ports)}
+             "internal_ip": text(r.internal_ip), "internal_ports": str(r.internal_ports),
+             **({} if r.sources is None else {"sources": [str(c) for c in r.sources]})}
             for r in state.port_forwards
         ],
         "static_nats": [{"public_ip": str(r.public_ip), "internal_ip": str(r.internal_ip)}
@@ -200,6 +201,19 @@ _DIRECTIONS = {d.value: d for d in Direction}
 _PROTOCOLS = {p.value: p for p in Protocol}
 
 
+def _forward_sources(item: Fields) -> tuple | None:
+    """A port forward's `sources` (a VPC rule's CIDRs), kept as listed; absent: any source."""
+    if not item.has("sources"):
+        return None
+    raw = item.list("sources", [])
+    networks = [parse_ipv4_network(c, f"{item.at('sources')}[{i}]", item.errors) if isinstance(c, str) else None
+                for i, c in enumerate(raw or [])]
+    if None in networks:
+        item.error("sources", "expected a list of IPv4 CIDRs")
+        return None
+    return tuple(networks)
+
+
 def _trusted_constructor(cls):
     """Builds `cls` from every field's value, in order, skipping the dataclass __init__.
 
@@ -280,7 +294,9 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
         egress_default_allow=firewall.get("egress_default_allow", True),
         port_forwards=NotLoaded() if not rules else tuple(_trusted_port_forward(_address(r["public_ip"]), _PROTOCOLS[r["protocol"]],
                                         _ports_of(r["public_ports"]), _address(r["internal_ip"]),
-                                        _ports_of(r["internal_ports"])) for r in data.get("port_forwards", [])),
+                                        _ports_of(r["internal_ports"]),
+                                        None if "sources" not in r else tuple(_network(c) for c in r["sources"]))
+                          for r in data.get("port_forwards", [])),
         static_nats=tuple(_trusted_static_nat(_address(r["public_ip"]), _address(r["internal_ip"]))
                           for r in data.get("static_nats", [])),
         sysctl_overrides=tuple(sorted(data.get("sysctl", {}).items())),
@@ -358,11 +374,12 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         protocol = item.enum("protocol", Protocol)
         values = (item.ipv4("public_ip"), protocol, item.port_range("public_ports"),
                   item.ipv4("internal_ip"), item.port_range("internal_ports"))
+        sources = _forward_sources(item)
         if None not in values:
             if values[2].size != values[4].size:
                 item.error("internal_ports", "must have as many ports as public_ports")
             else:
-                forwards.append(PortForward(*values))
+                forwards.append(PortForward(*values, sources))
 
     nats = []
     for index, raw in enumerate(doc.list("static_nats", [])):

@@ -338,8 +338,9 @@ def _port_range(ports: PortRange) -> str:
 
 
 def forward_rule(public_ip: str, public_ports: PortRange, internal_ip: str, internal_ports: PortRange,
-                 protocol: str = "tcp", revoke: bool = False) -> Payload:
-    """One port-forwarding rule: public_ip:public_ports -> internal_ip:internal_ports."""
+                 protocol: str = "tcp", revoke: bool = False, source_cidrs: Iterable[str] = ()) -> Payload:
+    """One port-forwarding rule: public_ip:public_ports -> internal_ip:internal_ports, with
+    its source CIDRs as ForwardingRule carries them: one comma-joined string, "" for none."""
     return {
         "revoke": revoke,
         "protocol": protocol,
@@ -347,6 +348,7 @@ def forward_rule(public_ip: str, public_ports: PortRange, internal_ip: str, inte
         "source_port_range": _port_range(public_ports),
         "destination_ip_address": internal_ip,
         "destination_port_range": _port_range(internal_ports),
+        "source_cidr_list": ",".join(source_cidrs),
     }
 
 
