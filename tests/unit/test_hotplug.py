@@ -1,15 +1,15 @@
-"""Which NICs a push configures (vragent/wire/nics.py), the bounded wait for hot-plugged
-ones (vragent/hotplug.py), and that every NIC holding an address is brought up."""
+"""Which NICs a push configures (vragent/subsystems/network/nics.py), the bounded wait for hot-plugged
+ones (vragent/shell/hotplug.py), and that every NIC holding an address is brought up."""
 
 from __future__ import annotations
 
 from tests.unit import pushes as p
-from vragent import hotplug
+from vragent.shell import hotplug
 from vragent.engine import render
 from vragent.paths import Paths
-from vragent.wire import load_push, merge_documents
+from vragent.pipeline.intake import load_push, merge_documents
 from vragent.model import RouterState
-from vragent.wire.nics import WantedNics, wanted
+from vragent.subsystems.network.nics import WantedNics, wanted
 
 
 def docs(*payloads: dict):

@@ -1,0 +1,34 @@
+"""Facts about the running router that validation may consult (read once, then pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vragent.fields import Fields
+
+
+@dataclass(frozen=True)
+class Context:
+    # NIC name -> MAC address, as observed. Empty means "unknown": device checks are skipped
+    # (pure unit tests, or rendering for another machine).
+    links: dict[str, str] = field(default_factory=dict)
+    # Seconds the agent waited for the push's NICs to be hot-plugged (vragent.shell.hotplug).
+    waited: float = 0.0
+
+    @property
+    def waited_note(self) -> str:
+        return f" (waited {self.waited:.0f} s for it to be plugged)" if self.waited else ""
+
+    def check_device(self, device: str, item: Fields, key: str) -> bool:
+        if self.links and device not in self.links:
+            item.error(key, f"unknown device {device}: this router has "
+                            f"{', '.join(sorted(self.links)) or 'no NICs'}{self.waited_note}")
+            return False
+        return True
+
+    def device_for_mac(self, mac: str) -> str | None:
+        wanted = mac.lower()
+        for device, address in self.links.items():
+            if address.lower() == wanted:
+                return device
+        return None
