@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
 from vragent.lab import sample
 from vragent.lab import sample_vpc as vpc
 from vragent.lab.agent import RouterAgent
+from vragent.lab.dhcp import dig
 from vragent.lab.hotplug import PlugLater, plug
 from vragent.lab.topology import (PGW_GATEWAY, PGW_REMOTE_HOST, PUBLIC_GATEWAY, SECOND_PUBLIC_IPS,
                                   SECOND_UPSTREAM_SOURCE, SOURCE_NAT_IP, VM1_IP)
@@ -27,6 +29,8 @@ from vragent.lab.traffic import TcpServer, tcp_connect
 from tests.lab import checks
 
 TIER1, TIER2 = vpc.tier(1), vpc.tier(2)
+VPC_START_DIR = Path(__file__).resolve().parents[1] / "unit/wire_real/vpc_start"
+VPC_START = json.loads((VPC_START_DIR / "sequence.json").read_text())
 PLUG_DELAY = 1.0  # the NIC appears this long after its push arrived
 
 
@@ -62,33 +66,36 @@ def hotplug_vpc(make_lab):
 
 
 def test_a_vpc_router_whose_public_nic_tiers_and_private_gateway_are_hot_plugged(hotplug_vpc, tmp_path):
+    """The router-start pushes of tests/unit/wire_real/vpc_start/ in their order, each NIC
+    plugged (down) just before its push, the public NIC only a second after its push."""
     lab = hotplug_vpc
     router = RouterAgent(lab, tmp_path / "root")
     apply_ok(router, vpc.cmdline())
     assert set(links(lab)) == {"lo", "eth0"} and admin_up(lab, "eth0")
 
-    # The public NIC's push arrives first; the NIC a second later.
-    later = PlugLater(lab, "eth1", PLUG_DELAY)
-    started = time.monotonic()
-    try:
-        apply_ok(router, vpc.ips())
-    finally:
-        later.join()
-    assert time.monotonic() - started >= PLUG_DELAY  # it waited for the NIC rather than refuse the push
-    assert admin_up(lab, "eth1")
-    assert f"default via {PUBLIC_GATEWAY} dev eth1" in lab.run("vr", ["ip", "route"]).stdout
-
-    plugged_down(lab, "eth4")  # the private gateway, then its ACL (the tiers' traffic out to it)
-    apply_ok(router, vpc.ips(vpc.private_gateway_entry()),
-             vpc.private_gateway_acl(ingress=[vpc.acl_rule("tcp", 22, cidr=TIER1.cidr)]))
-    for number in (1, 2):
-        tier = vpc.tier(number)
-        plugged_down(lab, tier.device)
-        apply_ok(router, vpc.guestnetwork(number))
-        assert admin_up(lab, tier.device)
-    apply_ok(router, vpc.network_acl(2, ingress=[vpc.acl_rule("tcp", 22, cidr=TIER1.cidr)]),
-             vpc.static_routes())
+    for index, item in enumerate(VPC_START):
+        push = VPC_START_DIR / item["file"]
+        if index == 0:  # the public NIC's push arrives first; the NIC a second later
+            later = PlugLater(lab, item["plug"], PLUG_DELAY)
+            started = time.monotonic()
+            try:
+                apply_ok(router, push)
+            finally:
+                later.join()
+            assert time.monotonic() - started >= PLUG_DELAY  # it waited for the NIC rather than refuse the push
+            assert f"default via {PUBLIC_GATEWAY} dev eth1" in lab.run("vr", ["ip", "route"]).stdout
+        else:
+            if item["plug"]:
+                plugged_down(lab, item["plug"])
+            apply_ok(router, push)
+        if item["plug"]:
+            assert admin_up(lab, item["plug"]), item["step"]
+    # The ACLs (their items are AclRule subclasses: lab samples rather than fixtures).
+    apply_ok(router, vpc.private_gateway_acl(ingress=[vpc.acl_rule("tcp", 22, cidr=TIER1.cidr)]),
+             vpc.network_acl(2, ingress=[vpc.acl_rule("tcp", 22, cidr=TIER1.cidr)]))
     assert all(admin_up(lab, device) for device in ("eth0", "eth1", "eth2", "eth3", "eth4"))
+    routes = lab.run("vr", ["ip", "-4", "route", "show", "proto", "77"]).stdout
+    assert "10.90.0.0/16 via 10.80.5.1 dev eth4" in routes and "10.91.0.0/16 via 10.80.5.1 dev eth4" in routes
 
     with TcpServer(lab, "up", 8080), TcpServer(lab, "vm2", 22), TcpServer(lab, "vm2", 23), \
             TcpServer(lab, "vm1", 22), TcpServer(lab, "pgw", 22):
@@ -104,6 +111,9 @@ def test_a_vpc_router_whose_public_nic_tiers_and_private_gateway_are_hot_plugged
         assert seen(lab, "vm2", PGW_GATEWAY, 22) is None
     with TcpServer(lab, "pgw", 22, bind=PGW_REMOTE_HOST):
         assert seen(lab, "vm1", PGW_REMOTE_HOST, 22) == TIER1.vm_ip
+    # DNS and the data server answer on each hot-plugged tier's router IP.
+    for role, tier in (("vm1", TIER1), ("vm2", TIER2)):
+        assert dig(lab, role, tier.router_ip, "data-server") == [tier.router_ip]
 
 
 def test_a_nic_that_never_comes_is_refused_after_the_bound_and_nothing_changes(hotplug_vpc, tmp_path):

@@ -202,7 +202,7 @@ def test_a_vm_started_from_a_template_without_password_withdraws_the_pending_one
 
 def fixture_files(tmp_path: Path) -> list[Path]:
     """Every JSON fixture: the day-2 files and the files inside the resync batch."""
-    files = sorted(p for p in (WIRE / "day2").glob("*.json.*"))
+    files = sorted(p for p in (WIRE / "day2").glob("*.json.*")) + sorted((WIRE / "vpc_start").glob("*.json.*"))
     for document in load_push(BATCH.name, BATCH.read_text()):
         path = tmp_path / document.name.split(":", 1)[1]
         path.write_text(document.text)
@@ -223,6 +223,24 @@ def test_every_fixture_is_what_cloudstacks_own_serializer_writes(tmp_path):
         pytest.skip(reason)
     files = fixture_files(tmp_path)
     written = roundtrip.reserialize(files, tmp_path / "java")
-    assert len(written) == len(files) == 30  # 22 day-2 files, 8 in the resync batch
+    assert len(written) == len(files) == 35  # 22 day-2 files, 5 of a VPC's start, 8 in the resync batch
     for path in files:
         assert written[path] == path.read_text(), path.name
+
+
+# --- a VPC router's start (vpc_start/) ------------------------------------------------------
+
+def test_a_vpc_routers_start_pushes_make_its_public_nic_private_gateway_tiers_and_routes():
+    from vragent.lab import sample_vpc
+
+    state = merge_documents(RouterState(), load_push("cmd_line.json", json.dumps(sample_vpc.cmdline())))
+    for item in json.loads((WIRE / "vpc_start" / "sequence.json").read_text()):
+        state = push(WIRE / "vpc_start" / item["file"], state)
+    assert [(str(p.ip), p.device, p.mtu) for p in state.public_ips] == [("198.51.100.10", "eth1", 1500)]
+    (pgw,) = state.private_gateways
+    assert (str(pgw.ip), pgw.device, pgw.mtu) == ("10.80.5.2", "eth4", None)  # no mtu on the wire
+    assert [(n.device, str(n.network)) for n in state.all_guest_networks()] == [
+        ("eth2", "10.70.1.0/24"), ("eth3", "10.70.2.0/24")]
+    # A next-hop static route (4.20+) has no ip_address; one through the private gateway names it.
+    assert [(str(r.network), str(r.gateway), r.private_gateway and str(r.private_gateway)) for r in state.static_routes] == [
+        ("10.90.0.0/16", "10.80.5.1", "10.80.5.2"), ("10.91.0.0/16", "10.80.5.1", None)]
