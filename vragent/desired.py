@@ -33,8 +33,10 @@ class LinkPlan:
     default_route: tuple[IPv4Address, str] | None
     mtu: dict[str, int]
     public: frozenset[IPv4Interface]  # addresses that announce themselves with gratuitous ARP
-    # Redundant pairs (vragent.redundancy): NICs whose admin state the role decides (device -> up),
-    # and addresses keepalived owns that the plan neither adds nor removes (device -> addresses).
+    # NICs whose admin state is set (device -> up): every NIC holding an address is brought up
+    # (a hot-plugged NIC appears administratively down), before its addresses and routes are
+    # used; a redundant pair's role decides its public NICs (subsystems/vrrp/render.py).
+    # Addresses keepalived owns are never added nor removed by the plan (device -> addresses).
     admin_up: dict[str, bool] = field(default_factory=dict)
     foreign: dict[str, frozenset[IPv4Interface]] = field(default_factory=dict)
     policy: PolicyRouting = field(default_factory=PolicyRouting)

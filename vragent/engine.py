@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from vragent.shell import files, lock, log, memo, netlink, observe, runner, services
+from vragent.shell import files, hotplug, lock, log, memo, netlink, observe, runner, services
 from vragent.pipeline import document as state_doc
 from vragent.shell.transaction import Transaction
 from vragent.errors import ApplyFailed, InvalidInput
@@ -14,7 +14,7 @@ from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.desired import Desired
 from vragent.pipeline.plan import Plan, build
-from vragent.subsystems.network import render as addresses, routing, sysctl
+from vragent.subsystems.network import nics, render as addresses, routing, sysctl
 from vragent.subsystems.dhcp import render as dnsmasq
 from vragent.subsystems.lb import render as haproxy
 from vragent.subsystems.guestdata import render as metadata
@@ -216,7 +216,9 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     if state_as_saved:
         new_state, state_text = old_state, saved_text
     else:
-        context = Context(links={name: link.mac for name, link in links[0].items() if name.startswith("eth")})
+        links, waited = hotplug.await_nics(nics.wanted(documents), links, observe.netlink.links_and_addresses, logger)
+        context = Context(links={name: link.mac for name, link in links[0].items() if name.startswith("eth")},
+                          waited=waited)
         new_state = merge_documents(old_state, documents, context)
         state_text = None  # serialised while the transaction waits for its processes (below)
     result.phase_done("merge")

@@ -279,15 +279,29 @@ def firewall_rules(*rules: Payload) -> Payload:
     return _pushed("firewallrules", rules=list(rules))
 
 
-def system_egress_rule(default_allow: bool = True, revoked: bool = False) -> Payload:
+def system_egress_rule(default_allow: bool = True, revoked: bool = False, restart: bool = False) -> Payload:
     """The management server's system egress rule: it only carries the offering's default
-    policy. Never persisted (id 0), with src_ip "" like every egress rule and its CIDR lists
-    reloaded from the database (empty). A router starts with egress closed; a default-allow
-    offering's router start (createDefaultEgressFirewallRule) and every network restart
-    (applyDefaultEgressFirewallRule) send this rule."""
+    policy. Never persisted (id 0), with src_ip "" like every egress rule. A router starts
+    with egress closed; a default-allow offering's router start (createDefaultEgressFirewallRule,
+    through createFirewallRulesCommands, which reloads both CIDR lists from the database: empty)
+    sends it without CIDRs. A network restart or update (applyDefaultEgressFirewallRule,
+    through createApplyFirewallRulesCommands, which reloads only the sources) sends it with
+    `dest_cidr_list: ["0.0.0.0/0"]` (`restart=True`); VirtualRouterElement.applyFWRules
+    passes that one on only for a default-deny network."""
     rule = firewall_rule(0, "all", public_ip="", source_cidrs=(), traffic_type="Egress", revoked=revoked,
-                         dest_cidrs=(), default_egress_policy=default_allow)
+                         dest_cidrs=("0.0.0.0/0",) if restart else (), default_egress_policy=default_allow)
     del rule["guest_cidr"]  # null for the isolated router's rules
+    return rule
+
+
+def egress_rule(rule_id: int, protocol: str = "tcp", ports: PortRange | None = None,
+                default_allow: bool = False, dest_cidrs: Iterable[str] = (), revoked: bool = False) -> Payload:
+    """A user egress rule: src_ip "", the guest CIDR as its source (the API's default when
+    the user names none), the offering's default policy. With a default allow it denies,
+    with a default deny it allows."""
+    rule = firewall_rule(rule_id, protocol, ports, public_ip="", source_cidrs=(GUEST_CIDR,), traffic_type="Egress",
+                         revoked=revoked, dest_cidrs=dest_cidrs, default_egress_policy=default_allow)
+    del rule["guest_cidr"]
     return rule
 
 
@@ -324,8 +338,9 @@ def _port_range(ports: PortRange) -> str:
 
 
 def forward_rule(public_ip: str, public_ports: PortRange, internal_ip: str, internal_ports: PortRange,
-                 protocol: str = "tcp", revoke: bool = False) -> Payload:
-    """One port-forwarding rule: public_ip:public_ports -> internal_ip:internal_ports."""
+                 protocol: str = "tcp", revoke: bool = False, source_cidrs: Iterable[str] = ()) -> Payload:
+    """One port-forwarding rule: public_ip:public_ports -> internal_ip:internal_ports, with
+    its source CIDRs as ForwardingRule carries them: one comma-joined string, "" for none."""
     return {
         "revoke": revoke,
         "protocol": protocol,
@@ -333,6 +348,7 @@ def forward_rule(public_ip: str, public_ports: PortRange, internal_ip: str, inte
         "source_port_range": _port_range(public_ports),
         "destination_ip_address": internal_ip,
         "destination_port_range": _port_range(internal_ports),
+        "source_cidr_list": ",".join(source_cidrs),
     }
 
 

@@ -126,11 +126,12 @@ def site2sitevpn(peer: str = S2S_PEER, cidrs: str = S2S_PEER_CIDR, psk: str = S2
 
 def private_gateway_entry(add: bool = True, source_nat: bool = False, **overrides: Any) -> Payload:
     """The private gateway's `ips` entry as createVpcAssociatePrivateIPCommands sends it
-    (nw_type "Public", is_private_gateway true) on eth4."""
-    return {"public_ip": PGW_ROUTER_IP, "gateway": PGW_GATEWAY, "netmask": PGW_NETMASK, "source_nat": source_nat,
-            "add": add, "one_to_one_nat": False, "first_i_p": False, "vif_mac_address": PGW_ROUTER_MAC,
+    (nw_type "Public", is_private_gateway true) on eth4, in IpAddress's key order. No `mtu`:
+    it sets one only when the private network has a private MTU (and then the public one)."""
+    return {"public_ip": PGW_ROUTER_IP, "source_nat": source_nat, "add": add, "one_to_one_nat": False,
+            "first_i_p": False, "gateway": PGW_GATEWAY, "netmask": PGW_NETMASK, "vif_mac_address": PGW_ROUTER_MAC,
             "nic_dev_id": int(PGW_DEVICE[3:]), "new_nic": False, "nw_type": "Public", "is_private_gateway": True,
-            "mtu": 1500, **overrides}
+            **overrides}
 
 
 def private_gateway_acl(ingress: list[Payload] | None = None, egress: list[Payload] | None = None) -> Payload:

@@ -416,7 +416,7 @@ class Lab:
 
     def __init__(self, prefix: str = "vrlab", routers: int = 1, vm_static_addresses: bool = True,
                  second_public: bool = False, ipv6: bool = False, router_type: str = "router",
-                 tiers: int = 0, private_gateway: bool = False) -> None:
+                 tiers: int = 0, private_gateway: bool = False, hotplug: tuple[str, ...] = ()) -> None:
         if routers not in (1, 2):
             raise ValueError(f"routers must be 1 or 2, not {routers}")
         if router_type not in ROUTER_TYPES:
@@ -443,6 +443,11 @@ class Lab:
         self.ipv6 = ipv6
         self.nodes = build_nodes(routers, vm_static_addresses, second_public, ipv6, router_type, tiers,
                                  private_gateway)
+        # Router NICs a hypervisor hot-plugs after boot: absent at up(), made by plug() (lab/hotplug.py).
+        known = {nic.ifname for node in self.nodes if node.role in ROUTER_ROLES for nic in node.nics}
+        if set(hotplug) - known:
+            raise ValueError(f"hotplug names NICs the routers lack: {sorted(set(hotplug) - known)}")
+        self.hotplug = tuple(hotplug)
         self.roles: tuple[str, ...] = (SWITCH_ROLE, *(node.role for node in self.nodes))
         self._processes: list[subprocess.Popen[Any]] = []
 
@@ -484,7 +489,7 @@ class Lab:
                 self._set_sysctls(node.role, node.sysctls)
             self._ip_batch(SWITCH_ROLE, self._switch_commands())
             for node in self.nodes:
-                self._ip_batch(node.role, _node_commands(node))
+                self._ip_batch(node.role, _node_commands(node, self.boot_nics(node)))
         except BaseException:
             self.down()
             raise
@@ -595,13 +600,19 @@ class Lab:
             commands += [f"link add {bridge} type bridge stp_state 0 mcast_snooping 0",
                          f"link set {bridge} up"]
         for node in self.nodes:
-            for nic in node.nics:
+            for nic in self.boot_nics(node):
                 port = switch_port(node.role, nic.ifname)
                 commands += [
                     f"link add {port} type veth peer name {nic.ifname} address {nic.mac} netns {self.ns(node.role)}",
                     f"link set {port} master {nic.bridge} up",
                 ]
         return commands
+
+    def boot_nics(self, node: Node) -> tuple[Nic, ...]:
+        """The NICs a machine has when the lab comes up: all but the routers' hot-plugged ones."""
+        if node.role not in ROUTER_ROLES:
+            return node.nics
+        return tuple(nic for nic in node.nics if nic.ifname not in self.hotplug)
 
     def _set_sysctls(self, role: str, sysctls: Mapping[str, str]) -> None:
         # -e: the bridge-nf keys exist only while br_netfilter is loaded.
@@ -620,11 +631,11 @@ class Lab:
             raise LabCommandError(result.returncode, argv, result.stdout, f"{result.stderr}\n{numbered}")
 
 
-def _node_commands(node: Node) -> list[str]:
+def _node_commands(node: Node, nics: Sequence[Nic]) -> list[str]:
     commands = ["link set lo up"]
     for address in node.loopback_addresses:
         commands.append(f"addr add {address} dev lo")
-    for nic in node.nics:
+    for nic in nics:
         commands.append(f"link set {nic.ifname} up")
         commands += [f"addr add {address} dev {nic.ifname}" for address in nic.addresses]
     if node.default_gateway:

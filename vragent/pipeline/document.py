@@ -67,7 +67,8 @@ def to_document(state: RouterState) -> dict[str, Any]:
         },
         "port_forwards": [
             {"public_ip": text(r.public_ip), "protocol": r.protocol.value, "public_ports": str(r.public_ports),
-             "internal_ip": text(r.internal_ip), "internal_ports": str(r.internal_ports)}
+             "internal_ip": text(r.internal_ip), "internal_ports": str(r.internal_ports),
+             **firewall_doc.forward_sources_document(r)}
             for r in state.port_forwards
         ],
         "static_nats": [{"public_ip": str(r.public_ip), "internal_ip": str(r.internal_ip)}
@@ -156,7 +157,9 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
         egress_default_allow=firewall.get("egress_default_allow", True),
         port_forwards=NotLoaded() if not rules else tuple(_trusted_port_forward(_address(r["public_ip"]), _PROTOCOLS[r["protocol"]],
                                         ports_of(r["public_ports"]), _address(r["internal_ip"]),
-                                        ports_of(r["internal_ports"])) for r in data.get("port_forwards", [])),
+                                        ports_of(r["internal_ports"]),
+                                        None if "sources" not in r else tuple(_network(c) for c in r["sources"]))
+                          for r in data.get("port_forwards", [])),
         static_nats=tuple(_trusted_static_nat(_address(r["public_ip"]), _address(r["internal_ip"]))
                           for r in data.get("static_nats", [])),
         sysctl_overrides=tuple(sorted(data.get("sysctl", {}).items())),
@@ -234,11 +237,12 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         protocol = item.enum("protocol", Protocol)
         values = (item.ipv4("public_ip"), protocol, item.port_range("public_ports"),
                   item.ipv4("internal_ip"), item.port_range("internal_ports"))
+        sources = firewall_doc.forward_sources(item)
         if None not in values:
             if values[2].size != values[4].size:
                 item.error("internal_ports", "must have as many ports as public_ports")
             else:
-                forwards.append(PortForward(*values))
+                forwards.append(PortForward(*values, sources))
 
     nats = []
     for index, raw in enumerate(doc.list("static_nats", [])):

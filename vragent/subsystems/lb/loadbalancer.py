@@ -17,7 +17,8 @@ section of the state (native load balancers included). The payload holds one ele
   visibility `disabled` (or `default`) HAProxyConfigurator.generateFwRules still adds an
   empty entry: `[""]` means no stats listener.
 - `ssl_certs` (newer management servers): [{name, cert, key, chain, password}], written
-  as /etc/ssl/cloudstack/<name>.pem (cert, chain, key) readable by root only.
+  as /etc/cloudstack/ssl/<name>.pem (cert, chain, key) readable by root only: where
+  HAProxyConfigurator's bind lines name them (`ssl crt /etc/cloudstack/ssl/<pool>.pem`).
 
 Everything HAProxy itself understands (directives, keywords, values) is left to
 `haproxy -c`, which checks the candidate before it replaces the live file.

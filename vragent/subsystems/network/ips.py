@@ -80,7 +80,7 @@ def _device(item: Fields, context: Context) -> str | None:
     if mac:
         device = context.device_for_mac(mac)
         if device is None:
-            item.error("vif_mac_address", f"no NIC on this router has MAC {mac}")
+            item.error("vif_mac_address", f"no NIC on this router has MAC {mac}{context.waited_note}")
         return device
     item.error("nic_dev_id", "is required (or vif_mac_address)")
     return None

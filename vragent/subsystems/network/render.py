@@ -51,6 +51,8 @@ def render(state: RouterState) -> LinkPlan:
             default_route6 = (ipv6.upstream_gateway, PUBLIC_DEVICE)
     return LinkPlan(
         addresses={dev: tuple(dict.fromkeys(ifaces)) for dev, ifaces in sorted(addresses.items())},
+        # Every NIC holding an address is brought up (a hot-plugged one appears down).
+        admin_up={dev: True for dev, ifaces in sorted(addresses.items()) if ifaces},
         default_route=state.default_gateway,
         default_route6=default_route6,
         mtu=mtu,
