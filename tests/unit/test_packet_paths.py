@@ -64,7 +64,7 @@ def test_static_nat_admits_only_the_sources_its_rule_names(isolated):
 def test_a_static_nat_vm_leaves_by_its_own_public_ip_and_others_by_the_source_nat_ip():
     allow_all = [["cmd_line.json", p.cmdline()],
                  ["ips.json", p.ips(p.public_ip("198.51.100.10", source_nat=True, first=True), p.public_ip("198.51.100.21"))],
-                 ["egress.json", p.firewall(p.egress(1, "all", default_allow=True))],
+                 ["egress.json", p.firewall(p.system_egress(default_allow=True))],
                  ["static_nat.json", p.static_nat("198.51.100.21", "192.0.2.12")]]
     tables = tables_of(allow_all)
     assert trace(tables, Packet("192.0.2.12", INTERNET, "tcp", 443, into="eth0", out="eth2")).snat == "198.51.100.21"
