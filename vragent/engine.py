@@ -100,7 +100,7 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
     # A redundant router converges to its VRRP role (the persisted one unless told).
     if redundancy.enabled(state):
         desired = redundancy.shape(desired, state, redundancy.current_role(paths) if role is None else role,
-                                   release_vips)
+                                   release_vips, held_vips=redundancy.configured_vips(paths))
     return desired
 
 

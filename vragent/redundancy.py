@@ -195,7 +195,8 @@ def check_state(state: RouterState, origins: dict | None = None) -> list[Validat
                                  "(it becomes keepalived's auth_pass)")
 
     guests = state.all_guest_networks()
-    if not guests:
+    if not guests and not state.is_vpc:
+        # A VPC's tiers come later, by guestnetwork: until the first, it stays standby (shape).
         error("redundant_router", "a redundant router needs a guest network: VRRP runs on the guest NIC")
     elif guests[0].device in state.public_devices():
         # VRRP bound to a public NIC never hears the peer while the backup keeps it down (#3402).
@@ -271,26 +272,41 @@ def current_role(paths: Paths) -> Role:
 
 # -- render: what the role means for the rest of the router ----------------------------------
 
-def shape(desired, state: RouterState, role: Role, release_vips: bool = False):
-    """The desired router for this VRRP role (pure; `desired` is a plan.Desired)."""
+def shape(desired, state: RouterState, role: Role, release_vips: bool = False,
+          held_vips: frozenset[Vip] = frozenset()):
+    """The desired router for this VRRP role (pure; `desired` is a plan.Desired).
+
+    `held_vips`: the VIPs of the keepalived.conf keepalived runs with now (configured_vips).
+    One the state no longer has (its tier removed) is keepalived's to remove when it reloads:
+    deleting a VIP behind a MASTER's back makes it go BACKUP and back (a transition, seen in
+    the lab with keepalived 2.2.7)."""
     vrrp = settings(state)
-    if vrrp is None:
+    if vrrp is None and not (enabled(state) and state.is_vpc):
         return desired
-    primary = role is Role.PRIMARY
+    # A redundant VPC router without a tier yet runs no VRRP: it stays standby, as the
+    # incumbent's set_backup without a guest NIC, so two routers never share the public side.
+    primary = role is Role.PRIMARY and vrrp is not None
+    down = standby_down_devices(state)
     links = desired.links
     addresses = dict(links.addresses)
     foreign: dict[str, frozenset[IPv4Interface]] = dict(links.foreign)
-    for vip in vrrp.vips:
+    for vip in vrrp.vips if vrrp is not None else ():
         if primary:
             # After the router's own address, so that stays the NIC's primary address.
             addresses[vip.device] = tuple(dict.fromkeys((*addresses.get(vip.device, ()), vip.interface)))
         elif not release_vips:
             foreign[vip.device] = foreign.get(vip.device, frozenset()) | {vip.interface}
+    if primary:
+        for vip in held_vips - set(vrrp.vips):
+            foreign[vip.device] = foreign.get(vip.device, frozenset()) | {vip.interface}
     links = replace(links, addresses=addresses, foreign=foreign,
-                    admin_up={**links.admin_up, **{device: primary for device in state.public_devices()}},
+                    admin_up={**links.admin_up, **{device: primary for device in down}},
                     default_route=links.default_route if primary else None,
                     default_route6=links.default_route6 if primary else None,
                     policy=links.policy if primary else links.policy.without_gateways(),
+                    # The kernel refuses routes via a down link: a BACKUP keeps those via tiers only.
+                    static_routes=links.static_routes if primary else
+                    frozenset(r for r in links.static_routes if r.device not in down),
                     public=links.public if primary else frozenset())
     daemons = [replace(d, standby=True) if not primary and d.enabled and d.service.name in PRIMARY_ONLY else d
                for d in desired.daemons]
@@ -299,6 +315,34 @@ def shape(desired, state: RouterState, role: Role, release_vips: bool = False):
         # the supervisor's (systemd's) business, never this transition's; it leaves them alone.
         daemons = [d for d in daemons if d.service.name not in SUPERVISED]
     return replace(desired, links=links, daemons=daemons)
+
+
+def configured_vips(paths: Paths) -> frozenset[Vip]:
+    """The VIPs (`<address>/<prefix> dev <nic>` lines) of the keepalived.conf on disk."""
+    import re
+
+    from vragent.render import keepalived
+
+    text = files.read_text(keepalived.KeepalivedPaths.of(paths).conf) or ""
+    found = set()
+    for address, device in re.findall(r"^\s+(\d+\.\d+\.\d+\.\d+/\d+) dev (\S+)\s*$", text, re.M):
+        try:
+            found.add(Vip(device, IPv4Interface(address)))
+        except ValueError:
+            continue
+    return frozenset(found)
+
+
+def standby_down_devices(state: RouterState) -> tuple[str, ...]:
+    """The NICs a router that is not PRIMARY keeps down: every public NIC (both routers share
+    its MAC and IPs) and, on a VPC, every private gateway's NIC. The management server sends
+    a private gateway as a public IP (nw_type Public) with the same address and MAC to both
+    routers, so it moves by link state like a public NIC: UP on the PRIMARY, DOWN on the
+    BACKUP (CloudStack's test_04_rvpc_privategw_static_routes checks exactly that)."""
+    from vragent.model import device_index
+
+    devices = {*state.public_devices(), *(p.device for p in state.private_gateways)}
+    return tuple(sorted(devices, key=device_index))
 
 
 # -- transitions ----------------------------------------------------------------------------------
@@ -323,6 +367,7 @@ def _gratuitous_arps(state: RouterState, vrrp: VrrpSettings) -> None:
 
     targets = [(vip.device, vip.interface.ip) for vip in vrrp.vips]
     targets += [(pip.device, pip.ip) for pip in state.ordered_public_ips()]
+    targets += [(pgw.device, pgw.ip) for pgw in state.private_gateways]  # a VPC's: same IP on both
     for device, ip in targets:
         runner.spawn(["arping", "-q", "-U", "-c", "3", "-I", device, str(ip)])
 

@@ -77,7 +77,6 @@ def parse(fields: Fields) -> CmdlineChange | None:
 _VPC_UNSUPPORTED = {
     "eth0ip6": "IPv6 on VPC tiers is not supported yet",
     "eth1ip6": "IPv6 on VPC tiers is not supported yet",
-    "redundant_router": "a redundant VPC router pair is not supported yet",
 }
 
 
