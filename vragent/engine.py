@@ -119,7 +119,7 @@ def observe_for(desired: Desired, links=None, tables_only=None, known_tables=Non
                            [d.service for d in desired.daemons], desired.backend, links,
                            tables_only, known_tables, tables=bool(desired.tables),
                            ipv6_tables=any(spec.family == 6 for spec in desired.tables.values()),
-                           ipv6_route=desired.links.default_route6 is not None)
+                           ipv6_route=desired.links.default_route6 is not None or desired.links.withdraw_route6)
 
 
 def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
@@ -185,6 +185,8 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     result.phase_done("merge")
 
     desired = render(new_state, paths, role, release_vips, tables=not tables_as_verified)
+    if netfilter6.withdrawn(old_state, new_state):  # IPv6 gone: its chains and route go too
+        desired = netfilter6.withdraw(desired)
     claim_owned_files(desired)
     result.phase_done("render")
     observed = observe_for(desired, links,

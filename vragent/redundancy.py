@@ -194,11 +194,17 @@ def check_state(state: RouterState, origins: dict | None = None) -> list[Validat
         error("router_password", "must be printable, without spaces, quotes, '#', '!' or backslashes "
                                  "(it becomes keepalived's auth_pass)")
 
+    ipv6 = state.ipv6
+    if ipv6 is not None and cfg.get("guestgw6") and ipv6.gateway == ipv6.guest.ip:
+        error("guestgw6", f"the IPv6 gateway {ipv6.gateway} is this router's own guest address (eth0ip6); "
+                          "on a redundant pair it is held by the PRIMARY only and must differ from each "
+                          "router's own address")
+
     guests = state.all_guest_networks()
     if not guests and not state.is_vpc:
         # A VPC's tiers come later, by guestnetwork: until the first, it stays standby (shape).
         error("redundant_router", "a redundant router needs a guest network: VRRP runs on the guest NIC")
-    elif guests[0].device in state.public_devices():
+    elif guests and guests[0].device in state.public_devices():
         # VRRP bound to a public NIC never hears the peer while the backup keeps it down (#3402).
         network = guests[0]
         errors.append(ValidationError(origin_of(origins, network, f"state:guest_networks[{network.device}]") + ".device",
@@ -299,6 +305,12 @@ def shape(desired, state: RouterState, role: Role, release_vips: bool = False,
     if primary:
         for vip in held_vips - set(vrrp.vips):
             foreign[vip.device] = foreign.get(vip.device, frozenset()) | {vip.interface}
+        gateway6 = ipv6_gateway_vip(state)
+        if gateway6 is not None:
+            # The guests' IPv6 gateway (guestgw6) is the PRIMARY's alone, as the incumbent's
+            # _add_ipv6_guest_gateway; elsewhere the plan removes it like any unwanted address.
+            device, interface = gateway6
+            addresses[device] = tuple(dict.fromkeys((*addresses.get(device, ()), interface)))
     links = replace(links, addresses=addresses, foreign=foreign,
                     admin_up={**links.admin_up, **{device: primary for device in down}},
                     default_route=links.default_route if primary else None,
@@ -315,6 +327,19 @@ def shape(desired, state: RouterState, role: Role, release_vips: bool = False,
         # the supervisor's (systemd's) business, never this transition's; it leaves them alone.
         daemons = [d for d in daemons if d.service.name not in SUPERVISED]
     return replace(desired, links=links, daemons=daemons)
+
+
+def ipv6_gateway_vip(state: RouterState):
+    """(NIC, guestgw6/prefix) of a dual-stack pair whose IPv6 gateway is not the router's own
+    guest address; None otherwise."""
+    from ipaddress import IPv6Interface
+
+    from vragent.model import GUEST_DEVICE
+
+    ipv6 = state.ipv6
+    if ipv6 is None or ipv6.gateway == ipv6.guest.ip:
+        return None
+    return GUEST_DEVICE, IPv6Interface(f"{ipv6.gateway}/{ipv6.guest.network.prefixlen}")
 
 
 def configured_vips(paths: Paths) -> frozenset[Vip]:

@@ -28,6 +28,8 @@ class LinkPlan:
     default_route6: tuple[IPv6Address, str] | None = None
     # A VPC router's static routes in the main table (render/static_routes.py).
     static_routes: frozenset[Route] = frozenset()
+    # The router's IPv6 went away (render/netfilter6.withdraw): its IPv6 default route goes too.
+    withdraw_route6: bool = False
 
 
 def render(state: RouterState) -> LinkPlan:

@@ -100,3 +100,29 @@ def _rule_specs(rule: FirewallRule) -> list[str]:
     destinations = [f"-d {net(c)}" if c.prefixlen else "" for c in rule.dest_cidrs] or [""]
     proto = match_protocol6(rule.protocol, rule.ports, rule.icmp_type, rule.icmp_code)
     return [" ".join(p for p in (s, d, proto) if p) for s in sources for d in destinations]
+
+
+# -- IPv6 going away ----------------------------------------------------------------------------
+
+def withdrawn(old: RouterState, new: RouterState) -> bool:
+    """The router had an IPv6 side (a table from render) and the new state has none."""
+    return bool(render(old)) and not render(new)
+
+
+def closed() -> TableSpec:
+    """The IPv6 filter table of a router whose IPv6 went away: none of vragent's chains or
+    jumps, INPUT and FORWARD closed (as the boot unit leaves an IPv4-only router's FORWARD)."""
+    table = TableSpec("filter", family=6)
+    table.policies.update({"INPUT": "DROP", "FORWARD": "DROP"})
+    return table
+
+
+def withdraw(desired):
+    """`desired` (a plan.Desired) with the IPv6 side removed: the chains (closed()) and the
+    IPv6 default route; addresses and radvd already follow the state (render/addresses.py,
+    render/radvd.py)."""
+    from dataclasses import replace
+
+    table = closed()
+    return replace(desired, tables={**desired.tables, table.key: table},
+                   links=replace(desired.links, withdraw_route6=True))
