@@ -132,6 +132,24 @@ class StaticRoute:
 
 
 @dataclass(frozen=True)
+class TierIpv6:
+    """A dual-stack VPC tier's IPv6 side, from its `guestnetwork` push (router_guest_ip6,
+    router_guest_ip6_gateway, router_guest_ip6_cidr, dns6; router_ip6, router_ip6_cidr and
+    router_ip6_gateway: the VPC's public IPv6 on eth1 and its upstream gateway). Routed,
+    never NAT'ed; guests configure themselves by SLAAC from radvd."""
+
+    address: IPv6Interface  # the router's address in the tier's /64
+    gateway: IPv6Address  # the tier's IPv6 gateway: the router's address, or a pair's VIP
+    dns: tuple[IPv6Address, ...] = ()
+    public: IPv6Interface | None = None
+    upstream_gateway: IPv6Address | None = None
+
+    @property
+    def network(self) -> IPv6Network:
+        return self.address.network
+
+
+@dataclass(frozen=True)
 class GuestNetwork:
     """A guest network served by the router on one NIC."""
 
@@ -143,6 +161,7 @@ class GuestNetwork:
     dns: tuple[IPv4Address, ...] = ()
     domain: str = ""
     mtu: int | None = None
+    ipv6: TierIpv6 | None = None  # a dual-stack VPC tier
 
     @property
     def network(self) -> IPv4Network:
@@ -179,6 +198,7 @@ class AclRule:
     ports: PortRange | None = None  # tcp/udp; None: any port (CloudStack sends 0:0)
     icmp_type: int | None = None  # None: any type
     icmp_code: int | None = None  # None: any code
+    cidrs6: tuple[IPv6Network, ...] = ()  # the item's IPv6 CIDRs: a dual-stack tier's IPv6 ACL
 
 
 @dataclass(frozen=True)
@@ -627,6 +647,19 @@ class RouterState:
                                        primary.dns if primary else (), primary.domain if primary else "",
                                        primary.mtu if primary else None, _subnet_tag("alias", alias.ip)))
         return tuple(subnets)
+
+    def vpc_ipv6_tiers(self) -> tuple[GuestNetwork, ...]:
+        """A VPC router's dual-stack tiers, in device order."""
+        return tuple(n for n in self.guest_networks if n.ipv6 is not None) if self.is_vpc else ()
+
+    @property
+    def vpc_public6(self) -> tuple[IPv6Interface, IPv6Address | None] | None:
+        """A dual-stack VPC's public IPv6 on its first public NIC and its upstream gateway:
+        what the first dual-stack tier's push names (every tier's push carries the same)."""
+        for tier in self.vpc_ipv6_tiers():
+            if tier.ipv6.public is not None:
+                return tier.ipv6.public, tier.ipv6.upstream_gateway
+        return None
 
     def ordered_public_ips(self) -> tuple[PublicIp, ...]:
         """Public IPs with the cmdline's public address (eth2; a VPC's eth1) folded in;

@@ -305,11 +305,10 @@ def shape(desired, state: RouterState, role: Role, release_vips: bool = False,
     if primary:
         for vip in held_vips - set(vrrp.vips):
             foreign[vip.device] = foreign.get(vip.device, frozenset()) | {vip.interface}
-        gateway6 = ipv6_gateway_vip(state)
-        if gateway6 is not None:
-            # The guests' IPv6 gateway (guestgw6) is the PRIMARY's alone, as the incumbent's
-            # _add_ipv6_guest_gateway; elsewhere the plan removes it like any unwanted address.
-            device, interface = gateway6
+        for device, interface in ipv6_gateway_vips(state):
+            # The guests' IPv6 gateway (guestgw6, a VPC tier's router_guest_ip6_gateway) is the
+            # PRIMARY's alone, as the incumbent's _add_ipv6_guest_gateway; elsewhere the plan
+            # removes it like any unwanted address.
             addresses[device] = tuple(dict.fromkeys((*addresses.get(device, ()), interface)))
     links = replace(links, addresses=addresses, foreign=foreign,
                     admin_up={**links.admin_up, **{device: primary for device in down}},
@@ -329,17 +328,21 @@ def shape(desired, state: RouterState, role: Role, release_vips: bool = False,
     return replace(desired, links=links, daemons=daemons)
 
 
-def ipv6_gateway_vip(state: RouterState):
-    """(NIC, guestgw6/prefix) of a dual-stack pair whose IPv6 gateway is not the router's own
-    guest address; None otherwise."""
+def ipv6_gateway_vips(state: RouterState) -> list:
+    """(NIC, gateway/prefix) of each IPv6 guest network whose gateway is not the router's own
+    address there: an isolated pair's guestgw6, a VPC pair's tiers' IPv6 gateways."""
     from ipaddress import IPv6Interface
 
     from vragent.model import GUEST_DEVICE
 
+    found = []
     ipv6 = state.ipv6
-    if ipv6 is None or ipv6.gateway == ipv6.guest.ip:
-        return None
-    return GUEST_DEVICE, IPv6Interface(f"{ipv6.gateway}/{ipv6.guest.network.prefixlen}")
+    if ipv6 is not None and ipv6.gateway != ipv6.guest.ip:
+        found.append((GUEST_DEVICE, IPv6Interface(f"{ipv6.gateway}/{ipv6.guest.network.prefixlen}")))
+    for tier in state.vpc_ipv6_tiers():
+        if tier.ipv6.gateway != tier.ipv6.address.ip:
+            found.append((tier.device, IPv6Interface(f"{tier.ipv6.gateway}/{tier.ipv6.network.prefixlen}")))
+    return found
 
 
 def configured_vips(paths: Paths) -> frozenset[Vip]:

@@ -10,7 +10,7 @@ import functools
 import json
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
-from vragent import state_lb, state_services, state_vpc, state_vpn
+from vragent import state_lb, state_services, state_vpc, state_vpc6, state_vpn
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import (AclRule, DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, IpAlias, NetworkAcl,
                            PortForward, PortRange, Protocol, PublicIp, RouterState, StaticNat)
@@ -46,7 +46,7 @@ def to_document(state: RouterState) -> dict[str, Any]:
         "guest_networks": [
             {"device": n.device, "router_ip": str(n.router_ip), "prefix": n.prefix,
              "gateway": str(n.gateway), "mac": n.mac, "dns": [str(d) for d in n.dns],
-             "domain": n.domain, "mtu": n.mtu}
+             "domain": n.domain, "mtu": n.mtu, **state_vpc6.tier_document(n.ipv6)}
             for n in state.guest_networks
         ],
         "firewall": {
@@ -93,7 +93,8 @@ NETWORK_ACLS = "network_acls"
 
 def _acl_rule_document(rule: AclRule) -> dict[str, Any]:
     return {"protocol": rule.protocol, "allowed": rule.allowed, "cidrs": [str(c) for c in rule.cidrs],
-            "ports": _ports(rule.ports), "icmp_type": rule.icmp_type, "icmp_code": rule.icmp_code}
+            "ports": _ports(rule.ports), "icmp_type": rule.icmp_type, "icmp_code": rule.icmp_code,
+            **state_vpc6.cidrs6_document(rule.cidrs6)}
 
 
 def _network_acls_document(state: RouterState) -> dict[str, Any]:
@@ -106,7 +107,8 @@ def _network_acls_document(state: RouterState) -> dict[str, Any]:
 
 def _acl_rule_trusted(r: dict) -> AclRule:
     return AclRule(r["protocol"], r["allowed"], tuple(_network(c) for c in r["cidrs"]), _ports_of(r.get("ports")),
-                   r.get("icmp_type"), r.get("icmp_code"))
+                   r.get("icmp_type"), r.get("icmp_code"),
+                   tuple(IPv6Network(c) for c in r.get("cidrs6", ())))
 
 
 def _network_acls_trusted(data: dict) -> tuple[NetworkAcl, ...]:
@@ -136,10 +138,11 @@ def _network_acls_section(doc: Fields, errors: list[ValidationError]) -> tuple[N
                 ports = rule.port_range("ports", None)
                 icmp_type = rule.integer("icmp_type", None, lo=0, hi=255)
                 icmp_code = rule.integer("icmp_code", None, lo=0, hi=255)
-                if not cidrs:
+                cidrs6 = state_vpc6.cidrs6_checked(rule.raw("cidrs6", None), rule.path, errors)
+                if not cidrs and not cidrs6:
                     rule.error("cidrs", "needs at least one CIDR (0.0.0.0/0 for any)")
                 elif protocol is not None and allowed is not None:
-                    rules.append(AclRule(protocol, allowed, cidrs, ports, icmp_type, icmp_code))
+                    rules.append(AclRule(protocol, allowed, cidrs, ports, icmp_type, icmp_code, cidrs6))
             lists[key] = tuple(rules)
         if device is not None:
             if device in acls:
@@ -270,7 +273,8 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
         guest_networks=tuple(GuestNetwork(n["device"], _address(n["router_ip"]), n["prefix"],
                                           _address(n.get("gateway") or n["router_ip"]), n.get("mac"),
                                           tuple(_address(d) for d in n.get("dns", [])), n.get("domain", ""),
-                                          n.get("mtu")) for n in data.get("guest_networks", [])),
+                                          n.get("mtu"), state_vpc6.tier_trusted(n.get("ipv6")))
+                             for n in data.get("guest_networks", [])),
         firewall_rules=NotLoaded() if not rules else tuple(_trusted_firewall_rule(r["id"], _DIRECTIONS[r["direction"]], _PROTOCOLS[r["protocol"]],
                                           _address(r["public_ip"]) if r.get("public_ip") else None,
                                           _ports_of(r.get("ports")), r.get("icmp_type"), r.get("icmp_code"),
@@ -342,7 +346,8 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         if None not in (device, router_ip, prefix):
             guests.append(GuestNetwork(device, router_ip, prefix, item.ipv4("gateway", None) or router_ip,
                                        item.string("mac", None), tuple(dns), item.string("domain", ""),
-                                       item.integer("mtu", None, lo=68, hi=65535)))
+                                       item.integer("mtu", None, lo=68, hi=65535),
+                                       state_vpc6.tier_checked(item.raw("ipv6", None), item.path, errors)))
 
     firewall = Fields(doc.raw("firewall", {}), doc.at("firewall"), errors)
     rules = []

@@ -194,3 +194,29 @@ def pair_vpc(router: int, tiers: int = 2, **cmdline_overrides: str) -> list[Payl
     """What each router of a redundant VPC pair gets first: cmdline, source-NAT IP, tiers."""
     return [pair_cmdline(router, **cmdline_overrides), ips(),
             *(pair_guestnetwork(router, n) for n in range(1, tiers + 1))]
+
+
+# -- a dual-stack VPC (Lab(router_type="vpcrouter", ipv6=True)) -----------------------------------
+
+def tier6(number: int) -> str:
+    from vragent.lab.topology import VPC_TIER6_CIDRS
+
+    return VPC_TIER6_CIDRS[tier(number).device]
+
+
+def dual_stack_guestnetwork(number: int, add: bool = True, router_ip6: str | None = None,
+                            gateway6: str | None = None) -> Payload:
+    """guest_network.json of a dual-stack tier as SetGuestNetworkConfigItem sends it: the
+    router's address in the tier's /64 (::1), the tier's IPv6 gateway, RDNSS, and the VPC's
+    public IPv6 with its upstream gateway."""
+    from vragent.lab.topology import ROUTER_PUBLIC_IP6, UPSTREAM_IP6
+
+    prefix = tier6(number).split("/")[0]
+    own = router_ip6 or f"{prefix}1"
+    return {**guestnetwork(number, add=add), "router_guest_ip6": own, "router_guest_ip6_gateway": gateway6 or own,
+            "router_guest_ip6_cidr": tier6(number), "cidr6": "64", "dns6": UPSTREAM_IP6,
+            "router_ip6": ROUTER_PUBLIC_IP6, "router_ip6_gateway": UPSTREAM_IP6, "router_ip6_cidr": "2001:db8:ff::/64"}
+
+
+def dual_stack_vpc(tiers: int = 2) -> list[Payload]:
+    return [cmdline(), ips(), *(dual_stack_guestnetwork(n) for n in range(1, tiers + 1))]

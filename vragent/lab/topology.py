@@ -85,6 +85,9 @@ UPSTREAM_IP6 = "2001:db8:ff::1"  # the router's IPv6 gateway (ip6gateway)
 
 # A VPC lab (router_type="vpcrouter"): the VPC's CIDR and one VM in each tier, on eth2, eth3.
 VPC_CIDR = "10.70.0.0/16"
+# A dual-stack VPC lab (router_type="vpcrouter", ipv6=True): each tier's /64 (the router is
+# ::1 in it), the public IPv6 and upstream as in the isolated dual-stack lab.
+VPC_TIER6_CIDRS = {"eth2": "2001:db8:71::/64", "eth3": "2001:db8:72::/64"}
 
 
 @dataclass(frozen=True)
@@ -278,14 +281,16 @@ def build_nodes(routers: int, vm_static_addresses: bool, second_public: bool = F
     `private_gateway`: its eth4 and the pgw machine too."""
     if router_type == "vpcrouter":
         nodes = _vpc_nodes(tiers, vm_static_addresses, second_public, routers)
-        return _with_private_gateway(nodes) if private_gateway else nodes
+        nodes = _with_private_gateway(nodes) if private_gateway else nodes
+        guests6 = tuple(VPC_TIER6_CIDRS[t.device] for t in VPC_TIERS[:tiers])
+        return tuple(_with_ipv6(node, guests6) for node in nodes) if ipv6 else nodes
     if router_type == "dhcpsrvr":
         return _shared_network_nodes(vm_static_addresses)
     nodes = _build_nodes(routers, vm_static_addresses, second_public)
     return tuple(_with_ipv6(node) for node in nodes) if ipv6 else nodes
 
 
-def _with_ipv6(node: Node) -> Node:
+def _with_ipv6(node: Node, guests6: tuple[str, ...] = (GUEST6_CIDR,)) -> Node:
     """A machine of a dual-stack lab: routers get their IPv6 from the agent, VMs from the
     router's advertisements; the upstream holds the router's gateway and routes the
     guest /64 back through the router's public IPv6 (routed, no NAT)."""
@@ -298,7 +303,7 @@ def _with_ipv6(node: Node) -> Node:
         nic = node.nics[0]
         return replace(node, sysctls=sysctls,
                        nics=(replace(nic, addresses=(*nic.addresses, f"{UPSTREAM_IP6}/64")),),
-                       routes=(f"{GUEST6_CIDR} via {ROUTER_PUBLIC_IP6}",))
+                       routes=tuple(f"{cidr} via {ROUTER_PUBLIC_IP6}" for cidr in guests6))
     if node.role in ROUTER_ROLES:
         return replace(node, sysctls=sysctls)
     return node
@@ -432,8 +437,8 @@ class Lab:
             raise ValueError(f"router_type must be one of {', '.join(ROUTER_TYPES)}, not {router_type!r}")
         if router_type == "vpcrouter":
             tiers = tiers or 2
-            if tiers not in (1, 2) or ipv6:
-                raise ValueError("a VPC lab has 1 or 2 tiers, no IPv6")
+            if tiers not in (1, 2):
+                raise ValueError("a VPC lab has 1 or 2 tiers")
             if second_public and private_gateway:
                 raise ValueError("the lab's second public NIC and its private gateway are both eth4: one or the other")
         elif tiers or private_gateway:

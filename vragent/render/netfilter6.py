@@ -50,6 +50,10 @@ def _icmpv6(icmp_type: int) -> str:
 
 def render(state: RouterState) -> dict[str, TableSpec]:
     """{"filter6": the table} for a dual-stack router, else nothing."""
+    if state.is_vpc:  # each dual-stack tier, guarded by its networkacl
+        from vragent.render import netfilter6_vpc
+
+        return netfilter6_vpc.render(state)
     ipv6 = state.ipv6
     if ipv6 is None or state.router_type != "router":
         return {}
