@@ -113,3 +113,21 @@ def test_a_tier_removed_takes_its_ipv6_along(lab, router):
     assert "2001:db8:72::1" not in shown and "2001:db8:71::1/64" in shown
     assert "interface eth3" not in (router.root / "etc/vragent/radvd.conf").read_text()
     assert "ACL_INBOUND_eth3" not in ip6tables_save(lab)
+
+
+def test_tiers_losing_their_ipv6_take_the_vpcs_ipv6_along(lab, router):
+    """The tiers' pushes come again without IPv6 (the offering lost it): the tiers' and the
+    public IPv6 addresses, the IPv6 default route, radvd and every vragent chain of the IPv6
+    filter table go; IPv4 is untouched; the next apply changes nothing."""
+    ipv4 = router.iptables_save()
+    removed = router.apply(vpc.guestnetwork(1), vpc.guestnetwork(2))
+    assert removed.returncode == 0, removed.errors
+    addresses = json.loads(lab.run("vr", ["ip", "-j", "-6", "addr"]).stdout)
+    assert [info["local"] for entry in addresses for info in entry.get("addr_info", [])
+            if info.get("scope") == "global"] == []
+    assert lab.run("vr", ["ip", "-6", "route", "show", "default"]).stdout.strip() == ""
+    assert ip6tables_save(lab) == "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+    assert not (router.root / "run/vragent/radvd.pid").exists()
+    assert router.iptables_save() == ipv4
+    for again in router.reapply(vpc.guestnetwork(1), vpc.guestnetwork(2)):
+        assert again.returncode == 0 and again.result["status"] == "unchanged", again.steps
