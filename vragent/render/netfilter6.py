@@ -108,9 +108,14 @@ def _rule_specs(rule: FirewallRule) -> list[str]:
 
 # -- IPv6 going away ----------------------------------------------------------------------------
 
+def dual_stack(state: RouterState) -> bool:
+    """render(state) has a table: a dual-stack isolated router, or a VPC with a dual-stack tier."""
+    return (state.ipv6 is not None and state.router_type == "router") or bool(state.vpc_ipv6_tiers())
+
+
 def withdrawn(old: RouterState, new: RouterState) -> bool:
-    """The router had an IPv6 side (a table from render) and the new state has none."""
-    return bool(render(old)) and not render(new)
+    """The router had an IPv6 side and the new state has none."""
+    return dual_stack(old) and not dual_stack(new)
 
 
 def closed() -> TableSpec:
