@@ -6,21 +6,22 @@ from __future__ import annotations
 
 import json
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-from vragent import engine, redundancy
-from vragent import state as state_doc
+from vragent import engine
+from vragent.subsystems.vrrp import model as redundancy, render as vrrp_render
+from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.lab import sample_vpc as vpc
 from vragent.model import RouterState, TierIpv6
 from vragent.paths import Paths
-from vragent.render import addresses, netfilter6, radvd
-from vragent.wire import Document, merge_documents
+from vragent.subsystems.network import render as addresses
+from vragent.subsystems.ipv6 import rules as netfilter6, render as radvd
+from vragent.pipeline.intake import Document, merge_documents
 
-SCHEMA = json.loads((Path(state_doc.__file__).parent / "schema" / "state.schema.json").read_text())
+SCHEMA = json.loads(state_doc.SCHEMA_PATH.read_text())
 
 
 def merged(*payloads: dict, state: RouterState | None = None) -> RouterState:
@@ -107,10 +108,10 @@ def test_a_vpc_pairs_tier_ipv6_gateways_are_the_primarys(tmp_path):
     ipv6 = {k: v for k, v in vpc.dual_stack_guestnetwork(1, router_ip6="2001:db8:71::3", gateway6="2001:db8:71::1")
             .items() if "ip6" in k or k in ("cidr6", "dns6")}
     state = merged(*vpc.pair_vpc(2), {**vpc.pair_guestnetwork(2, 1), **ipv6})
-    assert redundancy.ipv6_gateway_vips(state) == [("eth2", IPv6Interface("2001:db8:71::1/64"))]
+    assert vrrp_render.ipv6_gateway_vips(state) == [("eth2", IPv6Interface("2001:db8:71::1/64"))]
     primary = engine.render(state, Paths(tmp_path), role=redundancy.Role.PRIMARY, tables=False)
     backup = engine.render(state, Paths(tmp_path), role=redundancy.Role.BACKUP, tables=False)
     assert IPv6Interface("2001:db8:71::1/64") in primary.links.addresses["eth2"]
     assert IPv6Interface("2001:db8:71::1/64") not in backup.links.addresses["eth2"]
     assert IPv6Interface("2001:db8:71::3/64") in backup.links.addresses["eth2"]
-    assert {d.service.name: d.standby for d in backup.daemons if d.enabled}["radvd"] is True
+    assert {d.service: d.standby for d in backup.daemons if d.enabled}["radvd"] is True

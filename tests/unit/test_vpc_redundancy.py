@@ -8,14 +8,16 @@ import json
 from ipaddress import IPv4Interface
 from pathlib import Path
 
-from vragent import engine, redundancy
+from vragent import engine
+from vragent.subsystems.vrrp import model as redundancy
 from vragent.lab import sample_vpc as vpc
 from vragent.lab.topology import SOURCE_NAT_IP
 from vragent.model import RouterState
 from vragent.paths import Paths
-from vragent.redundancy import Role, Vip
-from vragent.render import keepalived
-from vragent.wire import Document, merge_documents
+from vragent.subsystems.vrrp.model import Role, Vip
+from vragent.subsystems.vrrp import keepalived
+from vragent.subsystems.vrrp import render as vrrp_render, service as vrrp_service, verify as vrrp_verify
+from vragent.pipeline.intake import Document, merge_documents
 
 
 def merged(*payloads: dict) -> RouterState:
@@ -47,7 +49,7 @@ def test_the_cmdline_of_a_redundant_vpc_router_is_accepted_and_vrrp_runs_on_the_
     assert vrrp.password == vpc.PAIR_PASSWORD[:8]
     # Both routers agree: same VRID, VIPs, password (their own tier addresses differ).
     assert redundancy.settings(pair_state(1)).fingerprint() == vrrp.fingerprint()
-    assert redundancy.standby_down_devices(state) == ("eth1", "eth4")
+    assert vrrp_render.standby_down_devices(state) == ("eth1", "eth4")
 
 
 def test_the_backup_keeps_its_public_and_private_gateway_nics_down_and_only_tier_routes(tmp_path):
@@ -58,7 +60,7 @@ def test_the_backup_keeps_its_public_and_private_gateway_nics_down_and_only_tier
     assert routes(backup) == ["198.18.0.0/15 via 10.70.2.254 dev eth3 proto 77 table 254"]
     assert backup.links.foreign == {"eth2": {IPv4Interface("10.70.1.1/24")}, "eth3": {IPv4Interface("10.70.2.1/24")}}
     assert IPv4Interface("10.70.1.1/24") not in backup.links.addresses["eth2"]
-    assert {d.service.name: d.standby for d in backup.daemons if d.enabled}["dnsmasq"] is True
+    assert {d.service: d.standby for d in backup.daemons if d.enabled}["dnsmasq"] is True
 
     primary = desired(state, Role.PRIMARY, tmp_path)
     assert primary.links.admin_up == {"eth1": True, "eth4": True}
@@ -73,11 +75,11 @@ def test_a_vpc_router_without_a_tier_yet_is_valid_and_stays_standby(tmp_path):
     """The cmdline and the public IP come before any tier: no VRRP yet, and the router must
     not bring the shared public NIC up, whatever role file it has."""
     state = merged(vpc.pair_cmdline(1), vpc.ips())
-    assert redundancy.settings(state) is None and redundancy.check_state(state) == []
+    assert redundancy.settings(state) is None and vrrp_verify.check_state(state) == []
     for role in Role:
         plan = desired(state, role, tmp_path)
         assert plan.links.admin_up == {"eth1": False} and plan.links.default_route is None
-        assert not next(d for d in plan.daemons if d.service.name == "keepalived").enabled
+        assert not next(d for d in plan.daemons if d.service == "keepalived").enabled
 
 
 def test_a_removed_tiers_vip_is_left_to_keepalived_on_the_primary(tmp_path):
@@ -86,8 +88,8 @@ def test_a_removed_tiers_vip_is_left_to_keepalived_on_the_primary(tmp_path):
     paths = Paths(tmp_path)
     conf = keepalived.KeepalivedPaths.of(paths).conf
     conf.parent.mkdir(parents=True)
-    conf.write_text(keepalived.render_config(redundancy.settings(pair_state()), paths, cache=False))
-    assert redundancy.configured_vips(paths) == {Vip("eth2", IPv4Interface("10.70.1.1/24")),
+    conf.write_text(keepalived.render_config(redundancy.settings(pair_state()), paths))
+    assert vrrp_service.configured_vips(paths) == {Vip("eth2", IPv4Interface("10.70.1.1/24")),
                                                  Vip("eth3", IPv4Interface("10.70.2.1/24"))}
     one_tier = merged(*vpc.pair_vpc(2), vpc.pair_guestnetwork(2, 2, add=False))
     primary = desired(one_tier, Role.PRIMARY, tmp_path)
