@@ -8,7 +8,7 @@ ACL items, sorted by their `number`, split into `ingress_rules` and `egress_rule
 - icmp: `icmp_type`/`icmp_code`, -1 for any;
 - `cidr`: the item's CIDRs joined with ","; an empty list is sent as "0.0.0.0/0,::/0".
   IPv4 CIDRs guard the tier's IPv4 network, IPv6 CIDRs (`cidrs6`) a dual-stack tier's /64
-  (render/netfilter6_vpc.py), as the incumbent's nftables ip6_acl; an item with neither
+  (subsystems/ipv6/rules.py), as the incumbent's nftables ip6_acl; an item with neither
   is refused;
 - `allowed`: ACCEPT, else DROP.
 
