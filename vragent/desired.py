@@ -44,6 +44,8 @@ class LinkPlan:
     default_route6: tuple[IPv6Address, str] | None = None
     # A VPC router's static routes in the main table (subsystems/network/static_routes.py).
     static_routes: frozenset[Route] = frozenset()
+    # The router's IPv6 went away (ipv6.rules.withdraw): its IPv6 default route goes too.
+    withdraw_route6: bool = False
 
 
 # -- daemons and the whole desired router ------------------------------------------------------

@@ -130,7 +130,7 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
     # A redundant router converges to its VRRP role (the persisted one unless told).
     if redundancy.enabled(state):
         desired = vrrp_render.shape(desired, state, roles.current_role(paths) if role is None else role,
-                                   release_vips)
+                                    release_vips, held_vips=vrrp_service.configured_vips(paths))
     return desired
 
 
@@ -156,7 +156,7 @@ def observe_for(desired: Desired, links=None, tables_only=None, known_tables=Non
                            [desired.runtime.spec(d.service) for d in desired.daemons], desired.runtime.backend, links,
                            tables_only, known_tables, tables=bool(desired.tables),
                            ipv6_tables=any(spec.family == 6 for spec in desired.tables.values()),
-                           ipv6_route=desired.links.default_route6 is not None)
+                           ipv6_route=desired.links.default_route6 is not None or desired.links.withdraw_route6)
 
 
 def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
@@ -224,6 +224,8 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     result.phase_done("merge")
 
     desired = render(new_state, paths, role, release_vips, tables=not tables_as_verified)
+    if netfilter6.withdrawn(old_state, new_state):  # IPv6 gone: its chains and route go too
+        desired = netfilter6.withdraw(desired)
     claim_owned_files(desired)
     result.phase_done("render")
     observed = observe_for(desired, links,

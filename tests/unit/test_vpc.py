@@ -4,7 +4,7 @@ parsed as the management server sends them, validated with JSON paths, kept in t
 from __future__ import annotations
 
 import json
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 import jsonschema
 import pytest
@@ -61,21 +61,24 @@ def test_the_vpc_layout_puts_control_on_eth0_and_public_on_eth1():
     assert links.addresses["eth5"] == ()  # a NIC without a tier holds no address
 
 
-def test_the_reference_acl_is_parsed_in_order_with_ipv6_cidrs_left_out():
+def test_the_reference_acl_is_parsed_in_order_with_ipv6_cidrs_apart():
     state = merged(*vpc.vpc(), REFERENCE_ACL)
     acl = state.network_acl("eth3")
     assert acl.ingress == (
-        AclRule("tcp", True, (IPv4Network("0.0.0.0/0"),), PortRange(443, 443)),
+        AclRule("tcp", True, (IPv4Network("0.0.0.0/0"),), PortRange(443, 443), cidrs6=(IPv6Network("::/0"),)),
         AclRule("icmp", True, (IPv4Network("10.0.0.0/8"),), icmp_type=8),
         AclRule("47", True, (IPv4Network("192.0.2.0/24"),)))
     assert acl.egress[1] == AclRule("all", False, (IPv4Network("198.51.100.0/24"), IPv4Network("203.0.113.0/24")))
 
 
-def test_tcp_without_ports_matches_every_port_and_ipv6_only_rules_are_skipped():
+def test_tcp_without_ports_matches_every_port_and_ipv6_only_rules_are_skipped_by_ipv4():
     acl = vpc.network_acl(2, ingress=[vpc.acl_rule("tcp"), vpc.acl_rule("udp", cidr="2001:db8::/32")])
     state = merged(*vpc.vpc(), acl)
-    assert state.network_acl("eth3").ingress == (AclRule("tcp", True, (IPv4Network("0.0.0.0/0"),)),)
+    assert state.network_acl("eth3").ingress == (
+        AclRule("tcp", True, (IPv4Network("0.0.0.0/0"),), cidrs6=(IPv6Network("::/0"),)),
+        AclRule("udp", True, (), cidrs6=(IPv6Network("2001:db8::/32"),)))
     rules = netfilter.render(state)["filter"].chains["ACL_INBOUND_eth3"]
+    assert not any("udp" in rule for rule in rules), rules
     assert "-A ACL_INBOUND_eth3 -p tcp -j ACCEPT" in rules and rules[-1] == "-A ACL_INBOUND_eth3 -j DROP"
 
 

@@ -48,6 +48,8 @@ DOMAIN = "lab.internal"
 DNS = PUBLIC_GATEWAY
 # On a redundant pair ROUTER_GUEST_IP is the VRRP gateway and each router has its own.
 REDUNDANT_GUEST_IPS = {1: "192.0.2.2", 2: "192.0.2.3"}
+# A dual-stack pair: each router its own guest IPv6 address, the gateway (guestgw6) shared.
+REDUNDANT_GUEST_IP6S = {1: "2001:db8:1::2", 2: "2001:db8:1::3"}
 
 # Push file names by payload type (VRScripts); configure.py dispatches on the part
 # before ".json", so the names must be the real ones.
@@ -121,7 +123,8 @@ def cmdline(router: int = 1, redundant: bool = False, ipv6: bool = False) -> Pay
     if redundant:
         config |= {"router_id": "101", "router_pr": str(100 - router), "advert_int": "1"}
     if ipv6:  # a dual-stack isolated network (a lab made with ipv6=True)
-        config |= {"eth0ip6": ROUTER_GUEST_IP6, "eth0ip6prelen": "64", "guestgw6": ROUTER_GUEST_IP6,
+        config |= {"eth0ip6": REDUNDANT_GUEST_IP6S[router] if redundant else ROUTER_GUEST_IP6,
+                   "eth0ip6prelen": "64", "guestgw6": ROUTER_GUEST_IP6,
                    "guestcidr6size": "64", "eth2ip6": ROUTER_PUBLIC_IP6, "eth2ip6prelen": "64",
                    "ip6gateway": UPSTREAM_IP6, "ip6dns1": UPSTREAM_IP6, "ip6firewall": "true"}
     return {"type": "cmdline", "cmd_line": config}

@@ -51,7 +51,7 @@ def to_document(state: RouterState) -> dict[str, Any]:
         "guest_networks": [
             {"device": n.device, "router_ip": str(n.router_ip), "prefix": n.prefix,
              "gateway": str(n.gateway), "mac": n.mac, "dns": [str(d) for d in n.dns],
-             "domain": n.domain, "mtu": n.mtu}
+             "domain": n.domain, "mtu": n.mtu, **network_doc.tier_document(n.ipv6)}
             for n in state.guest_networks
         ],
         "firewall": {
@@ -147,7 +147,8 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
         guest_networks=tuple(GuestNetwork(n["device"], _address(n["router_ip"]), n["prefix"],
                                           _address(n.get("gateway") or n["router_ip"]), n.get("mac"),
                                           tuple(_address(d) for d in n.get("dns", [])), n.get("domain", ""),
-                                          n.get("mtu")) for n in data.get("guest_networks", [])),
+                                          n.get("mtu"), network_doc.tier_trusted(n.get("ipv6")))
+                             for n in data.get("guest_networks", [])),
         firewall_rules=NotLoaded() if not rules else tuple(_trusted_firewall_rule(r["id"], _DIRECTIONS[r["direction"]], _PROTOCOLS[r["protocol"]],
                                           _address(r["public_ip"]) if r.get("public_ip") else None,
                                           ports_of(r.get("ports")), r.get("icmp_type"), r.get("icmp_code"),
@@ -221,7 +222,8 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         if None not in (device, router_ip, prefix):
             guests.append(GuestNetwork(device, router_ip, prefix, item.ipv4("gateway", None) or router_ip,
                                        item.string("mac", None), tuple(dns), item.string("domain", ""),
-                                       item.integer("mtu", None, lo=68, hi=65535)))
+                                       item.integer("mtu", None, lo=68, hi=65535),
+                                       network_doc.tier_checked(item.raw("ipv6", None), item.path, errors)))
 
     firewall = Fields(doc.raw("firewall", {}), doc.at("firewall"), errors)
     rules = []

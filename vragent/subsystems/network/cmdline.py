@@ -75,9 +75,9 @@ def parse(fields: Fields) -> CmdlineChange | None:
 # Keys that would configure what vragent does not do on a VPC router yet; refused rather
 # than half applied. (ip6dns1/ip6dns2 alone are harmless: they are not read on a VPC.)
 _VPC_UNSUPPORTED = {
-    "eth0ip6": "IPv6 on VPC tiers is not supported yet",
-    "eth1ip6": "IPv6 on VPC tiers is not supported yet",
-    "redundant_router": "a redundant VPC router pair is not supported yet",
+    # A VPC's eth0 is the control NIC, which has no IPv6 on CloudStack. (eth1ip6, the public
+    # NIC's IPv6 after a reboot, is kept: the tiers' guestnetwork pushes carry it as router_ip6.)
+    "eth0ip6": "a VPC router's eth0 is its control NIC, which has no IPv6",
 }
 
 

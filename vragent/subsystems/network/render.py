@@ -42,6 +42,13 @@ def render(state: RouterState) -> LinkPlan:
             addresses.setdefault(f"eth{index}", [])
     ipv6 = state.ipv6
     default_route6 = None
+    for tier in state.vpc_ipv6_tiers():  # a dual-stack VPC: after each tier's IPv4 address
+        addresses.setdefault(tier.device, []).append(tier.ipv6.address)
+    if state.vpc_public6 is not None:
+        public6, upstream6 = state.vpc_public6
+        addresses.setdefault(state.layout.public, []).append(public6)
+        if upstream6 is not None:
+            default_route6 = (upstream6, state.layout.public)
     if ipv6 is not None:
         # After the IPv4 address, which stays the NIC's primary one.
         addresses.setdefault(GUEST_DEVICE, []).append(ipv6.guest)
