@@ -55,7 +55,9 @@ def test_the_cmdline_of_a_redundant_vpc_router_is_accepted_and_vrrp_runs_on_the_
 def test_the_backup_keeps_its_public_and_private_gateway_nics_down_and_only_tier_routes(tmp_path):
     state = pair_state()
     backup = desired(state, Role.BACKUP, tmp_path)
-    assert backup.links.admin_up == {"eth1": False, "eth4": False}
+    # Every configured NIC is brought up (hot-plugged NICs come down), but the public and
+    # private-gateway NICs follow the role.
+    assert backup.links.admin_up == {"eth0": True, "eth1": False, "eth2": True, "eth3": True, "eth4": False}
     assert backup.links.default_route is None
     assert routes(backup) == ["198.18.0.0/15 via 10.70.2.254 dev eth3 proto 77 table 254"]
     assert backup.links.foreign == {"eth2": {IPv4Interface("10.70.1.1/24")}, "eth3": {IPv4Interface("10.70.2.1/24")}}
@@ -63,7 +65,7 @@ def test_the_backup_keeps_its_public_and_private_gateway_nics_down_and_only_tier
     assert {d.service: d.standby for d in backup.daemons if d.enabled}["dnsmasq"] is True
 
     primary = desired(state, Role.PRIMARY, tmp_path)
-    assert primary.links.admin_up == {"eth1": True, "eth4": True}
+    assert primary.links.admin_up == {"eth0": True, "eth1": True, "eth2": True, "eth3": True, "eth4": True}
     assert primary.links.addresses["eth2"] == (IPv4Interface("10.70.1.3/24"), IPv4Interface("10.70.1.1/24"))
     assert primary.links.addresses["eth3"] == (IPv4Interface("10.70.2.3/24"), IPv4Interface("10.70.2.1/24"))
     assert routes(primary) == ["10.90.0.0/16 via 10.80.5.1 dev eth4 proto 77 table 254",
@@ -78,7 +80,7 @@ def test_a_vpc_router_without_a_tier_yet_is_valid_and_stays_standby(tmp_path):
     assert redundancy.settings(state) is None and vrrp_verify.check_state(state) == []
     for role in Role:
         plan = desired(state, role, tmp_path)
-        assert plan.links.admin_up == {"eth1": False} and plan.links.default_route is None
+        assert plan.links.admin_up == {"eth0": True, "eth1": False} and plan.links.default_route is None
         assert not next(d for d in plan.daemons if d.service == "keepalived").enabled
 
 
