@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from vragent import files, lock, log, memo, netlink, observe, runner, services
+from vragent import files, guard, lock, log, memo, netlink, observe, runner, services
 from vragent import state as state_doc
 from vragent.apply.transaction import Transaction
 from vragent.errors import ApplyFailed, InvalidInput
@@ -101,6 +101,7 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
     if redundancy.enabled(state):
         desired = redundancy.shape(desired, state, redundancy.current_role(paths) if role is None else role,
                                    release_vips)
+    guard.check_files([*desired.files.items(), *((p, c) for d in desired.daemons for p, (c, _) in d.files.items())])
     return desired
 
 

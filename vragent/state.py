@@ -315,6 +315,10 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
     if not isinstance(cmdline, dict) or not all(isinstance(v, str) for v in cmdline.values()):
         doc.error("cmdline", "expected an object of strings")
         cmdline = {}
+    else:  # the same names and text a cmd_line.json push may hold (wire.cmdline)
+        from vragent.wire.cmdline import check_native
+
+        cmdline = check_native(cmdline, Fields(cmdline, doc.at("cmdline"), errors))
     state = RouterState().with_cmdline(cmdline)
 
     public_ips = []
@@ -326,7 +330,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
             public_ips.append(PublicIp(ip, prefix, device, item.ipv4("gateway", None),
                                        bool(item.boolean("source_nat", False)),
                                        bool(item.boolean("one_to_one_nat", False)),
-                                       bool(item.boolean("first", False)), item.string("mac", None),
+                                       bool(item.boolean("first", False)), item.mac("mac", None) or None,
                                        item.integer("mtu", None, lo=68, hi=65535)))
 
     guests = []
@@ -341,7 +345,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
                 dns.append(address)
         if None not in (device, router_ip, prefix):
             guests.append(GuestNetwork(device, router_ip, prefix, item.ipv4("gateway", None) or router_ip,
-                                       item.string("mac", None), tuple(dns), item.string("domain", ""),
+                                       item.mac("mac", None) or None, tuple(dns), item.domain("domain", ""),
                                        item.integer("mtu", None, lo=68, hi=65535)))
 
     firewall = Fields(doc.raw("firewall", {}), doc.at("firewall"), errors)
@@ -419,7 +423,8 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
 
 def _dhcp_section(doc: Fields, errors: list[ValidationError]):
     from vragent.render.dnsmasq import check_options
-    from vragent.wire.dhcpentry import parse_mac, valid_hostname
+    from vragent.wire.dhcpentry import parse_mac
+    from vragent.wire.fields import valid_hostname
 
     section = Fields(doc.raw("dhcp", {}), doc.at("dhcp"), errors)
     hosts = []

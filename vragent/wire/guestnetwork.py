@@ -40,12 +40,13 @@ def parse(fields: Fields, context: Context) -> GuestNetworkChange | None:
         prefix = fields.netmask_prefix("router_guest_netmask")
     gateway = fields.ipv4("router_guest_gateway", None)
     dns = _dns_list(fields)
-    domain = fields.string("domain_name", "") or DEFAULT_DOMAIN
+    domain = fields.domain("domain_name", "") or DEFAULT_DOMAIN
+    mac = fields.mac("mac_address", None) or None
     mtu = fields.integer("mtu", None, lo=68, hi=65535)
     if router_ip is None or prefix is None:
         return None
     network = GuestNetwork(device=device, router_ip=router_ip, prefix=prefix,
-                           gateway=gateway or router_ip, mac=fields.string("mac_address", None),
+                           gateway=gateway or router_ip, mac=mac,
                            dns=dns, domain=domain, mtu=mtu)
     if gateway is not None and gateway not in network.network:
         fields.error("router_guest_gateway", f"{gateway} is outside the guest network {network.network}")
