@@ -47,7 +47,8 @@ def parse(fields: Fields) -> CmdlineChange | None:
         if isinstance(value, (dict, list)) or (isinstance(value, float) and not math.isfinite(value)):
             section.error(key, "expected a string value")
             continue
-        text = str(value).lower() if isinstance(value, bool) else str(value)
+        # Boot parameters are words of the kernel command line: no value has outer spaces.
+        text = str(value).lower() if isinstance(value, bool) else str(value).strip()
         problem = text_problem(text)
         if problem is not None:
             section.error(key, problem)

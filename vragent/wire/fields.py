@@ -32,7 +32,9 @@ _CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u202
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # A single-line value is a name, an address, a list of CIDRs: a few KiB at most.
 MAX_LINE = 4096
-MAX_TEXT = 1 << 20  # a certificate chain, user-data (the management server caps it at 1 MiB base64)
+MAX_TEXT = 1 << 20
+# The longest list a push may hold (rules, entries, lines): well above any network's rules.
+MAX_LIST = 200_000  # a certificate chain, user-data (the management server caps it at 1 MiB base64)
 # RFC 1123 host name labels; a domain is 1-253 characters of such labels joined by dots.
 _DNS_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -235,7 +237,11 @@ class Fields:
             return value
         if not isinstance(value, list):
             self.error(key, f"expected a list, got {type_name(value)}")
-            return None
+            # An optional list reads as empty (the error is recorded), so callers may iterate.
+            return None if default is _MISSING else []
+        if len(value) > MAX_LIST:
+            self.error(key, f"holds {len(value)} items; at most {MAX_LIST} are allowed")
+            return None if default is _MISSING else []
         return value
 
     def cidr_list(self, key: str, parse=None) -> tuple[IPv4Network, ...]:

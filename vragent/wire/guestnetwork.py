@@ -30,10 +30,9 @@ def parse(fields: Fields, context: Context) -> GuestNetworkChange | None:
     if device is not None and not context.check_device(device, fields, "device"):
         device = None
     wanted = fields.boolean("add", True)
-    if device is None or wanted is None:
-        return None
-    if not wanted:
-        return GuestNetworkChange(device, None, fields.path)
+    if wanted is False:
+        return GuestNetworkChange(device, None, fields.path) if device is not None else None
+    # Every field is read (and every problem reported) before a bad device ends the parse.
     router_ip = fields.ipv4("router_guest_ip")
     prefix = fields.netmask_prefix("cidr", None)
     if prefix is None and not fields.has("cidr"):
@@ -43,7 +42,7 @@ def parse(fields: Fields, context: Context) -> GuestNetworkChange | None:
     domain = fields.domain("domain_name", "") or DEFAULT_DOMAIN
     mac = fields.mac("mac_address", None) or None
     mtu = fields.integer("mtu", None, lo=68, hi=65535)
-    if router_ip is None or prefix is None:
+    if router_ip is None or prefix is None or device is None or wanted is None:
         return None
     network = GuestNetwork(device=device, router_ip=router_ip, prefix=prefix,
                            gateway=gateway or router_ip, mac=mac,
