@@ -1,6 +1,6 @@
 """The renderers' last line of defence: no value may add a line to a daemon's config (pure).
 
-Every value of a push is typed when it is parsed (wire/fields.py: domains, host names,
+Every value of a push is typed when it is parsed (fields.py: domains, host names,
 MACs, addresses, ports, text without control characters). This module checks once more
 where values become files, so that a parser that forgot a check cannot hand a daemon a
 line of the pusher's choosing (`dhcp-script=` in dnsmasq.conf runs as root):

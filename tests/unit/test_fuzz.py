@@ -23,7 +23,7 @@ from vragent import engine
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
 from vragent.paths import Paths
-from vragent.wire import Document, merge_documents
+from vragent.pipeline.intake import Document, merge_documents
 
 SCENARIOS = hostile.scenarios()
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")

@@ -151,7 +151,7 @@ def test_each_hostile_push_is_refused_with_its_path_and_changes_nothing(name, co
 
 
 def test_a_push_larger_than_the_bound_is_refused_before_it_is_parsed(monkeypatch, tmp_path, router, capsys):
-    from vragent.wire import intake
+    from vragent.pipeline import intake
 
     monkeypatch.setattr(intake, "MAX_FILE_BYTES", 1000)
     monkeypatch.setattr(cli, "MAX_FILE_BYTES", 1000)
@@ -165,7 +165,8 @@ def test_a_push_larger_than_the_bound_is_refused_before_it_is_parsed(monkeypatch
 def test_a_list_longer_than_the_bound_is_refused_with_its_path(monkeypatch):
     from vragent.errors import InvalidInput
     from vragent.model import RouterState
-    from vragent.wire import Document, fields, merge_documents
+    from vragent.pipeline.intake import Document, merge_documents
+    from vragent import fields
 
     monkeypatch.setattr(fields, "MAX_LIST", 3)
     push = sample.firewall_rules(*(sample.firewall_rule(900 + i, "tcp", (22, 22)) for i in range(4)))
@@ -210,7 +211,7 @@ def test_through_the_real_command_no_traceback_and_exit_2(tmp_path):
 def test_a_valid_push_of_each_table_builder_still_applies_cleanly():
     """The builders above make valid pushes but for the one field they break."""
     from vragent.model import RouterState
-    from vragent.wire import Document, merge_documents
+    from vragent.pipeline.intake import Document, merge_documents
 
     state = merge_documents(RouterState(), [Document(f"{i}.json", text=json.dumps(p)) for i, p in
                                             enumerate([*sample_vpc.vpc(2)])])
