@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from vragent import guard
 from vragent.shell import files, hotplug, lock, log, memo, netlink, observe, runner, services
 from vragent.pipeline import document as state_doc
 from vragent.shell.transaction import Transaction
@@ -131,6 +132,7 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
     if redundancy.enabled(state):
         desired = vrrp_render.shape(desired, state, roles.current_role(paths) if role is None else role,
                                     release_vips, held_vips=vrrp_service.configured_vips(paths))
+    guard.check_files([*desired.files.items(), *((p, c) for d in desired.daemons for p, (c, _) in d.files.items())])
     return desired
 
 

@@ -317,7 +317,8 @@ def test_port_ranges_parse_as_first_last_or_say_why_not(value):
         parts = value if isinstance(value, list) else [value]
     try:
         numbers = [int(p) for p in parts]
-        numbers = numbers * 2 if len(numbers) == 1 else numbers
+        # A list is [first, last]; "a" and a bare integer are one port.
+        numbers = numbers * 2 if len(numbers) == 1 and not isinstance(value, list) else numbers
         expected = PortRange(*numbers) if len(numbers) == 2 else None
     except (ValueError, TypeError):
         expected = None

@@ -195,6 +195,10 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
     if not isinstance(cmdline, dict) or not all(isinstance(v, str) for v in cmdline.values()):
         doc.error("cmdline", "expected an object of strings")
         cmdline = {}
+    else:  # the same names and text a cmd_line.json push may hold (subsystems/network/cmdline.py)
+        from vragent.subsystems.network.cmdline import check_native
+
+        cmdline = check_native(cmdline, Fields(cmdline, doc.at("cmdline"), errors))
     state = RouterState().with_cmdline(cmdline)
 
     public_ips = []
@@ -206,7 +210,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
             public_ips.append(PublicIp(ip, prefix, device, item.ipv4("gateway", None),
                                        bool(item.boolean("source_nat", False)),
                                        bool(item.boolean("one_to_one_nat", False)),
-                                       bool(item.boolean("first", False)), item.string("mac", None),
+                                       bool(item.boolean("first", False)), item.mac("mac", None) or None,
                                        item.integer("mtu", None, lo=68, hi=65535)))
 
     guests = []
@@ -221,7 +225,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
                 dns.append(address)
         if None not in (device, router_ip, prefix):
             guests.append(GuestNetwork(device, router_ip, prefix, item.ipv4("gateway", None) or router_ip,
-                                       item.string("mac", None), tuple(dns), item.string("domain", ""),
+                                       item.mac("mac", None) or None, tuple(dns), item.domain("domain", ""),
                                        item.integer("mtu", None, lo=68, hi=65535),
                                        network_doc.tier_checked(item.raw("ipv6", None), item.path, errors)))
 

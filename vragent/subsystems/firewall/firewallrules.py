@@ -38,7 +38,7 @@ def parse(fields: Fields, rule_of=None) -> FirewallChange | None:
     seen_ids: dict[str, str] = {}
     for index, raw in enumerate(rules):
         item = Fields(raw, f"{fields.at('rules')}[{index}]", fields.errors)
-        rule_id = item.string("id")
+        rule_id = item.identifier("id")
         revoked = item.boolean("revoked", False)
         direction = _direction(item)
         if rule_id is None or revoked is None or direction is None:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from vragent.model import CloudStackLb, LoadBalancer, LbBackend, LbProtocol, LoadBalancing, RouterState
 from vragent.paths import Paths
+from vragent import guard
 from vragent import templating as templates
 
 CONFIG = "etc/haproxy/haproxy.cfg"
@@ -147,6 +148,8 @@ def reconcile(cs: CloudStackLb, paths: Paths) -> str:
 
     header += [f"# certificate {c.name}.pem sha256:{hashlib.sha256(c.pem().encode()).hexdigest()[:16]}"
                for c in cs.ssl_certs]
+    for line in body:  # the management server's lines were checked one by one (haproxy_lines.py)
+        guard.line(line, "render:haproxy.cfg", tabs=True)
     return "\n".join(header + body).rstrip("\n") + "\n"
 
 
@@ -160,7 +163,7 @@ def server_options(lb: LoadBalancer, backend: LbBackend) -> str:
         words += ["check", "inter", f"{check.interval_ms}ms", "rise", str(check.rise), "fall", str(check.fall)]
     if lb.stickiness is not None and lb.stickiness.method == "cookie" and lb.protocol is LbProtocol.HTTP:
         words += ["cookie", backend.server_name]
-    return "".join(f" {word}" for word in words)
+    return "".join(f" {guard.line(word, 'render:haproxy.cfg')}" for word in words)
 
 
 def native(lb: LoadBalancing, paths: Paths) -> str:

@@ -40,23 +40,23 @@ def parse(fields: Fields, context: Context) -> GuestNetworkChange | None:
     if device is not None and not context.check_device(device, fields, "device"):
         device = None
     wanted = fields.boolean("add", True)
-    if device is None or wanted is None:
-        return None
-    if not wanted:
-        return GuestNetworkChange(device, None, fields.path)
+    if wanted is False:
+        return GuestNetworkChange(device, None, fields.path) if device is not None else None
+    # Every field is read (and every problem reported) before a bad device ends the parse.
     router_ip = fields.ipv4("router_guest_ip")
     prefix = fields.netmask_prefix("cidr", None)
     if prefix is None and not fields.has("cidr"):
         prefix = fields.netmask_prefix("router_guest_netmask")
     gateway = fields.ipv4("router_guest_gateway", None)
     dns = _dns_list(fields)
-    domain = fields.string("domain_name", "") or DEFAULT_DOMAIN
+    domain = fields.domain("domain_name", "") or DEFAULT_DOMAIN
+    mac = fields.mac("mac_address", None) or None
     mtu = fields.integer("mtu", None, lo=68, hi=65535)
-    if router_ip is None or prefix is None:
+    if router_ip is None or prefix is None or device is None or wanted is None:
         return None
     ipv6 = _tier_ipv6(fields)
     network = GuestNetwork(device=device, router_ip=router_ip, prefix=prefix,
-                           gateway=gateway or router_ip, mac=fields.string("mac_address", None),
+                           gateway=gateway or router_ip, mac=mac,
                            dns=dns, domain=domain, mtu=mtu, ipv6=ipv6)
     if gateway is not None and gateway not in network.network:
         fields.error("router_guest_gateway", f"{gateway} is outside the guest network {network.network}")

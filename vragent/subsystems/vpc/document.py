@@ -52,7 +52,7 @@ def from_document(doc: Fields, errors: list[ValidationError]
         ip, device, prefix = item.ipv4("ip"), item.device("device"), item.integer("prefix", lo=0, hi=30)
         gateway = item.ipv4("gateway", None)
         source_nat = item.boolean("source_nat", False)
-        mac, mtu = item.string("mac", None), item.integer("mtu", None, lo=68, hi=65535)
+        mac, mtu = item.mac("mac", None) or None, item.integer("mtu", None, lo=68, hi=65535)
         if None in (ip, device, prefix, source_nat):
             continue
         if device in gateways:
