@@ -439,10 +439,7 @@ def _nat(state: RouterState, table: TableSpec) -> None:
     for public_ip, rules in forwards.items():
         chain = f"vr-pf-{public_ip}"
         table.add(dnat, f"-d {host(public_ip)} -j {chain}")
-        for rule in rules:
-            proto = rule.protocol.value
-            table.add(chain, f"-p {proto} -m {proto} --dport {rule.public_ports.match()} "
-                             f"-j DNAT --to-destination {_dnat_target(rule)}")
+        _port_forward_chain(table, chain, rules)
     for nat in state.static_nats:
         table.add(dnat, f"-d {host(nat.public_ip)} -j DNAT --to-destination {nat.internal_ip}")
 
@@ -468,6 +465,45 @@ def _nat(state: RouterState, table: TableSpec) -> None:
         from vragent.render import netfilter_vpc
 
         netfilter_vpc.private_gateway_snat(state, table)
+
+
+# A public IP's forwards are one flat chain up to this many; past it, a new connection
+# would walk them all (~21 ns a rule), so they are dispatched by port block instead.
+FORWARDS_IN_ONE_CHAIN = 64
+# Ports per block: a connection walks at most 65536 / PORT_BLOCK dispatch rules and one
+# block's rules (256 + 256 for a fully forwarded IP), and one added forward edits one block.
+PORT_BLOCK = 256
+
+
+def _port_forward_chain(table: TableSpec, chain: str, rules: list[PortForward]) -> None:
+    """One public IP's DNAT rules: flat, or, when many, one sub-chain per protocol and block
+    of PORT_BLOCK ports (`vr-pf-<ip>-t<block>`, `-u` for udp), jumped to by that block's
+    port range. A forward whose ports cross a block boundary stays in `chain` itself. The
+    forwards of one IP and protocol never overlap (validate.py) and DNAT ends the walk,
+    so their order is free; `iptables -t nat -L -v` still shows every rule and its counters."""
+
+    def dnat(rule: PortForward) -> str:
+        proto = rule.protocol.value
+        return f"-p {proto} -m {proto} --dport {rule.public_ports.match()} -j DNAT --to-destination {_dnat_target(rule)}"
+
+    if len(rules) <= FORWARDS_IN_ONE_CHAIN:
+        for rule in rules:
+            table.add(chain, dnat(rule))
+        return
+    table.chain(chain)
+    blocks: dict[tuple[str, int], list[PortForward]] = {}
+    for rule in rules:
+        block = rule.public_ports.first // PORT_BLOCK
+        if rule.public_ports.last // PORT_BLOCK != block:
+            table.add(chain, dnat(rule))
+        else:
+            blocks.setdefault((rule.protocol.value, block), []).append(rule)
+    for (proto, block), members in sorted(blocks.items()):
+        sub = f"{chain}-{proto[0]}{block}"
+        first = block * PORT_BLOCK
+        table.add(chain, f"-p {proto} -m {proto} --dport {first}:{first + PORT_BLOCK - 1} -j {sub}")
+        for rule in members:
+            table.add(sub, dnat(rule))
 
 
 def render_restore(tables: dict[str, TableSpec], keys=TABLES) -> str:
