@@ -155,3 +155,70 @@ def test_chain_names_fit_iptables():
     nat = netfilter.render(forwards_state(rules))["nat"]
     assert all(len(chain) <= 28 for chain in nat.chains)  # XT_EXTENSION_MAXNAMELEN - 1
     assert walk(nat, "198.51.100.20", "udp", 65535)[0] == "10.0.0.5:22"
+
+
+# -- what a VM's push leaves alone ------------------------------------------------------
+
+GOLDEN_DIRS = ["golden", "golden_haproxy", "golden_metadata", "golden_redundancy", "golden_shared"]
+
+
+def golden_states():
+    import json
+    from pathlib import Path
+
+    from vragent.wire import Document
+
+    here = Path(__file__).parent
+    for directory in GOLDEN_DIRS:
+        for case in sorted((here / directory).glob("*.json")):
+            data = json.loads(case.read_text())
+            if "pushes" not in data:
+                continue
+            try:
+                yield case.name, merge_documents(RouterState(), [Document(n, payload) for n, payload in data["pushes"]])
+            except Exception:  # noqa: BLE001 - a case of refused pushes renders nothing
+                continue
+
+
+def test_no_table_depends_on_the_vms_dhcp_entries_data_or_passwords():
+    """engine.TABLE_FREE_FIELDS: a push changing only these leaves the tables as verified
+    (neither rendered nor read). On every golden router, and on a shared network with IP
+    aliases whose subnets' gateways come from the entries, the tables render the same with
+    those sections emptied and with others in their place."""
+    from dataclasses import replace
+    from ipaddress import IPv4Address
+
+    from vragent import engine
+    from vragent.model import DhcpHost, PasswordOffer, VmData
+    from vragent.render import netfilter6
+
+    def tables(state):
+        return {key: (spec.policies, spec.jumps, spec.chains)
+                for key, spec in {**netfilter.render(state), **netfilter6.render(state)}.items()}
+
+    others = {"dhcp_hosts": (DhcpHost("02:00:00:00:00:99", IPv4Address("192.0.2.99"), "other",
+                                      gateway=IPv4Address("192.0.2.254")),),
+              "vm_data": (VmData(IPv4Address("192.0.2.99"), b"x"),),
+              "password_offers": (PasswordOffer(IPv4Address("192.0.2.99"), "pw"),)}
+    checked = 0
+    for name, state in golden_states():
+        rendered = tables(state)
+        assert tables(replace(state, **{f: () for f in engine.TABLE_FREE_FIELDS})) == rendered, name
+        assert tables(replace(state, **{f: others[f] for f in engine.TABLE_FREE_FIELDS})) == rendered, name
+        checked += 1
+    assert checked >= 15
+    assert set(others) == set(engine.TABLE_FREE_FIELDS)
+
+
+def test_only_a_change_outside_the_table_free_sections_counts():
+    from dataclasses import replace
+    from ipaddress import IPv4Address
+
+    from vragent import engine
+    from vragent.model import DhcpHost
+
+    state = router(forwards=3, hosts=3)
+    host = DhcpHost("02:00:00:00:00:99", IPv4Address("10.0.9.9"), "other")
+    assert engine.tables_unaffected(state, replace(state, dhcp_hosts=state.dhcp_hosts + (host,)))
+    assert not engine.tables_unaffected(state, replace(state, port_forwards=state.port_forwards[1:]))
+    assert not engine.tables_unaffected(state, replace(state, egress_default_allow=not state.egress_default_allow))
