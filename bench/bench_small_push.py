@@ -34,7 +34,7 @@ import json, sys, time, gc
 gc.disable()
 from vragent import engine, log
 from vragent.paths import Paths
-from vragent.wire import load_push
+from vragent.pipeline.intake import load_push
 root, first, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 paths = Paths.from_root(root)
 log.setup(paths.log)

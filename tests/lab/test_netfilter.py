@@ -87,9 +87,9 @@ def test_port_range_forwarding_maps_port_to_port(lab, router):
 
 def test_many_forwards_go_by_port_block_and_each_block_reaches_its_vm(lab, router):
     """Past FORWARDS_IN_ONE_CHAIN forwards on one IP, new connections are dispatched by port
-    block (render/netfilter.py): real iptables takes the layout, it converges, the forwards
+    block (subsystems/firewall/rules.py): real iptables takes the layout, it converges, the forwards
     at either end of a block and across a boundary work, and a revoked one stops."""
-    from vragent.render.netfilter import PORT_BLOCK
+    from vragent.subsystems.firewall.rules import PORT_BLOCK
 
     first = 20 * PORT_BLOCK  # ports 5120.. : blocks 20 and 21
     forwards = [sample.forward_rule(PF_IP, first + n, VM2_IP, 9) for n in range(300) if n not in (0, 255, 256, 257)]

@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 
 from tests.unit import pushes as p
 from vragent.model import DhcpHost, PasswordOffer, RouterState, VmData
-from vragent.wire import dhcpentry, merge_documents, vmdata, vmpassword
-from vragent.wire.dhcpentry import DhcpChange
-from vragent.wire.vmdata import VmDataChange
-from vragent.wire.vmpassword import PasswordChange
+from vragent.subsystems.dhcp import dhcpentry
+from vragent.pipeline.intake import merge_documents
+from vragent.subsystems.guestdata import vmdata, vmpassword
+from vragent.subsystems.dhcp.dhcpentry import DhcpChange
+from vragent.subsystems.guestdata.vmdata import VmDataChange
+from vragent.subsystems.guestdata.vmpassword import PasswordChange
 
 # Few distinct values, so that MACs, IPs and hostnames collide often.
 macs = st.sampled_from([f"02:00:00:00:00:{n:02x}" for n in range(6)])

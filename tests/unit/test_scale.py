@@ -11,8 +11,10 @@ import pytest
 
 from tests.unit import pushes as p
 from vragent.model import RouterState
-from vragent.render import netfilter
-from vragent.wire import merge_documents
+from vragent.pipeline import netfilter
+from vragent.subsystems.firewall.rules import PORT_BLOCK
+from vragent.tables import TableSpec
+from vragent.pipeline.intake import merge_documents
 
 PUBLIC_IPS = ["198.51.100.20", "198.51.100.21"]
 
@@ -68,7 +70,7 @@ def test_rules_grow_linearly_with_rules_not_with_hosts():
     small, large = rule_counts(router(1000, 1000, 0)), rule_counts(router(2000, 2000, 2000))
     assert large["filter"] == small["filter"]
     assert large["mangle"] - small["mangle"] == 1000
-    assert 1000 <= large["nat"] - small["nat"] <= 1000 + 2 * (2000 // netfilter.PORT_BLOCK + 2)
+    assert 1000 <= large["nat"] - small["nat"] <= 1000 + 2 * (2000 // PORT_BLOCK + 2)
 
 
 # -- walking the nat table -------------------------------------------------------------
@@ -77,7 +79,7 @@ RULE = re.compile(r"^-A (\S+)(?: -d (\S+))?(?: -p (\w+) -m \w+ --dport (\d+)(?::
                   r"(?: --to-destination (\S+))?$")
 
 
-def walk(spec: netfilter.TableSpec, destination: str, protocol: str, port: int) -> tuple[str | None, int]:
+def walk(spec: TableSpec, destination: str, protocol: str, port: int) -> tuple[str | None, int]:
     """Where a new connection to destination:port ends in vr-dnat: (DNAT target or None,
     rules looked at on the way)."""
     looked = 0
@@ -130,7 +132,7 @@ def test_many_forwards_are_dispatched_by_port_block_and_each_still_reaches_its_v
         assert found == target, (protocol, port)
         worst = max(worst, looked)
     # vr-dnat (two IPs), the crossing rules and dispatch rules of one IP, one block.
-    assert worst <= 2 + 2 + 3000 // netfilter.PORT_BLOCK + 1 + netfilter.PORT_BLOCK, worst
+    assert worst <= 2 + 2 + 3000 // PORT_BLOCK + 1 + PORT_BLOCK, worst
     for port in (250, 255, 256, 260):  # the range that crosses a block boundary
         assert walk(nat, PUBLIC_IPS[0], "udp", port)[0] == "10.0.50.2:250-260"
     assert walk(nat, PUBLIC_IPS[0], "udp", 5003)[0] == "10.0.50.3:6000-6009/5000"
@@ -166,7 +168,7 @@ def golden_states():
     import json
     from pathlib import Path
 
-    from vragent.wire import Document
+    from vragent.pipeline.intake import Document
 
     here = Path(__file__).parent
     for directory in GOLDEN_DIRS:
@@ -190,7 +192,7 @@ def test_no_table_depends_on_the_vms_dhcp_entries_data_or_passwords():
 
     from vragent import engine
     from vragent.model import DhcpHost, PasswordOffer, VmData
-    from vragent.render import netfilter6
+    from vragent.subsystems.ipv6 import rules as netfilter6
 
     def tables(state):
         return {key: (spec.policies, spec.jumps, spec.chains)

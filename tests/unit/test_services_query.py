@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 
-from vragent.services import ServiceSpec, SystemdBackend
+from vragent.shell.services import ServiceSpec, SystemdBackend
 
 
 def spec(name: str) -> ServiceSpec:
