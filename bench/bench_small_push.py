@@ -4,6 +4,7 @@ On a fresh router holding N hosts (and nothing else), interleaved, --repeat roun
   - `ip netns exec NS python3 -c pass`          the interpreter start
   - `... python3 -c 'import <what the shim imports>'`  start + imports
   - `... update_config.py NAME`                 the whole push as the management server makes it
+  - the same with `vragent serve` listening       the shim hands the push to the resident agent
 and, in one long-lived process, the same push applied by engine.apply again and again:
 what each push would cost an agent that stayed resident (no start, no imports, warm
 caches), phase by phase (the agent's own phases_ms).
@@ -24,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_scale import base_pushes, dhcp_entry  # noqa: E402
-from bench.common import REPO, router_namespace, run_agent, run_shim, scratch_dir, write_json  # noqa: E402
+from bench.common import (REPO, resident_agent, router_namespace, run_agent, run_shim_file, scratch_dir,  # noqa: E402
+                          write_json)
 from vragent.lab import sample  # noqa: E402
 
 SHIM_IMPORTS = "import gc; gc.disable(); import vragent.cli, vragent.shims, vragent.engine"
@@ -32,7 +34,8 @@ SHIM_IMPORTS = "import gc; gc.disable(); import vragent.cli, vragent.shims, vrag
 RESIDENT = """
 import json, sys, time, gc
 gc.disable()
-from vragent import engine, log
+from vragent import engine
+from vragent.shell import log
 from vragent.paths import Paths
 from vragent.pipeline.intake import load_push
 root, first, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -67,7 +70,7 @@ def main() -> None:
             batch = work / "VR-hosts.cfg"
             batch.write_text(sample.batch_cfg([(f"vm_dhcp_entry.json.{i}", dhcp_entry(i)) for i in range(args.hosts)]))
             run_agent(ns, root, "apply", str(batch))
-        start, imports, shim = [], [], []
+        start, imports, shim, handed = [], [], [], []
         cache = root / "var/cache/cloud"
         cache.mkdir(parents=True, exist_ok=True)
         for round_ in range(args.repeat):
@@ -75,7 +78,12 @@ def main() -> None:
             imports.append(timed(ns, sys.executable, "-c", SHIM_IMPORTS))
             name = f"vm_dhcp_entry.json.s{round_}"
             write_json(cache, name, dhcp_entry(args.hosts + 1 + round_))
-            shim.append(run_shim(ns, root, "update_config", name).seconds)
+            shim.append(run_shim_file(ns, root, "update_config.py", name))
+        with resident_agent(ns, root):
+            for round_ in range(args.repeat):
+                name = f"vm_dhcp_entry.json.h{round_}"
+                write_json(cache, name, dhcp_entry(args.hosts + 500 + round_))
+                handed.append(run_shim_file(ns, root, "update_config.py", name))
         for round_ in range(args.repeat):
             write_json(root, f"push-{round_}.json", dhcp_entry(args.hosts + 1000 + round_))
         resident = json.loads(subprocess.run(
@@ -88,7 +96,8 @@ def main() -> None:
     print(f"one dhcpentry push on a router holding {args.hosts:,} hosts; medians of {args.repeat}")
     print(f"  interpreter start (python3 -c pass)         {ms(start)}")
     print(f"  + the shim's imports                        {ms(imports)}  ({ms([i - s for i, s in zip(imports, start)])} imports)")
-    print(f"  update_config.py NAME, end to end           {ms(shim)}")
+    print(f"  update_config.py NAME, end to end           {ms(shim)}  (no resident agent: the shim applies it)")
+    print(f"  update_config.py NAME, resident agent       {ms(handed)}  (handed over to `vragent serve`)")
     print(f"  the same push in a resident process         {ms([r['seconds'] for r in resident[1:]])}"
           "  (first push of the process left out: it imports)")
     phases: dict[str, list[float]] = {}

@@ -80,6 +80,37 @@ def run_shim(ns: str, root: Path, shim: str, *args: str, check: bool = True) -> 
     return _run(ns, shim, list(args), check=check, env={"VRAGENT_ROOT": str(root)})
 
 
+def run_shim_file(ns: str, root: Path, shim: str, *args: str) -> float:
+    """Run the shim file itself (packaging/update_config.py ...) as the management server
+    does: its wall time. It hands the push to a resident agent when one listens."""
+    env = {**os.environ, "VRAGENT_ROOT": str(root), "PYTHONPATH": str(REPO)}
+    started = time.perf_counter()
+    done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, str(REPO / "packaging" / shim), *args],
+                          env=env, capture_output=True, text=True, cwd=REPO)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{shim} failed ({done.returncode}): {done.stderr}")
+    return seconds
+
+
+@contextmanager
+def resident_agent(ns: str, root: Path):
+    """`vragent serve` in the namespace for the duration, stopped by its PID."""
+    process = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "vragent", "--root", str(root),
+                                "serve"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sock = root / "run/vragent/agent.sock"
+    deadline = time.monotonic() + 60
+    while not sock.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the resident agent did not start")
+        time.sleep(0.05)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def _run(ns: str, entry: str, args: list[str], check: bool, env: dict | None = None) -> Run:
     with tempfile.NamedTemporaryFile("r") as peak, tempfile.TemporaryFile("w+") as out, \
             tempfile.TemporaryFile("w+") as err:
