@@ -6,12 +6,12 @@ restart: N dhcpentry files (one VR-*.cfg), N vmdata files (one VR-*.cfg), and N 
 forwards with N ingress firewall rules (one forwarding_rules file, one firewall_rules file,
 one VR-*.cfg). On that router, each small push is made --repeat times through the shim the
 management server calls (`update_config.py NAME`): one new DHCP entry, one new VM's data,
-one added firewall rule, one added forward, and a no-op (the last DHCP entry again). The
-floor is a bare iptables-restore of the rendered ruleset into an empty namespace.
+one added firewall rule, one added forward, and a no-op (the last DHCP entry again); with
+--resident the shim hands them to `vragent serve`. The floor is a bare iptables-restore of the rendered ruleset into an empty namespace.
 
 Times are medians, in seconds, wall clock of the whole process (interpreter start
-included). Peak RSS is the agent's own (VmHWM, bench/agent_peak.py), the largest of its
-runs at that size. Growth exponents are fitted (least squares of log t against log N)
+included). Peak RSS is the agent's own (VmHWM, bench/agent_peak.py), the largest of the
+cold batches at that size. Growth exponents are fitted (least squares of log t against log N)
 over the sizes > 0, on the time above the same case at N = 0 (so a fixed cost does not
 flatter them), where that time is at least a quarter of the fixed cost; any batch above
 1.2 is flagged.
@@ -22,6 +22,7 @@ flatter them), where that time is at least a quarter of the fixed cost; any batc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import statistics
@@ -31,7 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import router_namespace, run_agent, run_shim, scratch_dir, sh, write_json  # noqa: E402
+from bench.common import (resident_agent, router_namespace, run_agent, run_shim_file, scratch_dir, sh,  # noqa: E402
+                          write_json)
 from tests.unit import pushes as p  # noqa: E402
 from vragent.lab import sample  # noqa: E402
 
@@ -104,11 +106,11 @@ def small_pushes(size: int, round_: int) -> dict[str, tuple[str, dict]]:
     }
 
 
-def push_through_shim(ns: str, root: Path, name: str, payload: dict):
+def push_through_shim(ns: str, root: Path, name: str, payload: dict) -> float:
     cache = root / "var/cache/cloud"
     cache.mkdir(parents=True, exist_ok=True)
     write_json(cache, name, payload)
-    return run_shim(ns, root, "update_config", name)
+    return run_shim_file(ns, root, "update_config.py", name)
 
 
 def floor_of(root: Path, ns_name: str, ns: str) -> float:
@@ -119,7 +121,7 @@ def floor_of(root: Path, ns_name: str, ns: str) -> float:
         return time.perf_counter() - started
 
 
-def one_size(work: Path, size: int, repeat: int) -> dict[str, tuple[float, int]]:
+def one_size(work: Path, size: int, repeat: int, resident: bool) -> dict[str, tuple[float, int]]:
     """case -> (median seconds, peak RSS kB) on a fresh router holding `size` of everything."""
     measured: dict[str, tuple[float, int]] = {}
     files = batches(work, size)
@@ -130,15 +132,13 @@ def one_size(work: Path, size: int, repeat: int) -> dict[str, tuple[float, int]]
             run = run_agent(ns, root, "apply", str(path))
             measured[label] = (run.seconds, run.peak_rss_kb)
         times: dict[str, list[float]] = {}
-        peaks: dict[str, int] = {}
-        for round_ in range(repeat):
-            # Interleaved: a busy moment of the machine weighs on every case alike.
-            for label, (name, payload) in small_pushes(size, round_).items():
-                run = push_through_shim(ns, root, name, payload)
-                times.setdefault(label, []).append(run.seconds)
-                peaks[label] = max(peaks.get(label, 0), run.peak_rss_kb)
+        with resident_agent(ns, root) if resident else contextlib.nullcontext():
+            for round_ in range(repeat):
+                # Interleaved: a busy moment of the machine weighs on every case alike.
+                for label, (name, payload) in small_pushes(size, round_).items():
+                    times.setdefault(label, []).append(push_through_shim(ns, root, name, payload))
         for label, values in times.items():
-            measured[label] = (statistics.median(values), peaks[label])
+            measured[label] = (statistics.median(values), 0)
         floors = [floor_of(root, f"vrfloor{os.getpid() % 10000}", ns) for _ in range(max(1, repeat // 2))]
         measured["floor: bare iptables-restore"] = (statistics.median(floors), 0)
     return measured
@@ -162,17 +162,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="0,1000,5000,10000,20000")
     parser.add_argument("--repeat", type=int, default=5, help="rounds of small pushes per size (medians)")
+    parser.add_argument("--resident", action="store_true",
+                        help="small pushes handed by the shim to a resident agent (vragent serve)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     work = scratch_dir("vragent-bench-scale-")
     started = time.monotonic()
     load_before = os.getloadavg()
-    results = {size: one_size(work, size, args.repeat) for size in sizes}
+    results = {size: one_size(work, size, args.repeat, args.resident) for size in sizes}
     cases = list(results[sizes[0]])
 
     print(f"vragent push cost by router size (N hosts, N VMs' data, N forwards and N firewall rules); "
           f"medians of {args.repeat}; load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after, "
-          f"{os.cpu_count()} CPUs; {time.monotonic() - started:.0f} s")
+          f"{os.cpu_count()} CPUs; {time.monotonic() - started:.0f} s; small pushes "
+          f"{'handed to a resident agent' if args.resident else 'applied by the shim itself'}")
     header = f"{'case':<34}" + "".join(f"{f'N={size:,}':>11}" for size in sizes) + f"{'x N=0':>8}{'exp':>7}"
     print(header)
     flagged = []
@@ -187,7 +190,8 @@ def main() -> None:
         print(f"{case:<34}" + "".join(f"{s:>11.3f}" for s in seconds) + f"{ratio:>8.2f}"
               + (f"{exponent:>7.2f}" if exponent is not None else f"{'-':>7}") + mark)
     print(f"{'peak RSS MB (the agent alone)':<34}"
-          + "".join(f"{max(kb for _, kb in results[size].values()) / 1024:>11.1f}" for size in sizes))
+          + "".join(f"{max(kb for _, kb in results[size].values()) / 1024:>11.1f}" for size in sizes)
+          + "   (the largest of the cold batches)")
     big = sizes[-1]
     floor = results[big]["floor: bare iptables-restore"][0]
     cold = results[big]["batch: N forwards + N firewall"][0]
