@@ -63,25 +63,68 @@ def stop_processes_in(ns: str) -> None:
 @dataclass
 class Run:
     seconds: float
-    peak_rss_kb: int
+    peak_rss_kb: int  # the agent's own (VmHWM), never the bench's (see bench/agent_peak.py)
     result: dict
 
 
+AGENT_PEAK = REPO / "bench" / "agent_peak.py"
+
+
 def run_agent(ns: str, root: Path, *args: str, check: bool = True) -> Run:
-    """Run the agent in the namespace; wall time and the process's peak RSS (wait4)."""
-    argv = ["ip", "netns", "exec", ns, sys.executable, "-m", "vragent", "--root", str(root), *args]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    """Run `vragent --root ROOT ARGS` in the namespace: wall time and the agent's peak RSS."""
+    return _run(ns, "cli", ["--root", str(root), *args], check=check)
+
+
+def run_shim(ns: str, root: Path, shim: str, *args: str, check: bool = True) -> Run:
+    """Run a shim (update_config or vr_cfg) as the management server does, with VRAGENT_ROOT."""
+    return _run(ns, shim, list(args), check=check, env={"VRAGENT_ROOT": str(root)})
+
+
+def run_shim_file(ns: str, root: Path, shim: str, *args: str) -> float:
+    """Run the shim file itself (packaging/update_config.py ...) as the management server
+    does: its wall time. It hands the push to a resident agent when one listens."""
+    env = {**os.environ, "VRAGENT_ROOT": str(root), "PYTHONPATH": str(REPO)}
+    started = time.perf_counter()
+    done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, str(REPO / "packaging" / shim), *args],
+                          env=env, capture_output=True, text=True, cwd=REPO)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{shim} failed ({done.returncode}): {done.stderr}")
+    return seconds
+
+
+@contextmanager
+def resident_agent(ns: str, root: Path):
+    """`vragent serve` in the namespace for the duration, stopped by its PID."""
+    process = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "vragent", "--root", str(root),
+                                "serve"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sock = root / "run/vragent/agent.sock"
+    deadline = time.monotonic() + 60
+    while not sock.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the resident agent did not start")
+        time.sleep(0.05)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _run(ns: str, entry: str, args: list[str], check: bool, env: dict | None = None) -> Run:
+    with tempfile.NamedTemporaryFile("r") as peak, tempfile.TemporaryFile("w+") as out, \
+            tempfile.TemporaryFile("w+") as err:
+        argv = ["ip", "netns", "exec", ns, sys.executable, str(AGENT_PEAK), peak.name, entry, *args]
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(argv, stdout=out, stderr=err, cwd=REPO, env={**os.environ, **(env or {})})
         seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
         text = out.read()
         if check and proc.returncode != 0:
             raise SystemExit(f"agent failed ({proc.returncode}): {err.read()}\n{text[-2000:]}")
+        peak_kb = int(peak.read() or 0)
     result = json.loads(text) if text.strip().startswith("{") else {}
-    return Run(seconds, usage.ru_maxrss, result)
+    return Run(seconds, peak_kb, result)
 
 
 def timed(argv: list[str], input_path: str | None = None) -> float:

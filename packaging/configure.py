@@ -10,7 +10,12 @@ not keep: it would delete every address missing from its empty ips bag.
 import sys
 
 if __name__ == "__main__":  # importable without side effects (the incumbent imports configure)
-    from vragent.cli import exit_now
-    from vragent.shims import configure
+    from vragent.ops.resident import hand_over
 
-    exit_now(configure(sys.argv[1:]))
+    code = hand_over("configure", sys.argv[1:])  # the resident agent, when it listens
+    if code is None:
+        from vragent.cli import exit_now
+        from vragent.shims import configure
+
+        exit_now(configure(sys.argv[1:]))
+    sys.exit(code)

@@ -4,7 +4,14 @@ import gc
 import sys
 
 gc.disable()  # one short process, like `vragent apply` (vragent.command)
-from vragent.cli import exit_now  # noqa: E402
-from vragent.shims import update_config  # noqa: E402
+from vragent.ops.resident import hand_over  # noqa: E402 - the standard library only
 
-exit_now(update_config(sys.argv[1:]))
+# The resident agent (`vragent serve`) runs it when it listens; otherwise this process does.
+code = hand_over("update_config", sys.argv[1:])
+if code is None:
+    from vragent.cli import exit_now  # noqa: E402
+    from vragent.shims import update_config  # noqa: E402
+
+    exit_now(update_config(sys.argv[1:]))
+sys.stdout.flush()
+sys.exit(code)

@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("-6", dest="ipv6", action="store_true",
                         help="the IPv6 tables, as ip6tables-restore input (empty for an IPv4-only router)")
 
+    serve = commands.add_parser("serve", help="the resident agent: run the shims' pushes handed over on "
+                                              "run/vragent/agent.sock, without an interpreter start each")
+    serve.add_argument("--once", action="store_true", help="serve one push and exit")
     supervise = commands.add_parser("supervise", help="restart enabled daemons that died (where systemd does not)")
     supervise.add_argument("--interval", type=float, default=1.0, help="seconds between checks (default %(default)s)")
     supervise.add_argument("--once", action="store_true", help="check once and exit")
@@ -262,7 +265,7 @@ def run() -> None:
     exit_now(main())
 
 
-LONG_RUNNING = ("supervise", "notify")
+LONG_RUNNING = ("supervise", "notify", "serve")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         import gc
 
         gc.enable()  # vragent.command turned it off for one-shot runs
+    if args.command == "serve":
+        from vragent.ops import resident
+
+        return resident.serve(paths, args.once)
     if args.command == "supervise":
         from vragent.ops import supervise
 

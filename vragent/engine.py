@@ -225,7 +225,12 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
         state_text = None  # serialised while the transaction waits for its processes (below)
     result.phase_done("merge")
 
-    desired = render(new_state, paths, role, release_vips, tables=not tables_as_verified)
+    # A push that changed only what no table depends on (a VM's DHCP entry, data or password:
+    # the push of every VM deploy) leaves the tables as verified for the state before it:
+    # they are neither rendered nor read, however many rules the router holds.
+    tables_carried = (not full and not tables_as_verified and not state_as_saved
+                      and tables_memo.fits(generation, saved_digest) and tables_unaffected(old_state, new_state))
+    desired = render(new_state, paths, role, release_vips, tables=not (tables_as_verified or tables_carried))
     if netfilter6.withdrawn(old_state, new_state):  # IPv6 gone: its chains and route go too
         desired = netfilter6.withdraw(desired)
     claim_owned_files(desired)
@@ -291,11 +296,31 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
         logger.info("state saved to %s", paths.state)
     if documents:
         merge_memo.remember(push, state_digest)
-    if not tables_as_verified:
+    if tables_carried:
+        tables_memo.carry(generation, saved_digest, state_digest)
+    elif not tables_as_verified:
         tables_memo.remember(generation, state_digest, desired.tables)
     result.changed = bool(plan.steps) or state_changed
     result.status = "applied" if result.changed else "unchanged"
     result.phase_done("record")
+
+
+# RouterState fields no netfilter table is rendered from (tests/unit/test_scale.py proves it
+# on every golden router).
+TABLE_FREE_FIELDS = ("dhcp_hosts", "vm_data", "password_offers")
+
+
+def tables_unaffected(old: RouterState, new: RouterState) -> bool:
+    """Whether `new` differs from `old` only in TABLE_FREE_FIELDS (merges keep the very
+    objects of the sections they leave alone, so this is mostly identity checks)."""
+    import dataclasses
+
+    for item in dataclasses.fields(RouterState):
+        if item.name not in TABLE_FREE_FIELDS:
+            before, after = getattr(old, item.name), getattr(new, item.name)
+            if before is not after and before != after:
+                return False
+    return True
 
 
 class Background:

@@ -85,6 +85,33 @@ def test_port_range_forwarding_maps_port_to_port(lab, router):
         assert connects(lab, "up", PF_IP, 7102)
 
 
+def test_many_forwards_go_by_port_block_and_each_block_reaches_its_vm(lab, router):
+    """Past FORWARDS_IN_ONE_CHAIN forwards on one IP, new connections are dispatched by port
+    block (subsystems/firewall/rules.py): real iptables takes the layout, it converges, the forwards
+    at either end of a block and across a boundary work, and a revoked one stops."""
+    from vragent.subsystems.firewall.rules import PORT_BLOCK
+
+    first = 20 * PORT_BLOCK  # ports 5120.. : blocks 20 and 21
+    forwards = [sample.forward_rule(PF_IP, first + n, VM2_IP, 9) for n in range(300) if n not in (0, 255, 256, 257)]
+    forwards += [sample.forward_rule(PF_IP, first, VM1_IP, 22), sample.forward_rule(PF_IP, first + 255, VM1_IP, 23),
+                 sample.forward_rule(PF_IP, (first + 256, first + 257), VM1_IP, (24, 25))]
+    forwards.append(sample.forward_rule(PF_IP, (first + 511, first + 512), VM1_IP, (26, 27)))  # crosses 21|22
+    firewall = sample.firewall_rules(sample.firewall_rule(30, ports=(first, first + 512), public_ip=PF_IP))
+    apply_ok(router, sample.forward_rules(*forwards), firewall)
+    saved = router.iptables_save()
+    assert f"-A vr-pf-{PF_IP} -p tcp -m tcp --dport {first}:{first + PORT_BLOCK - 1} -j vr-pf-{PF_IP}-t20" in saved
+    assert f"-A vr-pf-{PF_IP}-t20 -p tcp -m tcp --dport {first} -j DNAT --to-destination {VM1_IP}:22" in saved
+    with TcpServer(lab, "vm1", 22), TcpServer(lab, "vm1", 23), TcpServer(lab, "vm1", 25), TcpServer(lab, "vm1", 27):
+        assert connects(lab, "up", PF_IP, first, source=ALLOWED_SOURCE)
+        assert connects(lab, "up", PF_IP, first + 255, source=ALLOWED_SOURCE)
+        assert connects(lab, "up", PF_IP, first + 257, source=ALLOWED_SOURCE)
+        assert connects(lab, "up", PF_IP, first + 512, source=ALLOWED_SOURCE)
+        assert not connects(lab, "up", PF_IP, first + 300, source=ALLOWED_SOURCE)  # not forwarded
+    apply_ok(router, sample.forward_rules(sample.forward_rule(PF_IP, first + 255, VM1_IP, 23, revoke=True)))
+    with TcpServer(lab, "vm1", 23):
+        assert not connects(lab, "up", PF_IP, first + 255, source=ALLOWED_SOURCE)
+
+
 def test_ingress_firewall_admits_only_the_allowed_cidr_and_port(lab, router):
     forwards = sample.forward_rules(sample.forward_rule(PF_IP, 2222, VM1_IP, 22),
                                     sample.forward_rule(PF_IP, 2223, VM1_IP, 23))

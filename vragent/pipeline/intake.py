@@ -262,6 +262,21 @@ def fingerprint(documents: list[Document]) -> str | None:
     return digest.hexdigest()
 
 
+def _merge_run(state: RouterState, run: list) -> RouterState:
+    """Merge consecutive changes of one type, together where the type can (`merge_all`:
+    the same result as one by one, without re-reading the whole section per change),
+    and empties `run`."""
+    if not run:
+        return state
+    module, changes = run[0], run[1:]
+    run.clear()
+    if len(changes) > 1 and hasattr(module, "merge_all"):
+        return module.merge_all(state, changes)
+    for change in changes:
+        state = module.merge(state, change)
+    return state
+
+
 def merge_documents(state: RouterState, documents: list[Document],
                     context: Context | None = None) -> RouterState:
     """Validate and merge every document into `state`; all errors raise together."""
@@ -272,8 +287,10 @@ def merge_documents(state: RouterState, documents: list[Document],
     # slow; holding the item keeps its id from being reused by another object.
     origins: dict[int, tuple[object, str]] = {}
     gateway_only: list[tuple[str, Fields]] = []  # (type, document) of NOT_FOR_DHCP_SERVER types
+    run: list = []  # [module, change, ...]: consecutive changes of one type, not merged yet
     for document in documents:
         if document.is_native:
+            state = _merge_run(state, run)
             state = state_doc.from_document(document.data, document.path, errors)
             continue
         fields = Fields(document.data, document.path, errors)
@@ -290,10 +307,15 @@ def merge_documents(state: RouterState, documents: list[Document],
         change = module.parse(fields, context) if kind in _NEEDS_CONTEXT else module.parse(fields)
         if change is None:
             continue
-        state = module.merge(state, change)
+        if run and run[0] is not module:
+            state = _merge_run(state, run)
+        if not run:
+            run.append(module)
+        run.append(change)
         if hasattr(module, "origins"):
             pairs = module.origins(change)
             origins.update((id(item), (item, path)) for item, path in (pairs.items() if isinstance(pairs, dict) else pairs))
+    state = _merge_run(state, run)
     if state.is_dhcp_server:  # known only once the whole push is merged (its cmdline may come last)
         for kind, fields in gateway_only:
             fields.error("type", f"{kind!r} is refused on a dhcpsrvr router: a shared network's VR is "

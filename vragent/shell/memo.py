@@ -122,6 +122,19 @@ class TablesMemo:
         payload = {name: (spec.policies, spec.jumps, spec.chains) for name, spec in tables.items()}
         files.atomic_write(self.path, self._key(generation, state_digest) + marshal.dumps(payload), 0o600)
 
+    def carry(self, generation: RulesetGeneration | None, old_digest: str, new_digest: str) -> None:
+        """The tables verified for the state `old_digest` are exactly what the state
+        `new_digest` renders to too (its change touched no table): remember them for it."""
+        try:
+            with open(self.path, "rb") as handle:
+                key, payload = handle.readline(), handle.read()
+        except OSError:
+            return
+        if generation is None or key != self._key(generation, old_digest):
+            self.forget()
+            return
+        files.atomic_write(self.path, self._key(generation, new_digest) + payload, 0o600)
+
     def forget(self) -> None:
         files.remove(self.path)
 

@@ -131,7 +131,7 @@ def observe(sysctl_keys, file_paths=(), daemons=(), backend=None, links_and_addr
         default_route=netlink.default_route(),
         read_only_sysctls={key for key in sysctl_keys if sysctl_read_only(key)},
         files={str(path): files.read_text(path) for path in file_paths},
-        running={spec.name: backend.running(spec) for spec in daemons},
+        running=backend.running_all(daemons) if daemons else {},
         policy_rules={rule for rule in rules if owns_rule(rule)},
         policy_routes=routes,
         static_routes=static_routes,

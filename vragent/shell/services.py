@@ -58,6 +58,10 @@ class Backend:
     def running(self, spec: ServiceSpec) -> int | None:
         raise NotImplementedError
 
+    def running_all(self, specs) -> dict[str, int | None]:
+        """Service name -> its pid (None: not running), for every spec at once."""
+        return {spec.name: self.running(spec) for spec in specs}
+
     def start(self, spec: ServiceSpec) -> None:
         raise NotImplementedError
 
@@ -146,6 +150,21 @@ class SystemdBackend(Backend):
         out = runner.run(["systemctl", "show", "-p", "MainPID", "--value", self.unit(spec)], check=False).stdout
         pid = int(out.strip() or 0)
         return pid or None
+
+    def running_all(self, specs) -> dict[str, int | None]:
+        # One systemctl for every daemon, not one each: an apply observes all of them twice
+        # (before the plan and to verify), and each systemctl is a fork and a D-Bus round trip.
+        specs = list(specs)
+        if not specs:
+            return {}
+        out = runner.run(["systemctl", "show", "-p", "Id", "-p", "MainPID", *map(self.unit, specs)],
+                         check=False).stdout
+        pids: dict[str, int] = {}
+        for block in out.split("\n\n"):
+            values = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            if "Id" in values:
+                pids[values["Id"]] = int(values.get("MainPID") or 0)
+        return {spec.name: pids.get(self.unit(spec)) or None for spec in specs}
 
     def start(self, spec: ServiceSpec) -> None:
         runner.run(["systemctl", "start", self.unit(spec)])

@@ -104,6 +104,54 @@ def _dnat_target(rule: PortForward) -> str:
     return target
 
 
+# A public IP's forwards are one flat chain up to this many; past it, a new connection
+# would walk them all (~21 ns a rule), so they are dispatched by port block instead.
+FORWARDS_IN_ONE_CHAIN = 64
+# Ports per block: a connection walks at most 65536 / PORT_BLOCK dispatch rules and one
+# block's rules (256 + 256 for a fully forwarded IP), and one added forward edits one block.
+PORT_BLOCK = 256
+
+
+def _dnat_lines(rule: PortForward, vpc: bool) -> list[str]:
+    """A forward's DNAT rules: one, or on a VPC router one per source CIDR (forwardrules.py)."""
+    proto = rule.protocol.value
+    match = f"-p {proto} -m {proto} --dport {rule.public_ports.match()} -j DNAT --to-destination {_dnat_target(rule)}"
+    if vpc and rule.sources is not None:
+        return [f"-s {net(source)} {match}" for source in rule.sources]
+    return [match]
+
+
+def _port_forward_chain(table: TableSpec, chain: str, rules: list[PortForward], vpc: bool = False) -> None:
+    """One public IP's DNAT rules: flat, or, when many, one sub-chain per protocol and block
+    of PORT_BLOCK ports (`vr-pf-<ip>-t<block>`, `-u` for udp), jumped to by that block's
+    port range. A forward whose ports cross a block boundary stays in `chain` itself. The
+    forwards of one IP and protocol never overlap (validation) and DNAT ends the walk,
+    so their order is free; `iptables -t nat -L -v` still shows every rule and its counters."""
+
+    def add(target: str, rule: PortForward) -> None:
+        for line in _dnat_lines(rule, vpc):
+            table.add(target, line)
+
+    if len(rules) <= FORWARDS_IN_ONE_CHAIN:
+        for rule in rules:
+            add(chain, rule)
+        return
+    table.chain(chain)
+    blocks: dict[tuple[str, int], list[PortForward]] = {}
+    for rule in rules:
+        block = rule.public_ports.first // PORT_BLOCK
+        if rule.public_ports.last // PORT_BLOCK != block:
+            add(chain, rule)
+        else:
+            blocks.setdefault((rule.protocol.value, block), []).append(rule)
+    for (proto, block), members in sorted(blocks.items()):
+        sub = f"{chain}-{proto[0]}{block}"
+        first = block * PORT_BLOCK
+        table.add(chain, f"-p {proto} -m {proto} --dport {first}:{first + PORT_BLOCK - 1} -j {sub}")
+        for rule in members:
+            add(sub, rule)
+
+
 def nat(state: RouterState, table: TableSpec, source_nat_address=None) -> None:
     """vr-dnat (port forwards per public IP, static NAT) and vr-snat (hairpin, static NAT, source
     NAT to `source_nat_address(state, device)`, by default the NIC's own source-NAT IP)."""
@@ -120,18 +168,10 @@ def nat(state: RouterState, table: TableSpec, source_nat_address=None) -> None:
         forwards.setdefault(rule.public_ip, []).append(rule)
     for public_ip, rules in forwards.items():
         chain = f"vr-pf-{public_ip}"
-        lines = []
-        for rule in rules:
-            proto = rule.protocol.value
-            match = f"-p {proto} -m {proto} --dport {rule.public_ports.match()} -j DNAT --to-destination {_dnat_target(rule)}"
-            if state.is_vpc and rule.sources is not None:  # a VPC rule's source CIDRs (forwardrules.py)
-                lines += [f"-s {net(source)} {match}" for source in rule.sources]
-            else:
-                lines.append(match)
-        if lines:
-            table.add(dnat, f"-d {host(public_ip)} -j {chain}")
-            for line in lines:
-                table.add(chain, line)
+        if not any(_dnat_lines(rule, state.is_vpc) for rule in rules):
+            continue  # a VPC forward open to IPv6 sources only admits no IPv4 source
+        table.add(dnat, f"-d {host(public_ip)} -j {chain}")
+        _port_forward_chain(table, chain, rules, state.is_vpc)
     for nat in state.static_nats:
         table.add(dnat, f"-d {host(nat.public_ip)} -j DNAT --to-destination {nat.internal_ip}")
 

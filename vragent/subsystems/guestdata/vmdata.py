@@ -102,5 +102,18 @@ def merge(state: RouterState, change: VmDataChange) -> RouterState:
     return replace(state, vm_data=tuple(sorted(kept, key=lambda vm: vm.ip)))
 
 
+def merge_all(state: RouterState, changes: list[VmDataChange]) -> RouterState:
+    """What merge() one change after another makes, in linear time (a batch holds one per VM)."""
+    by_ip: dict[object, list[VmData]] = {}
+    for vm in state.vm_data:
+        by_ip.setdefault(vm.ip, []).append(vm)
+    for change in changes:
+        by_ip.pop(change.data.ip, None)  # re-inserted last, as a one-by-one merge appends it
+        if not change.data.empty:
+            by_ip[change.data.ip] = [change.data]
+    kept = [vm for vms in by_ip.values() for vm in vms]
+    return replace(state, vm_data=tuple(sorted(kept, key=lambda vm: int(vm.ip))))
+
+
 def origins(change: VmDataChange) -> list[tuple[object, str]]:
     return [(change.data, change.path)]

@@ -60,5 +60,17 @@ def merge(state: RouterState, change: PasswordChange) -> RouterState:
     return replace(state, password_offers=tuple(sorted(offers, key=lambda o: o.ip)))
 
 
+def merge_all(state: RouterState, changes: list[PasswordChange]) -> RouterState:
+    """What merge() one change after another makes, in linear time (a batch holds one per VM)."""
+    by_ip: dict[object, list[PasswordOffer]] = {}
+    for offer in state.password_offers:
+        by_ip.setdefault(offer.ip, []).append(offer)
+    for change in changes:
+        by_ip.pop(change.offer.ip, None)
+        by_ip[change.offer.ip] = [change.offer]
+    offers = [offer for same_ip in by_ip.values() for offer in same_ip]
+    return replace(state, password_offers=tuple(sorted(offers, key=lambda o: int(o.ip))))
+
+
 def origins(change: PasswordChange) -> list[tuple[object, str]]:
     return [(change.offer, change.path)]
