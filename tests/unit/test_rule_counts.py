@@ -41,8 +41,10 @@ def counts(state: RouterState) -> dict[str, int]:
 ISOLATED = [
     ((1, 0, 0, 0), {"raw": 0, "mangle": 8, "nat": 5, "filter": 29}),
     ((2, 10, 10, 0), {"raw": 0, "mangle": 21, "nat": 16, "filter": 29}),
-    ((3, 100, 100, 10), {"raw": 0, "mangle": 214, "nat": 207, "filter": 39}),
-    ((11, 100, 100, 100), {"raw": 0, "mangle": 1038, "nat": 1015, "filter": 129}),
+    # Above 64 forwards an IP's forwards go into blocks of 256 ports: ports 1000-1099 are two
+    # blocks, so two jumps more per IP.
+    ((3, 100, 100, 10), {"raw": 0, "mangle": 214, "nat": 211, "filter": 39}),
+    ((11, 100, 100, 100), {"raw": 0, "mangle": 1038, "nat": 1035, "filter": 129}),
 ]
 
 
