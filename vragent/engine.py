@@ -17,6 +17,7 @@ from vragent.render import (addresses, dnsmasq, haproxy, metadata, monitoring, n
                             sysctl, vpn)
 from vragent import redundancy
 from vragent.render import conntrackd, keepalived
+from vragent.render import incumbent_files
 from vragent.wire import Document, merge_documents
 from vragent.wire.intake import fingerprint
 from vragent.wire.context import Context
@@ -93,7 +94,8 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
         links=links,
         files={paths.under(sysctl.SYSCTL_FILE): (sysctl.file_content(sysctls), 0o644),
                paths.under(routing.RT_TABLES_FILE): (routing.rt_tables(links.policy), 0o644),
-               **monitoring.files(state, paths)},
+               **monitoring.files(state, paths),
+               **incumbent_files.files(state, paths)},  # /etc/dhcphosts.txt etc. (issue 14)
         daemons=daemons(state, paths),
         backend=services.backend(paths),
     )

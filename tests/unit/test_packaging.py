@@ -61,6 +61,7 @@ DOCUMENTED_PATHS = {
     # pid and lock files under vragent's runtime directory
     "/run/vragent/dnsmasq.pid",
     "/run/vragent/haproxy.pid",
+    "/run/vragent/metadata.pid",
     "/run/vragent/keepalived.pid",
     "/run/vragent/keepalived_vrrp.pid",
     "/run/vragent/keepalived_checkers.pid",

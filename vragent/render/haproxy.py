@@ -144,6 +144,11 @@ def reconcile(cs: CloudStackLb, paths: Paths) -> str:
 
     header += [f"# certificate {c.name}.pem sha256:{hashlib.sha256(c.pem().encode()).hexdigest()[:16]}"
                for c in cs.ssl_certs]
+    # A blank line after the header: CloudStack's haproxy_check.py reads a section as the
+    # lines from its first one to the next blank line, so a comment straight above `global`
+    # would be taken for the section's name (KeyError 'global').
+    if body and body[0].strip():
+        header.append("")
     return "\n".join(header + body).rstrip("\n") + "\n"
 
 
