@@ -131,3 +131,64 @@ def test_a_healthy_isolated_router_passes_every_check(isolated):
     assert "loadbalancing.service" not in results["basic"]  # no load balancer: vragent runs no HAProxy
     assert results["basic"]["dhcp.service"]["message"] == "service is running"
     print(f"fresh health check on a healthy isolated router: {time.monotonic() - started:.1f} s")
+
+
+def failed(results, kind):
+    return {name for name, check in results[kind].items() if name != "lastRun" and check["success"] == "FAILED"}
+
+
+def test_a_vm_the_router_lost_fails_the_dhcp_and_dns_checks_and_only_those(isolated):
+    agent, router = isolated
+    # The management server still lists db-01 (its health data), the router no longer has it.
+    result = agent.apply(sample.dhcp_entry(VM2_MAC, VM2_IP, "db-01", ROUTER_GUEST_IP, ROUTER_GUEST_IP, remove=True))
+    assert result.returncode == 0, result.errors
+    failing, results = fresh_checks(router)
+    assert sorted(failing) == ["dhcp_check.py", "dns_check.py", "vragent_dnsmasq_check.py"], results
+    assert "db-01" in results["advanced"]["dhcp_check.py"]["message"]
+    assert "db-01 -> no address" in results["advanced"]["vragent_dnsmasq_check.py"]["message"]
+    assert failed(results, "basic") == set()
+
+
+def test_a_port_forward_missing_from_the_kernel_fails_iptables_check_and_only_it(isolated):
+    agent, router = isolated
+    agent.lab.run("vr", ["iptables", "-w", "-t", "nat", "-F", f"vr-pf-{PF_IP}"])
+    failing, results = fresh_checks(router)
+    assert failing == ["iptables_check.py"], results
+    assert f"{PF_IP}:2222 -> {VM1_IP}:22" in results["advanced"]["iptables_check.py"]["message"]
+    # vragent puts it back: the next apply converges the tables, and the check passes again.
+    assert agent.apply(*isolated_pushes(), full=True).returncode == 0
+    assert fresh_checks(router)[0] == []
+
+
+def _pid(agent, name):
+    return int((agent.root / f"run/vragent/{name}.pid").read_text().split()[0])
+
+
+def test_dead_dnsmasq_and_data_server_fail_their_checks_and_are_restarted_by_their_units(isolated):
+    agent, router = isolated
+    dnsmasq, server = _pid(agent, "dnsmasq"), _pid(agent, "metadata")
+    os.kill(dnsmasq, signal.SIGKILL)
+    os.kill(server, signal.SIGKILL)
+    time.sleep(0.3)
+    # What only observes: the advanced run (no service monitoring) and the data server check.
+    done = router.run(["python", "/root/monitorServices.py", "advanced"])
+    assert done.returncode == 0, done.stderr
+    advanced = json.loads((agent.root / "root/advanced_monitor_results.json").read_text())
+    assert failed({"advanced": advanced}, "advanced") == {"vragent_dnsmasq_check.py"}, advanced
+    assert advanced["vragent_dnsmasq_check.py"]["message"] == "dnsmasq is not running"
+    direct = router.run(["./health_checks/vragent_data_server_check.py", "basic"])
+    assert direct.returncode == 1 and "does not answer" in direct.stdout, direct
+    # The fresh check's basic run finds both dead and restarts them through vragent's units.
+    failing, results = fresh_checks(router)
+    assert failing == [], results
+    # (The lab's stand-in for systemd restarts every dead daemon at once, so the second
+    # service may already be back when the monitor looks at it.)
+    messages = {results["basic"][s]["message"] for s in ("dhcp.service", "webserver.service")}
+    assert "service is running, was restarted" in messages and messages <= {
+        "service is running, was restarted", "service is running"}, results["basic"]
+    assert _pid(agent, "dnsmasq") != dnsmasq and _pid(agent, "metadata") != server
+    # getRouterAlerts.sh hands the restarts to the management server (GetRouterAlertsAnswer).
+    alerts = router.script("getRouterAlerts.sh", "1970-01-01", "00:00:00")
+    assert alerts.returncode == 0 and "is recovered successfully" in alerts.stdout, alerts
+    lines = [line for line in alerts.stdout.strip().split("\\n") if line]  # Java's split drops the empty tail
+    assert time.strptime(lines[-1].split(",")[0], "%Y-%m-%d %H:%M:%S")

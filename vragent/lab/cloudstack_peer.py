@@ -60,12 +60,12 @@ def _stand_ins(root: Path, python: str) -> dict[str, str]:
         # A VR's `service vragent-<name> restart` is systemd's; the lab's daemons are
         # supervised by vragent itself. Anything else is no unit of this router.
         "service": "#!/bin/sh\n# The lab's stand-in for a VR's service(8).\n"
-                   "case \"$1\" in vragent-*) exec " + agent + " supervise >/dev/null ;; esac\n"
+                   "case \"$1\" in vragent-*) exec " + agent + " supervise --once >/dev/null 2>&1 </dev/null ;; esac\n"
                    "echo \"$1: unrecognized service\" >&2\nexit 1\n",
         "systemctl": "#!/bin/sh\n# The lab's stand-in for systemctl: vragent's units, as supervise keeps them.\n"
                      "unit=${2%.service}\n"
                      "case \"$1 $unit\" in\n"
-                     "  \"restart vragent-\"*|\"start vragent-\"*) exec " + agent + " supervise >/dev/null ;;\n"
+                     "  \"restart vragent-\"*|\"start vragent-\"*) exec " + agent + " supervise --once >/dev/null 2>&1 </dev/null ;;\n"
                      "  \"is-active vragent-\"*) pid=/run/vragent/${unit#vragent-}.pid\n"
                      "     if [ -f \"$pid\" ] && kill -0 \"$(cat \"$pid\")\" 2>/dev/null; then echo active; exit 0; fi\n"
                      "     echo inactive; exit 3 ;;\n"
