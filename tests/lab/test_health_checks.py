@@ -21,8 +21,7 @@ import pytest
 from vragent.lab import sample
 from vragent.lab.agent import RouterAgent
 from vragent.lab.cloudstack_peer import RELEASE, SIGNATURE, CloudStackRouter, missing_reason, peer_dir
-from vragent.lab.topology import (EXTRA_PUBLIC_IPS, ROUTER_GUEST_IP, SOURCE_NAT_IP, VM1_IP, VM1_MAC, VM2_IP,
-                                  VM2_MAC)
+from vragent.lab.topology import EXTRA_PUBLIC_IPS, ROUTER_GUEST_IP, VM1_IP, VM1_MAC, VM2_IP, VM2_MAC
 
 pytestmark = pytest.mark.skipif(peer_dir() is None, reason=missing_reason())
 

@@ -94,6 +94,9 @@ class CloudStackRouter:
         for check in (root / "root/health_checks").iterdir():  # the template's `chmod +x /root/health_checks/*`
             check.chmod(0o755)
         shutil.copytree(self.peer / "opt/cloud/bin", root / "opt/cloud/bin", dirs_exist_ok=True)
+        for script in (root / "opt/cloud/bin").iterdir():  # cloud-scripts.tgz's scripts are executable
+            if script.is_file():
+                script.chmod(0o755)
         # What CloudStack's template build and boot write (get_template_version.sh, router_version_check.py).
         (root / "etc/cloudstack-release").write_text(RELEASE + "\n")
         (root / "var/cache/cloud/cloud-scripts-signature").write_text(SIGNATURE + "\n")
@@ -150,5 +153,4 @@ class CloudStackRouter:
 
     def script(self, name: str, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
         """/opt/cloud/bin/NAME ARGS..., the way VirtualRoutingResource calls it."""
-        interpreter = "python" if name.endswith(".py") else "bash"
-        return self.run([interpreter, f"/opt/cloud/bin/{name}", *args], timeout=timeout)
+        return self.run([f"/opt/cloud/bin/{name}", *args], timeout=timeout)

@@ -81,6 +81,9 @@ def served_vms(state: RouterState) -> tuple[VmData, ...]:
     return tuple(vm for vm in state.vm_data if any(vm.ip in network for network in networks))
 
 
+CKS_ISO_DIR = "var/www/html/cks-iso"  # the incumbent's mount point (cks_iso.sh)
+
+
 def config_text(state: RouterState, paths: Paths) -> str:
     files = MetadataPaths.of(paths)
     return json.dumps({
@@ -89,6 +92,8 @@ def config_text(state: RouterState, paths: Paths) -> str:
         "password_port": PASSWORD_PORT,
         "data": str(files.data),
         "passwords": str(files.passwords),
+        # Where cks_iso.sh mounts the Kubernetes ISO, served as /cks-iso/ on port 80.
+        "cks_iso": str(paths.under(CKS_ISO_DIR)),
     }, indent=1) + "\n"
 
 

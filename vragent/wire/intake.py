@@ -27,7 +27,8 @@ _SCRIPTS_IGNORED = ("configure.py",)  # vragent always converges everything
 SUPPORTED_TYPES = ("cmdline", "ips", "guestnetwork", "firewallrules", "forwardrules", "staticnatrules",
                    "dhcpentry", "dhcpconfig", "loadbalancer", "vmdata", "vmpassword", "monitorservice",
                    "ipv6firewallrules", "networkacl", "ipaliases", "remoteaccessvpn", "vpnuserlist",
-                   "site2sitevpn", "staticroutes")
+                   "site2sitevpn", "staticroutes",
+                   "interfacemtu")  # vragent's own: update_interface_config.sh (cloudscripts.py)
 _NEEDS_CONTEXT = ("ips", "guestnetwork")  # their parse() takes the observed NICs too
 
 
