@@ -191,3 +191,81 @@ def test_dead_dnsmasq_and_data_server_fail_their_checks_and_are_restarted_by_the
     assert alerts.returncode == 0 and "is recovered successfully" in alerts.stdout, alerts
     lines = [line for line in alerts.stdout.strip().split("\\n") if line]  # Java's split drops the empty tail
     assert time.strptime(lines[-1].split(",")[0], "%Y-%m-%d %H:%M:%S")
+
+
+# -- a VPC router, with a load balancer ---------------------------------------------------
+
+def _lb_data(public_ip, port, backends):
+    return (f"maxconn=4096,sourcePortStart={port},sourcePortEnd={port},sourceIp={public_ip},destPortStart=8080,"
+            f"destPortEnd=8080,algorithm=roundrobin,protocol=tcp,stickiness=None,keepAliveEnabled=false,"
+            f"vmIps={' '.join(backends)};")
+
+
+def vpc_pushes():
+    from vragent.lab import sample_lb as lb
+    from vragent.lab import sample_vpc as vpc
+    from vragent.lab.topology import VPC_TIERS
+
+    tier1, tier2 = VPC_TIERS
+    lb_ip, pf_ip = EXTRA_PUBLIC_IPS[0], EXTRA_PUBLIC_IPS[1]
+    rule = lb.lb_rule(lb_ip, 80, [(tier1.vm_ip, 8080)])
+    return [vpc.cmdline(), vpc.ips(vpc.ip_entry(vpc.SOURCE_NAT_IP, source_nat=True), vpc.ip_entry(lb_ip),
+                                   vpc.ip_entry(pf_ip)),
+            vpc.guestnetwork(1), vpc.guestnetwork(2), vpc.dhcp_entry(1, "web-01"), vpc.dhcp_entry(2, "db-01"),
+            sample.forward_rules(sample.forward_rule(pf_ip, 2222, tier2.vm_ip, 22)),
+            lb.loadbalancer(rule),
+            monitor_service([("web-01", tier1.vm_mac, tier1.vm_ip), ("db-01", tier2.vm_mac, tier2.vm_ip)],
+                            [tier1.router_ip, tier2.router_ip], [(pf_ip, 2222, tier2.vm_ip, 22)],
+                            _lb_data(lb_ip, 80, [tier1.vm_ip]))]
+
+
+def test_a_healthy_vpc_router_passes_every_check_and_a_stale_or_dead_haproxy_fails(make_lab, tmp_path):
+    lab = make_lab(router_type="vpcrouter", tiers=2)
+    agent = RouterAgent(lab, tmp_path / "root")
+    result = agent.apply(*vpc_pushes())
+    assert result.returncode == 0, result.errors
+    for again in agent.reapply(*vpc_pushes()):
+        assert again.returncode == 0 and again.steps == [], again.steps
+    router = CloudStackRouter(lab, agent.root)
+    failing, results = fresh_checks(router)
+    assert_all_pass(failing, results, {"basic": ISOLATED_BASIC | {"loadbalancing.service"},
+                                       "advanced": ISOLATED_ADVANCED | {"haproxy_check.py", "vragent_haproxy_check.py"}})
+    assert results["advanced"]["haproxy_check.py"]["message"] == "All checks pass"
+    # A configuration on disk HAProxy never loaded: stale.
+    config = agent.root / "etc/haproxy/haproxy.cfg"
+    time.sleep(1.1)
+    config.write_text(config.read_text() + "# an operator's edit, never reloaded\n")
+    failing, results = fresh_checks(router)
+    assert failing == ["vragent_haproxy_check.py"], results
+    assert "stale configuration" in results["advanced"]["vragent_haproxy_check.py"]["message"]
+    # vragent's next apply puts its file back and HAProxy runs it: healthy again.
+    assert agent.apply(*vpc_pushes(), full=True).returncode == 0
+    assert fresh_checks(router)[0] == []
+    # HAProxy dead: the advanced run says so; the basic run restarts it through its unit.
+    os.kill(_pid(agent, "haproxy"), signal.SIGKILL)
+    time.sleep(0.3)
+    assert router.run(["python", "/root/monitorServices.py", "advanced"]).returncode == 0
+    advanced = json.loads((agent.root / "root/advanced_monitor_results.json").read_text())
+    assert failed({"advanced": advanced}, "advanced") == {"vragent_haproxy_check.py"}, advanced
+    assert advanced["vragent_haproxy_check.py"]["message"] == "HAProxy is not running"
+    failing, results = fresh_checks(router)
+    assert failing == [] and results["basic"]["loadbalancing.service"]["message"].endswith("was restarted"), results
+
+
+# -- a shared network's VR (dhcpsrvr) ------------------------------------------------------
+
+def test_a_healthy_shared_network_router_passes_every_check(make_lab, tmp_path):
+    from vragent.lab.topology import ALIAS_GATEWAY, ALIAS_ROUTER_IP, ALIAS_VM_IP, SHARED_GATEWAY, SHARED_ROUTER_IP
+
+    lab = make_lab(router_type="dhcpsrvr", vm_static_addresses=False)
+    agent = RouterAgent(lab, tmp_path / "root")
+    pushes = [sample.shared_cmdline(), sample.ip_aliases(), sample.dhcpconfig(),
+              sample.dhcp_entry(VM1_MAC, VM1_IP, "web-01", SHARED_GATEWAY, SHARED_ROUTER_IP),
+              sample.dhcp_entry(VM2_MAC, ALIAS_VM_IP, "db-01", ALIAS_GATEWAY, ALIAS_ROUTER_IP),
+              monitor_service([("web-01", VM1_MAC, VM1_IP), ("db-01", VM2_MAC, ALIAS_VM_IP)], [SHARED_GATEWAY])]
+    result = agent.apply(*pushes)
+    assert result.returncode == 0, result.errors
+    router = CloudStackRouter(lab, agent.root)
+    failing, results = fresh_checks(router)
+    assert_all_pass(failing, results, {"basic": ISOLATED_BASIC, "advanced": ISOLATED_ADVANCED})
+    assert results["advanced"]["dns_check.py"]["message"] == "All 2 VMs are present in /etc/hosts"
