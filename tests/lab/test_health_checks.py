@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -269,3 +270,46 @@ def test_a_healthy_shared_network_router_passes_every_check(make_lab, tmp_path):
     failing, results = fresh_checks(router)
     assert_all_pass(failing, results, {"basic": ISOLATED_BASIC, "advanced": ISOLATED_ADVANCED})
     assert results["advanced"]["dns_check.py"]["message"] == "All 2 VMs are present in /etc/hosts"
+
+
+# -- periodic checks ----------------------------------------------------------------------
+
+def test_periodic_checks_run_on_the_pushed_schedule_and_their_last_results_are_returned(isolated):
+    """The management server's periodic fetch (getRouterMonitorResults.sh false) returns what
+    cron last ran: /etc/cron.d/process, as vragent renders it from monitor_service.json, run
+    by the real cron (one minute: the shortest interval the management server can set)."""
+    agent, router = isolated
+    pushes = isolated_pushes()
+    pushes[-1] = monitor_service([("web-01", VM1_MAC, VM1_IP), ("db-01", VM2_MAC, VM2_IP)], [ROUTER_GUEST_IP],
+                                 [(PF_IP, 2222, VM1_IP, 22)], basic_interval=1, advanced_interval=1)
+    assert agent.apply(*pushes).returncode == 0
+    cron_file = agent.root / "etc/cron.d/process"
+    assert "*/1 * * * * root cd /root && /usr/bin/python3 /root/monitorServices.py basic" in cron_file.read_text()
+    assert "*/1 * * * * root cd /root && /usr/bin/python3 /root/monitorServices.py advanced" in cron_file.read_text()
+    (agent.root / ".lab/crontab").write_text("")  # the machine's own jobs stay out of the router
+    (agent.root / ".lab/crontab").chmod(0o644)
+    started = time.time()
+    cron = router.popen(["cron", "-f"], extra_mounts=f"mount --bind {agent.root}/etc/cron.d /etc/cron.d && "
+                                                    f"mount --bind {agent.root}/.lab/crontab /etc/crontab",
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        results_file = agent.root / "root/advanced_monitor_results.json"
+        deadline = started + 150
+        while time.time() < deadline:
+            if all((agent.root / f"root/{k}_monitor_results.json").exists() for k in ("basic", "advanced")):
+                break
+            time.sleep(1)
+        assert results_file.exists(), "cron ran no check within two minutes"
+        time.sleep(15)  # let the run finish writing
+    finally:
+        agent.lab.terminate(cron)
+    done = router.script("getRouterMonitorResults.sh", "false")
+    failing, results = parse_results(done.stdout)
+    assert failing == [], results
+    for kind, expected in (("basic", ISOLATED_BASIC), ("advanced", ISOLATED_ADVANCED)):
+        assert expected <= set(results[kind]), (kind, results[kind].keys())
+        for name, check in results[kind].items():
+            if name != "lastRun":
+                assert check["success"] == "SUCCESS", (name, check)
+                # Within the interval: run after cron started, less than two minutes ago.
+                assert started - 1 <= int(check["lastUpdate"]) / 1000 <= time.time(), (name, check)

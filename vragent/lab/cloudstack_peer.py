@@ -87,8 +87,10 @@ class CloudStackRouter:
 
     def install(self) -> None:
         root = self.root
-        for relative in ("root", "var/log", "var/cache/cloud", "run/vragent", "etc", "tmp"):
+        for relative in ("root", "var/log", "var/cache/cloud", "var/spool/cron/crontabs", "run/vragent", "etc"):
             (root / relative).mkdir(parents=True, exist_ok=True)
+        if not (root / "var/run").is_symlink():
+            (root / "var/run").symlink_to("/run")  # as on Debian (pidfiles named /var/run/...)
         shutil.copy2(self.peer / "root/monitorServices.py", root / "root/monitorServices.py")
         shutil.copytree(self.peer / "root/health_checks", root / "root/health_checks", dirs_exist_ok=True)
         for check in (root / "root/health_checks").iterdir():  # the template's `chmod +x /root/health_checks/*`
