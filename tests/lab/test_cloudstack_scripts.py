@@ -202,3 +202,41 @@ def test_the_diagnostics_bundle_holds_vragents_log_and_state_and_cleanup_removes
     cleaned = router.script("cleanup.sh", bundle)
     assert cleaned.returncode == 0 and "Deleting diagnostics zip file" in cleaned.stdout
     assert not (agent.root / bundle.lstrip("/")).exists()
+
+
+def test_the_smoke_tests_router_side_commands_give_their_expected_answers(routed):
+    """The commands test/integration/smoke runs on a VR over SSH, and what each test asserts."""
+    agent, router = routed
+    # A third VM's second NIC on this network (default_entry false: no router, DNS or domain).
+    secondary = dict(sample.dhcp_entry("02:00:00:00:00:13", "192.0.2.13", "app-01", ROUTER_GUEST_IP, ROUTER_GUEST_IP),
+                     default_entry=False)
+    assert agent.apply(secondary).returncode == 0
+
+    def on_router(command: str) -> str:
+        done = router.run(["sh", "-c", command])
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    # test_router_dhcphosts.py: the VM's IP once, in the second field.
+    for ip in (VM1_IP, VM2_IP):
+        answer = on_router(f"cat /etc/dhcphosts.txt | grep {ip} | sed 's/\\,/ /g' | awk '{{print $2}}'")
+        assert answer.count(ip) == 1, answer
+    # test_router_dhcphosts.py (TestRouterDHCPOpts): the second NIC's tag in /etc/dhcpopts.txt.
+    assert on_router("cat /etc/dhcpopts.txt | grep 192_0_2_13").count("192_0_2_13") == 3
+    # test_password_server.py: the VM's IP in the password file of its gateway.
+    answer = on_router(f"cat /var/cache/cloud/passwords-{ROUTER_GUEST_IP} | grep {VM1_IP} | sed 's/=/ /g' "
+                       "| awk '{print $1}'")
+    assert VM1_IP in answer
+    # dns_check.py's and operators' /etc/hosts: ip<TAB>name per VM.
+    hosts = on_router("cat /etc/hosts")
+    assert f"{VM1_IP}\tweb-01\n" in hosts and f"{VM2_IP}\tdb-01\n" in hosts
+    # test_routers_iptables_default_policy.py: INPUT and FORWARD list DROP once, their policy.
+    for chain in ("INPUT", "FORWARD"):
+        listing = on_router(f"iptables -L {chain}")
+        assert listing.count("DROP") == 1 and f"Chain {chain} (policy DROP)" in listing, listing
+    # The VM fetched its password (saved_password): the password file forgets it, as the incumbent's.
+    from vragent.lab.guestdata import password
+
+    fetched, acknowledged = password(agent.lab, "vm1", ROUTER_GUEST_IP, "send_my_password", "saved_password")
+    assert fetched.body == b"Xk3r9-pW" and acknowledged.status == 200
+    assert VM1_IP not in (agent.root / f"var/cache/cloud/passwords-{ROUTER_GUEST_IP}").read_text()

@@ -454,6 +454,8 @@ class PasswordHandoverStep(Step):
     path: Path
     passwords: dict[str, str | None] = field(repr=False)  # None: withdraw
     previous: dict[str, str | None] = field(default_factory=dict, repr=False)
+    # The incumbent's passwords-<address> files to keep (passwordfile.write_views): file -> CIDRs.
+    views: dict[str, list[str]] = field(default_factory=dict)
     kind = "password"
 
     def summary(self) -> str:
@@ -466,6 +468,10 @@ class PasswordHandoverStep(Step):
     def commit(self) -> None:
         from vragent import passwordfile
 
+        if self.views:
+            import json
+
+            files.atomic_write(passwordfile.views_path(self.path), json.dumps(self.views, sort_keys=True) + "\n", 0o600)
         self.previous = passwordfile.update(self.path, dict(self.passwords))
 
     def rollback(self) -> None:

@@ -136,4 +136,8 @@ def password_steps(state: RouterState, paths: Paths) -> list:
     path = MetadataPaths.of(paths).passwords
     pending = passwordfile.read(path)
     new = {str(o.ip): o.password for o in state.password_offers if pending.get(str(o.ip)) != o.password}
-    return [PasswordHandoverStep(path, new)] if new else []
+    views: dict[str, list[str]] = {}
+    for subnet in state.guest_subnets():
+        server = subnet.address if state.is_dhcp_server else subnet.gateway
+        views.setdefault(str(paths.cache / f"passwords-{server}"), []).append(str(subnet.network))
+    return [PasswordHandoverStep(path, new, views=views)] if new else []
