@@ -58,8 +58,8 @@ def get_haproxy_stats(argv: list[str], paths: Paths) -> int:
     if len(argv) != 2:
         print("usage: get_haproxy_stats.sh PUBLIC_IP PORT", file=sys.stderr)
         return EXIT_USAGE
-    from vragent.render import haproxy as layout
-    from vragent.services import haproxy
+    from vragent.subsystems.lb import render as layout
+    from vragent.subsystems.lb import service as haproxy
 
     pool = f"{argv[0]}-{argv[1]}".replace(".", "_")
     try:
@@ -75,9 +75,10 @@ def get_haproxy_stats(argv: list[str], paths: Paths) -> int:
 def update_interface_config(argv: list[str], paths: Paths) -> int:
     from ipaddress import IPv4Address
 
-    from vragent import engine, log
-    from vragent.wire import interfacemtu
-    from vragent.wire.intake import Document
+    from vragent import engine
+    from vragent.shell import log
+    from vragent.subsystems.network import interfacemtu
+    from vragent.pipeline.intake import Document
 
     if len(argv) < 3:
         print("usage: update_interface_config.sh IP PREFIX MTU [TIMEOUT]", file=sys.stderr)
@@ -107,7 +108,7 @@ CKS_ISO_DEVICE = "/dev/cdrom"
 
 
 def cks_iso(argv: list[str], paths: Paths) -> int:
-    from vragent.render.metadata import CKS_ISO_DIR
+    from vragent.subsystems.guestdata.render import CKS_ISO_DIR
 
     if len(argv) != 1 or argv[0] not in ("true", "false"):
         print("usage: cks_iso.sh true|false", file=sys.stderr)
@@ -212,7 +213,7 @@ def get_diagnostics_files(argv: list[str], paths: Paths) -> int:
         # Always vragent's own: its log, its desired state (secrets hidden) and its status.
         add_file("/var/log/cloud-scripts.log", "vragent-cloud-scripts.log")
         add_file("/var/lib/vragent/state.json", "vragent-state.json", hide_secrets=True)
-        from vragent import status
+        from vragent.ops import status
 
         try:
             archive.writestr("vragent-status.json", json.dumps(status.collect(paths), indent=1, default=str))

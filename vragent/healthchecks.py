@@ -248,7 +248,7 @@ def _started_at(pid: int) -> float:
 def haproxy_check(paths: Paths) -> Result:
     config = paths.under("etc/haproxy/haproxy.cfg")
     try:
-        from vragent import state as state_doc
+        from vragent.pipeline import document as state_doc
 
         active = state_doc.load_trusted(paths.state.read_text(), False).load_balancing.active
     except OSError:
