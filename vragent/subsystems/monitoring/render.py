@@ -45,8 +45,6 @@ def _on_router(paths: Paths, path: Path) -> str:
 
 def _vragent_daemons(state: RouterState, paths: Paths) -> dict[str, tuple[str, str, str]]:
     """processname the management server names -> (process, unit, pidfile) vragent runs now."""
-    import sys
-
     from vragent.subsystems.dhcp.render import DnsmasqPaths
     from vragent.subsystems.guestdata.render import MetadataPaths
     from vragent.subsystems.lb.render import pidfile as haproxy_pidfile
@@ -55,10 +53,9 @@ def _vragent_daemons(state: RouterState, paths: Paths) -> dict[str, tuple[str, s
     if state.serves_guests:
         daemons["dnsmasq"] = ("dnsmasq", "vragent-dnsmasq", _on_router(paths, DnsmasqPaths.of(paths).pid))
         # The data server replaces the incumbent's apache2 (metadata, user-data) and password
-        # server: a Python process, found by the name its interpreter runs as (the agent's
-        # own, guestdata/service.py).
-        process = Path(sys.executable).name
-        daemons["apache2"] = (process, "vragent-metadata", _on_router(paths, MetadataPaths.of(paths).pid))
+        # server: a Python process, started as python3 (vragent-metadata.service,
+        # guestdata/service.py), which is the name pidof finds it by.
+        daemons["apache2"] = ("python3", "vragent-metadata", _on_router(paths, MetadataPaths.of(paths).pid))
     if state.load_balancing.active:
         daemons["haproxy"] = ("haproxy", "vragent-haproxy", _on_router(paths, haproxy_pidfile(paths)))
     return daemons
