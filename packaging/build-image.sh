@@ -115,8 +115,9 @@ check "the boot units and vragent-shims.path are enabled, the daemons are not" \
      for d in dnsmasq haproxy metadata keepalived conntrackd; do \
          [ "$(systemctl is-enabled vragent-$d.service)" = static ] || exit 1; done'
 check "the packages' own daemon units are masked" \
-    'for u in haproxy keepalived conntrackd dnsmasq; do \
-         [ "$(readlink /etc/systemd/system/$u.service)" = /dev/null ] || exit 1; done'
+    'for u in haproxy keepalived conntrackd; do \
+         [ "$(readlink /etc/systemd/system/$u.service)" = /dev/null ] || exit 1; done && \
+     [ "$(readlink /etc/systemd/system/dnsmasq.service)" = /lib/systemd/system/vragent-dnsmasq.service ]'
 check "sshd: port 3922, keys only" \
     'mkdir -p /run/sshd && sshd -T 2>/dev/null | grep -qx "port 3922" && \
      sshd -T 2>/dev/null | grep -qx "passwordauthentication no" && \

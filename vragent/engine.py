@@ -39,6 +39,7 @@ from vragent.subsystems.vpn import service as vpn_service
 from vragent.subsystems.vrrp import service as vrrp_service
 from vragent import templating
 from vragent.shell import passwordfile
+from vragent.subsystems.dhcp import incumbent_files
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -124,7 +125,8 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
         links=links,
         files={paths.under(sysctl.SYSCTL_FILE): (sysctl.file_content(sysctls), 0o644),
                paths.under(routing.RT_TABLES_FILE): (routing.rt_tables(links.policy), 0o644),
-               **monitoring.files(state, paths)},
+               **monitoring.files(state, paths),
+               **incumbent_files.files(state, paths)},  # /etc/dhcphosts.txt etc. (issue 14)
         daemons=daemons(state, paths),
         runtime=runtime(paths),
     )

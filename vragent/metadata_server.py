@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import html
 import json
 import os
+import shutil
 import signal
 import socket
 import socketserver
@@ -42,7 +44,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from vragent.shell import passwordfile
 
@@ -158,12 +160,46 @@ class MetadataHandler(_Handler):
         self._answer(send_body=False)
 
     def _answer(self, send_body: bool) -> None:
+        path = unquote(urlsplit(self.path).path)
+        if (path == "/cks-iso" or path.startswith("/cks-iso/")) and self.server.cks_iso is not None:
+            self._cks_iso(path[len("/cks-iso"):].lstrip("/"), send_body)
+            return
         status, body = resolve(self.server.vms.get(), self.client_address[0], self.path)
         if status != 200:
             body = b"Not Found\n"
         kind = "application/octet-stream" if urlsplit(self.path).path.lower().rstrip("/").endswith("user-data") \
             else "text/plain"
         self.reply(status, body, kind, send_body)
+
+
+    def _cks_iso(self, relative: str, send_body: bool) -> None:
+        """The Kubernetes ISO cks_iso.sh mounted, for CKS nodes (`wget -r ROUTER/cks-iso`):
+        files, and directory listings whose links wget follows (Apache's `Options +Indexes`)."""
+        base = self.server.cks_iso.resolve()
+        target = (base / relative).resolve()
+        if not base.is_dir() or not target.is_relative_to(base) or not target.exists():
+            self.reply(404, b"Not Found\n", send_body=send_body)
+            return
+        if target.is_dir():
+            if not self.path.split("?", 1)[0].endswith("/"):
+                self.send_response(301)
+                self.send_header("Location", self.path.split("?", 1)[0] + "/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            names = sorted(e.name + ("/" if e.is_dir() else "") for e in target.iterdir())
+            links = "".join(f'<a href="{quote(n)}">{html.escape(n)}</a>\n' for n in names)
+            body = f"<html><body><pre>\n{links}</pre></body></html>\n".encode()
+            self.reply(200, body, "text/html", send_body)
+            return
+        size = target.stat().st_size
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if send_body:
+            with open(target, "rb") as handle:
+                shutil.copyfileobj(handle, self.wfile, 1 << 20)
 
 
 class PasswordHandler(_Handler):
@@ -188,8 +224,9 @@ class PasswordHandler(_Handler):
 class Listener(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler, vms: Watched, passwords: Watched):
-        self.vms, self.passwords = vms, passwords
+    def __init__(self, address: tuple[str, int], handler, vms: Watched, passwords: Watched,
+                 cks_iso: Path | None = None):
+        self.vms, self.passwords, self.cks_iso = vms, passwords, cks_iso
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, handler)
 
@@ -221,7 +258,8 @@ def listeners(config: dict, vms: Watched, passwords: Watched) -> list[Listener]:
     made: list[Listener] = []
     try:
         for address in config["listen"]:
-            made.append(Listener((address, config["metadata_port"]), MetadataHandler, vms, passwords))
+            made.append(Listener((address, config["metadata_port"]), MetadataHandler, vms, passwords,
+                                 Path(config["cks_iso"]) if config.get("cks_iso") else None))
             made.append(Listener((address, config["password_port"]), PasswordHandler, vms, passwords))
     except OSError:
         for listener in made:

@@ -267,6 +267,8 @@ class PasswordHandoverStep(Step):
     path: Path
     passwords: dict[str, str | None] = field(repr=False)  # None: withdraw
     previous: dict[str, str | None] = field(default_factory=dict, repr=False)
+    # The incumbent's passwords-<address> files to keep (passwordfile.write_views): file -> CIDRs.
+    views: dict[str, list[str]] = field(default_factory=dict)
     kind = "password"
 
     def summary(self) -> str:

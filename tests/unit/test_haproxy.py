@@ -123,7 +123,7 @@ def test_global_is_reconciled_for_master_worker_under_the_root():
 def test_missing_global_and_defaults_sections_are_added():
     lines = ["listen a", f"\tbind {LB_IP}:80", f"\tserver a_0 {VM1}:80"]
     text = haproxy.config_text(with_lb(lb.loadbalancer(web(), lines=lines)).load_balancing, Paths(Path("/")))
-    body = [line for line in text.splitlines() if not line.startswith("#")]
+    body = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert body[0] == "global" and "\tmaster-worker" in body
     assert body[body.index("defaults") + 1] == "\tload-server-state-from-file global"
     assert body[-3:] == lines

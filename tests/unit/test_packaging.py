@@ -61,6 +61,7 @@ DOCUMENTED_PATHS = {
     # pid and lock files under vragent's runtime directory
     "/run/vragent/dnsmasq.pid",
     "/run/vragent/haproxy.pid",
+    "/run/vragent/metadata.pid",
     "/run/vragent/keepalived.pid",
     "/run/vragent/keepalived_vrrp.pid",
     "/run/vragent/keepalived_checkers.pid",
@@ -78,6 +79,9 @@ DOCUMENTED_PATHS = {
     "/opt/cloud/bin/vpc_netusage.sh",
     "/opt/cloud/bin/checkrouter.sh",
     "/opt/cloud/bin/checkbatchs2svpn.sh",
+    "/opt/cloud/bin/get_haproxy_stats.sh", "/opt/cloud/bin/update_interface_config.sh", "/opt/cloud/bin/cks_iso.sh",
+    "/opt/cloud/bin/manage_service.sh", "/opt/cloud/bin/bumpup_priority.sh", "/opt/cloud/bin/get_diagnostics_files.py",
+    "/root/health_checks/iptables_check.py",
 }
 
 
@@ -430,12 +434,19 @@ def test_shims_survive_a_cloud_scripts_patch(tmp_path):
     assert "incumbent update_config.py" in (bin_dir / "update_config.py").read_text()
 
 
+# The management server's query and maintenance scripts vragent answers (issue 14).
+SCRIPT_SHIMS = ("get_haproxy_stats.sh", "update_interface_config.sh", "cks_iso.sh", "manage_service.sh",
+                "bumpup_priority.sh", "get_diagnostics_files.py")
+
+
 def test_shim_path_unit_watches_both_entry_points():
     path_unit = unit("vragent-shims.path")
     assert set(path_unit["Path"]["PathChanged"]) == {"/opt/cloud/bin/update_config.py", "/opt/cloud/bin/vr_cfg.sh",
                                                      "/opt/cloud/bin/configure.py",
                                                      "/opt/cloud/bin/netusage.sh", "/opt/cloud/bin/vpc_netusage.sh",
-                                                     "/opt/cloud/bin/checkrouter.sh", "/opt/cloud/bin/checkbatchs2svpn.sh"}
+                                                     "/opt/cloud/bin/checkrouter.sh", "/opt/cloud/bin/checkbatchs2svpn.sh",
+                                                     *(f"/opt/cloud/bin/{name}" for name in SCRIPT_SHIMS),
+                                                     "/root/health_checks/iptables_check.py"}
     assert one(path_unit["Path"], "Unit") == "vragent-shims.service"
     service = unit("vragent-shims.service")
     assert "RemainAfterExit" not in service["Service"], "the path unit must be able to start it again"

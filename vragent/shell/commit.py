@@ -254,6 +254,10 @@ def _commit_DhcpReleaseStep(self) -> None:
 
 
 def _commit_PasswordHandoverStep(self) -> None:
+    if self.views:
+        import json
+
+        files.atomic_write(passwordfile.views_path(self.path), json.dumps(self.views, sort_keys=True) + "\n", 0o600)
     self.previous = passwordfile.update(self.path, dict(self.passwords))
 
 

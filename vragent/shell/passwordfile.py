@@ -62,4 +62,28 @@ def update(path: Path, changes: dict[str, str | None]) -> dict[str, str | None]:
                 wanted[ip] = password
         if wanted != current:
             files.atomic_write(path, json.dumps(wanted, sort_keys=True, indent=0) + "\n", MODE)
+        write_views(path, wanted)
     return before
+
+
+# The incumbent's password files, /var/cache/cloud/passwords-<server address> with
+# `ip=password` lines (passwd_server_ip.py), which CloudStack's smoke tests and operators
+# read: views of the pending passwords, one per guest subnet, kept by both writers under
+# the same lock. Which views exist (file -> the subnets it covers) is the apply's to say.
+def views_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".views.json")
+
+
+def write_views(path: Path, passwords: dict[str, str]) -> None:
+    import ipaddress
+
+    try:
+        views = json.loads(views_path(path).read_text())
+    except (OSError, ValueError):
+        return
+    for view, cidrs in views.items():
+        networks = [ipaddress.ip_network(cidr) for cidr in cidrs]
+        lines = "".join(f"{ip}={password}\n" for ip, password in sorted(passwords.items())
+                        if any(ipaddress.ip_address(ip) in network for network in networks))
+        if files.read_text(Path(view)) != lines:
+            files.atomic_write(Path(view), lines, MODE)

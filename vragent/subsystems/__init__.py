@@ -7,11 +7,13 @@ carries that type, since most pushes carry one or two and importing every handle
 every push.
 """
 
-ORDER = ("network", "firewall", "vpc", "ipv6", "dhcp", "guestdata", "monitoring", "lb", "vpn", "vrrp")
+# monitoring after lb: it watches the daemons of the subsystems before it (monitor.conf).
+ORDER = ("network", "firewall", "vpc", "ipv6", "dhcp", "guestdata", "lb", "monitoring", "vpn", "vrrp")
 
 TYPES = {
     "cmdline": "network", "ips": "network", "guestnetwork": "network", "ipaliases": "network",
     "staticroutes": "network",
+    "interfacemtu": "network",  # vragent's own: update_interface_config.sh (vragent/cloudscripts.py)
     "firewallrules": "firewall", "forwardrules": "firewall", "staticnatrules": "firewall",
     "networkacl": "vpc",
     "ipv6firewallrules": "ipv6",

@@ -70,6 +70,9 @@ def served_vms(state: RouterState) -> tuple[VmData, ...]:
     return tuple(vm for vm in state.vm_data if any(vm.ip in network for network in networks))
 
 
+CKS_ISO_DIR = "var/www/html/cks-iso"  # the incumbent's mount point (cks_iso.sh)
+
+
 def config_text(state: RouterState, paths: Paths) -> str:
     files = MetadataPaths.of(paths)
     return json.dumps({
@@ -78,6 +81,8 @@ def config_text(state: RouterState, paths: Paths) -> str:
         "password_port": PASSWORD_PORT,
         "data": str(files.data),
         "passwords": str(files.passwords),
+        # Where cks_iso.sh mounts the Kubernetes ISO, served as /cks-iso/ on port 80.
+        "cks_iso": str(paths.under(CKS_ISO_DIR)),
     }, indent=1) + "\n"
 
 
@@ -118,4 +123,8 @@ def password_steps(state: RouterState, paths: Paths, pending: dict[str, str]) ->
         return []
     path = MetadataPaths.of(paths).passwords
     new = {str(o.ip): o.password for o in state.password_offers if pending.get(str(o.ip)) != o.password}
-    return [PasswordHandoverStep(path, new)] if new else []
+    views: dict[str, list[str]] = {}
+    for subnet in state.guest_subnets():
+        server = subnet.address if state.is_dhcp_server else subnet.gateway
+        views.setdefault(str(paths.cache / f"passwords-{server}"), []).append(str(subnet.network))
+    return [PasswordHandoverStep(path, new, views=views)] if new else []

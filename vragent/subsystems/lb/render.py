@@ -150,6 +150,11 @@ def reconcile(cs: CloudStackLb, paths: Paths) -> str:
                for c in cs.ssl_certs]
     for line in body:  # the management server's lines were checked one by one (haproxy_lines.py)
         guard.line(line, "render:haproxy.cfg", tabs=True)
+    # A blank line after the header: CloudStack's haproxy_check.py reads a section as the
+    # lines from its first one to the next blank line, so a comment straight above `global`
+    # would be taken for the section's name (KeyError 'global').
+    if body and body[0].strip():
+        header.append("")
     return "\n".join(header + body).rstrip("\n") + "\n"
 
 

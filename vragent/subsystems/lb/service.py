@@ -117,6 +117,18 @@ def save_server_state(paths: Paths) -> bool:
     return True
 
 
+def record_loaded(paths: Paths) -> None:
+    """The digest of the configuration a new worker now serves, for the health check that
+    tells a stale HAProxy from a current one (healthchecks.haproxy_check)."""
+    import hashlib
+
+    try:
+        digest = hashlib.sha256(layout.config_path(paths).read_bytes()).hexdigest()
+    except OSError:
+        return
+    files.atomic_write(paths.run_dir / "haproxy.loaded", digest + "\n", 0o644)
+
+
 @dataclass
 class Hooks:
     """Called by the daemon step around each action (DaemonStep.hooks)."""
@@ -149,6 +161,7 @@ class Hooks:
         if _wait(serving, self.ready_timeout):
             # Done once the master can take the next reload, too.
             if _wait(lambda: master_ready(master_pid(self.paths)), self.ready_timeout):
+                record_loaded(self.paths)
                 return
             raise OSError(f"haproxy's master ({master_pid(self.paths)}) still does not take signals "
                           f"{self.ready_timeout:g} s after the {action}")
