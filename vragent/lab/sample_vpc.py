@@ -152,3 +152,13 @@ def static_route(network: str = PGW_REMOTE_CIDR, gateway: str = PGW_GATEWAY, rev
 def static_routes(*routes: Payload) -> Payload:
     """static_routes.json (SetStaticRouteConfigItem)."""
     return _pushed("staticroutes", routes=list(routes or (static_route(),)))
+
+
+def remote_access_vpn(create: bool = True, public_ip: str = SOURCE_NAT_IP) -> Payload:
+    """remote_access_vpn.json for a VPC router, as CommandSetupHelper.createApplyVpnCommands
+    builds it: RemoteAccessVpnCfgCommand with vpcEnabled (public_interface eth1) and the
+    VPC's CIDR as local_cidr."""
+    from vragent.lab.sample import VPN_IP_RANGE, VPN_LOCAL_IP, VPN_PSK
+
+    return _pushed("remoteaccessvpn", create=create, ip_range=VPN_IP_RANGE, preshared_key=VPN_PSK,
+                   vpn_server_ip=public_ip, local_ip=VPN_LOCAL_IP, local_cidr=VPC_CIDR, public_interface="eth1")

@@ -281,10 +281,11 @@ def _vpn_input(state: RouterState, table: TableSpec) -> None:
     """vr-vpn (last in vr-INPUT, absent without a VPN): IKE, NAT-T, ESP and L2TP-in-IPsec
     to the VPN's public IP on its NIC, and DNS from the clients' PPP links to the address
     pppd gives them as DNS server (dnsmasq answers there)."""
-    vpn = state.remote_access_vpn
-    if vpn is None or state.router_type not in (None, "router"):
-        return
     from vragent.render import vpn as layout
+
+    vpn = state.remote_access_vpn
+    if not layout.enabled(state):  # isolated and VPC routers
+        return
 
     chain = "vr-vpn"
     table.add("vr-INPUT", f"-j {chain}")
@@ -298,7 +299,7 @@ def _vpn_input(state: RouterState, table: TableSpec) -> None:
 def _vpn_forward(state: RouterState, table: TableSpec) -> None:
     """VPN clients (ppp+, sources in the client range) reach the guest networks, each other,
     and the outside through vr-egress like the guests (source NAT as theirs); guests may
-    open connections to the clients, as the incumbent allows."""
+    open connections to the clients, as the incumbent allows. (A VPC's: netfilter_vpc.py.)"""
     vpn = state.remote_access_vpn
     if vpn is None or state.router_type not in (None, "router"):
         return

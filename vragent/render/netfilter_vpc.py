@@ -126,6 +126,7 @@ def forward(state: RouterState, table) -> None:
     for tier in tiers:
         for device in state.public_devices():
             table.add(chain, f"-s {net(tier.network)} -i {tier.device} -o {device} -j ACCEPT")
+    _vpn_forward(state, table)
     guarded = [(t.device, t.gateway) for t in tiers] + [(p.device, p.ip) for p in state.private_gateways]
     for device, _ in guarded:
         inbound = inbound_chain(device)
@@ -219,3 +220,20 @@ def private_gateway_snat(state: RouterState, table) -> None:
     for pgw in state.private_gateways:
         if pgw.source_nat:
             table.add("vr-snat", f"-o {pgw.device} -j SNAT --to-source {pgw.ip}")
+
+
+def _vpn_forward(state: RouterState, table) -> None:
+    """Remote-access VPN clients (ppp+) on a VPC router, as the incumbent's VPN_FORWARD lets
+    them: into a tier through that tier's ingress ACL (the `-d <tier> -o ethN` jump above
+    takes them), tiers to the clients (after the tier's egress ACL in mangle), and clients
+    to each other. Not out of a public NIC: the incumbent drops that on a VPC too."""
+    from vragent.render import vpn
+    from vragent.render.netfilter import VPN_CLIENT_DEVICES, net
+
+    if not vpn.enabled(state):
+        return
+    chain, ppp = "vr-FORWARD", VPN_CLIENT_DEVICES
+    clients = f"-m iprange --src-range {state.remote_access_vpn.ip_range}"
+    for tier in state.all_guest_networks():
+        table.add(chain, f"-s {net(tier.network)} -i {tier.device} -o {ppp} -j ACCEPT")
+    table.add(chain, f"-i {ppp} -o {ppp} {clients} -j ACCEPT")

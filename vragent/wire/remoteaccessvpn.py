@@ -1,5 +1,8 @@
 """`remoteaccessvpn` (remote_access_vpn.json): L2TP/IPsec for remote users on a public IP.
 
+On a VPC router the management server sends `public_interface` eth1 and the VPC's CIDR
+as `local_cidr` (CommandSetupHelper.createApplyVpnCommands).
+
 Fields (cloudstack-vr-wave2.md §5.2, Gson snake_case, nulls omitted): `create`,
 `vpn_server_ip`, `ip_range` ("10.1.2.2-10.1.2.8"), `local_ip`, `local_cidr`,
 `preshared_key`, `public_interface` and, from newer management servers, `vpn_type`
@@ -17,10 +20,13 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 
 from vragent.errors import ValidationError
-from vragent.model import ISOLATED_ROUTER, RemoteAccessVpn, RouterState
+from vragent.model import ISOLATED_ROUTER, VPC_ROUTER, RemoteAccessVpn, RouterState
 from vragent.wire.fields import Fields, ipv4_or_none, parse_ipv4_network
 
 VPN_TYPES = ("l2tp",)
+# A VPC router gets it too (RemoteAccessVpnCfgCommand: public_interface eth1, local_cidr the
+# VPC's CIDR), and again with every VPC router start (VpcVirtualNetworkApplianceManagerImpl).
+VPN_ROUTER_TYPES = (None, ISOLATED_ROUTER, VPC_ROUTER)
 # swanctl.conf holds the key as a quoted string: no quote, backslash or control character.
 PSK_MAX = 256
 
@@ -113,8 +119,8 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]]) -> l
     def error(key: str, message: str) -> None:
         errors.append(ValidationError(f"{path}.{key}", message))
 
-    if state.router_type not in (None, ISOLATED_ROUTER):
-        error("vpn_server_ip", f"remote-access VPN is served on isolated routers only (this is a "
+    if state.router_type not in VPN_ROUTER_TYPES:
+        error("vpn_server_ip", f"remote-access VPN is served on isolated and VPC routers only (this is a "
                                f"{state.router_type})")
     held = {p.ip: p for p in state.ordered_public_ips()}
     pip = held.get(vpn.public_ip)
