@@ -16,7 +16,7 @@ from vragent.plan import Desired, Plan, build
 from vragent.render import (addresses, dnsmasq, haproxy, metadata, monitoring, netfilter, netfilter6, radvd, routing,
                             sysctl, vpn)
 from vragent import redundancy
-from vragent.render import conntrackd, keepalived
+from vragent.render import bgp, conntrackd, keepalived
 from vragent.wire import Document, merge_documents
 from vragent.wire.intake import fingerprint
 from vragent.wire.context import Context
@@ -75,6 +75,8 @@ DAEMONS = [dnsmasq.daemon, haproxy.daemon, metadata.daemon, radvd.daemon]
 DAEMONS += [vpn.strongswan_daemon, vpn.xl2tpd_daemon]
 # Redundant pairs: conntrackd before keepalived, so a new primary finds its cache to commit.
 DAEMONS += [conntrackd.daemon, keepalived.daemon]
+# Dynamic routing (routed networks): zebra first, bgpd hands it the routes it learns.
+DAEMONS += [bgp.zebra_daemon, bgp.bgpd_daemon]
 
 
 def daemons(state: RouterState, paths: Paths) -> list:

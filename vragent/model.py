@@ -452,6 +452,9 @@ class RouterState:
     # A VPC router's private gateways (sorted by device) and static routes (sorted by network).
     private_gateways: tuple[PrivateGateway, ...] = ()
     static_routes: tuple[StaticRoute, ...] = ()
+    # `bgppeers` (dynamic routing of a routed network or VPC): its BGP peers, sorted by
+    # (peer, network) id; each push replaces them all (wire/bgppeers.py).
+    bgp_peers: tuple[BgpPeer, ...] = ()
 
     # -- construction helpers ---------------------------------------------------------
     def with_cmdline(self, values: dict[str, str]) -> "RouterState":
@@ -820,3 +823,23 @@ class LoadBalancing:
             if self.stats is not None:
                 found.append(LbAccept(self.stats.ip, self.stats.port, self.stats.sources))
         return tuple(dict.fromkeys(found))
+
+
+# -- dynamic routing (BGP) of routed networks: wire/bgppeers.py, render/bgp.py -------------
+
+@dataclass(frozen=True)
+class BgpPeer:
+    """One BgpPeerTO of `bgp_peers.json`: a peer of the router for one guest network (a
+    routed network, or one dynamically routed tier of a routed VPC), whose CIDR the router
+    advertises to it from the network's (or VPC's) own AS."""
+
+    peer_id: int
+    network_id: int
+    peer_as: int  # peer_as_number
+    network_as: int  # network_as_number: the router's own AS
+    ip4: IPv4Address | None = None  # ip4_address
+    ip6: IPv6Address | None = None  # ip6_address
+    guest_ip4_cidr: IPv4Network | None = None
+    guest_ip6_cidr: IPv6Network | None = None
+    password: str | None = None  # peer_password: TCP MD5 (RFC 2385), a secret
+    ebgp_multihop: int | None = None  # details.EBGP_MultiHop

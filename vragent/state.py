@@ -10,7 +10,7 @@ import functools
 import json
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
-from vragent import state_lb, state_services, state_vpc, state_vpn
+from vragent import state_bgp, state_lb, state_services, state_vpc, state_vpn
 from vragent.errors import InvalidInput, ValidationError
 from vragent.model import (AclRule, DhcpHost, DhcpRange, Direction, FirewallRule, GuestNetwork, IpAlias, NetworkAcl,
                            PortForward, PortRange, Protocol, PublicIp, RouterState, StaticNat)
@@ -84,7 +84,8 @@ def to_document(state: RouterState) -> dict[str, Any]:
       | _network_acls_document(state) | _ip_aliases_document(state) \
       | state_vpn.to_document(state.remote_access_vpn, state.vpn_users) \
       | state_vpn.s2s_to_document(state.site_to_site_vpns) \
-      | state_vpc.to_document(state.private_gateways, state.static_routes)
+      | state_vpc.to_document(state.private_gateways, state.static_routes) \
+      | state_bgp.to_document(state.bgp_peers)
 
 
 # A VPC router's tier ACLs; left out while empty (isolated routers keep their document).
@@ -260,7 +261,7 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
     private_gateways, static_routes = state_vpc.load_trusted(data)
     return RouterState(
         remote_access_vpn=remote_access_vpn, vpn_users=vpn_users,
-        site_to_site_vpns=state_vpn.s2s_load_trusted(data),
+        site_to_site_vpns=state_vpn.s2s_load_trusted(data), bgp_peers=state_bgp.load_trusted(data),
         private_gateways=private_gateways, static_routes=static_routes,
         cmdline=tuple(sorted(data.get("cmdline", {}).items())),
         public_ips=tuple(PublicIp(_address(p["ip"]), p["prefix"], p["device"],
@@ -398,7 +399,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
     private_gateways, static_routes = state_vpc.from_document(doc, errors)
     return RouterState(
         remote_access_vpn=remote_access_vpn, vpn_users=vpn_users,
-        site_to_site_vpns=state_vpn.s2s_from_document(doc, errors),
+        site_to_site_vpns=state_vpn.s2s_from_document(doc, errors), bgp_peers=state_bgp.from_document(doc, errors),
         private_gateways=private_gateways, static_routes=static_routes,
         vm_data=vm_data, monitoring=monitoring,
         dhcp_hosts=dhcp_hosts, dhcp_ranges=dhcp_ranges, dnsmasq_options=dnsmasq_options,

@@ -142,7 +142,7 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
                                           f"{host.ip} is the guests' gateway of its subnet"))
 
     for rule in state.firewall_rules:
-        if rule.direction is Direction.INGRESS and rule.public_ip not in held:
+        if rule.direction is Direction.INGRESS and rule.public_ip is not None and rule.public_ip not in held:
             errors.append(ValidationError(where(rule, f"firewall_rules[{rule.id}]"),
                                           f"{rule.public_ip} is not a public IP of this router"))
     errors.extend(check_load_balancing(state, origins))
@@ -172,6 +172,9 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
         from vragent.wire import site2sitevpn
 
         errors += site2sitevpn.check_state(state, origins)
+    from vragent import routed  # routed networks: no NAT services, routing firewall rules, BGP
+
+    errors += routed.check_state(state, origins)
     return errors
 
 

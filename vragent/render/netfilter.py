@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE, Direction, FirewallRule, PortForward, Protocol, RouterState, SSH_PORT
-from vragent.render import site2site
+from vragent import routed
+from vragent.render import bgp, site2site
 
 CHAIN_PREFIX = "vr-"
 # The incumbent's usage counters keep their names: the management server's netusage.sh
@@ -147,9 +148,10 @@ def render(state: RouterState) -> dict[str, TableSpec]:
     _load_balancer_input(state, tables["filter"])
     _vpn_input(state, tables["filter"])
     site2site.input_rules(state, tables["filter"])
+    bgp.input_rules(state, tables["filter"])
     site2site.forward_rules(state, tables["filter"])  # its jump must come before vr-FORWARD's
     _filter_forward(state, tables["filter"])
-    if not state.is_vpc:
+    if not state.is_vpc and not routed.is_routed(state):  # routed: no public-IP firewall (no NAT)
         _ingress_firewall(state, tables["mangle"])
     _policy_marks(state, tables["mangle"])
     if state.is_vpc:  # tiers guarded by their network ACLs instead of per-public-IP firewalls
@@ -323,12 +325,15 @@ def _filter_forward(state: RouterState, table: TableSpec) -> None:
         return
     chain = "vr-FORWARD"
     table.add(chain, f"{ESTABLISHED} -j ACCEPT")
-    # Connections DNAT'ed by port forwarding or static NAT passed the ingress firewall in mangle.
-    table.add(chain, "-m conntrack --ctstate DNAT -j ACCEPT")
+    # Connections DNAT'ed by port forwarding or static NAT passed the ingress firewall in mangle
+    # (a routed network has neither: its ingress is vr-ingress).
+    if not routed.is_routed(state):
+        table.add(chain, "-m conntrack --ctstate DNAT -j ACCEPT")
     public_devices = state.public_devices()
     for guest in state.all_guest_networks():
         for device in public_devices:
             table.add(chain, f"-i {guest.device} -o {device} -j vr-egress")
+    routed.forward(state, table)  # a routed network: into the guests through vr-ingress
     _vpn_forward(state, table)
     egress = "vr-egress"
     table.chain(egress)
@@ -447,7 +452,7 @@ def _nat(state: RouterState, table: TableSpec) -> None:
     for nat in state.static_nats:
         table.add(dnat, f"-d {host(nat.public_ip)} -j DNAT --to-destination {nat.internal_ip}")
 
-    guests = state.all_guest_networks()
+    guests = state.all_guest_networks() if not routed.is_routed(state) else ()  # routed: nothing DNAT'ed
     for guest in guests:
         # Hairpin: a guest reaching another guest through a public IP must see the reply
         # come back through the router, so the source becomes the router's guest address.
@@ -460,7 +465,7 @@ def _nat(state: RouterState, table: TableSpec) -> None:
             table.add(snat, f"-s {host(nat.internal_ip)} -o {device} -j SNAT --to-source {nat.public_ip}")
     from vragent.render import netfilter_vpc
 
-    for device in state.public_devices():
+    for device in state.public_devices() if not routed.is_routed(state) else ():  # routed: no NAT
         # A VPC SNATs every public NIC but its first to the VPC's one source-NAT IP.
         source = netfilter_vpc.source_nat_address(state, device) if state.is_vpc else state.source_nat_ip(device)
         if source is not None:
