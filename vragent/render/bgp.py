@@ -73,7 +73,10 @@ def _log_line(files: BgpPaths) -> str:
 def zebra_conf(state: RouterState, paths: Paths) -> str:
     files = BgpPaths(paths)
     hostname = state.config.get("name", "vragent")
-    return "\n".join([GENERATED, f"hostname {hostname}", _log_line(files), "line vty", ""])
+    # As the incumbent: a multihop peer reached only through the default route still
+    # resolves as a next hop.
+    return "\n".join([GENERATED, f"hostname {hostname}", _log_line(files), "ip nht resolve-via-default",
+                      "line vty", ""])
 
 
 def bgpd_conf(state: RouterState, paths: Paths) -> str:
