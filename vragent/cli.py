@@ -11,11 +11,12 @@ import json
 import os
 import sys
 
-from vragent import __version__, engine, log
-from vragent import state as state_doc
+from vragent import __version__, engine
+from vragent.shell import log
+from vragent.pipeline import document as state_doc
 from vragent.errors import ApplyFailed, InvalidInput
 from vragent.paths import Paths
-from vragent.wire import load_push
+from vragent.pipeline.intake import load_push
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -141,18 +142,18 @@ def cmd_show(paths: Paths) -> int:
 
 
 def cmd_status(args, paths: Paths) -> int:
-    from vragent import status
+    from vragent.ops import status
 
     if args.checks2svpn:
-        from vragent.services import strongswan
+        from vragent.subsystems.vpn import service as strongswan
 
         sys.stdout.write(strongswan.s2s_status(paths, args.checks2svpn))  # no newline, as the incumbent's echo -n
         return 0
     if args.checkrouter:
-        from vragent import redundancy
+        from vragent.ops import failover
 
         try:
-            print(f"Status: {redundancy.status(paths)['status']}")
+            print(f"Status: {failover.status(paths)['status']}")
         except ApplyFailed as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -175,8 +176,8 @@ def cmd_restore(paths: Paths, link_wait: float = 30.0) -> int:
     """
     import time
 
-    from vragent import files, netlink
-    from vragent.render.addresses import render as render_links
+    from vragent.shell import files, netlink
+    from vragent.subsystems.network.render import render as render_links
 
     text = files.read_text(paths.state)
     if text is None:
@@ -199,8 +200,9 @@ def cmd_restore(paths: Paths, link_wait: float = 30.0) -> int:
 
 
 def cmd_render(args, paths: Paths) -> int:
-    from vragent.render.netfilter import IP6_TABLES, render_restore
-    from vragent.wire import merge_documents
+    from vragent.tables import IP6_TABLES
+    from vragent.pipeline.netfilter import render_restore
+    from vragent.pipeline.intake import merge_documents
 
     state = engine.load_state(paths)
     if args.files:
@@ -220,12 +222,13 @@ def cmd_render(args, paths: Paths) -> int:
 
 
 def cmd_redundancy(args, paths: Paths) -> int:
-    from vragent import redundancy
+    from vragent.subsystems.vrrp import model as redundancy
+    from vragent.ops import failover
 
     if args.command == "notify":
-        return redundancy.notify_loop(paths, args.fifo)
+        return failover.notify_loop(paths, args.fifo)
     try:
-        result = redundancy.transition(paths, redundancy.Role(args.role.upper()), reason="vragent transition",
+        result = failover.transition(paths, redundancy.Role(args.role.upper()), reason="vragent transition",
                                        release_vips=args.release_vips,
                                        only_if_keepalived_dead=args.if_keepalived_dead)
     except ApplyFailed as exc:
@@ -281,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
 
         gc.enable()  # vragent.command turned it off for one-shot runs
     if args.command == "supervise":
-        from vragent import supervise
+        from vragent.ops import supervise
 
         return supervise.run(paths, args.interval, args.once)
     if args.command in ("transition", "notify"):

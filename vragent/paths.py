@@ -48,3 +48,7 @@ class Paths:
     @property
     def processed(self) -> Path:
         return self.cache / "processed"
+
+
+def proc_path(key: str) -> str:
+    return "/proc/sys/" + key.replace(".", "/")

@@ -17,7 +17,7 @@ from vragent.lab.bgppeer import FrrPeer, bgp_routes, session_state, wait_for
 from vragent.lab.topology import PUBLIC_GATEWAY, SOURCE_NAT_IP, UPSTREAM_SOURCES
 from vragent.lab.traffic import TcpServer, tcp_connect
 from vragent.paths import Paths
-from vragent.render.bgp import BgpPaths
+from vragent.subsystems.bgp.render import BgpPaths
 from tests.lab.checks import apply_ok, connects
 
 ALLOWED, OTHER = UPSTREAM_SOURCES

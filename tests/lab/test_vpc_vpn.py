@@ -22,7 +22,7 @@ from vragent.lab.topology import PUBLIC_GATEWAY, SOURCE_NAT_IP, _is_alive as ali
 from vragent.lab.traffic import TcpServer, tcp_connect
 from vragent.lab.vpnclient import IpsecClient, ike_established, kernel_has_esp, server_ike_sas
 from vragent.paths import Paths
-from vragent.render.vpn import VpnPaths
+from vragent.subsystems.vpn.render import VpnPaths
 
 REPO = Path(__file__).resolve().parents[2]
 ALLOW_ALL = [vpc.acl_rule("all")]

@@ -6,21 +6,21 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-from vragent import state as state_doc
+from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.lab import sample, sample_vpc as vpc
 from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.redact import secrets_hidden
-from vragent.render import bgp, netfilter
-from vragent.wire import Document, merge_documents
+from vragent.subsystems.bgp import render as bgp
+from vragent.pipeline import netfilter
+from vragent.pipeline.intake import Document, merge_documents
 
-SCHEMA = json.loads((Path(state_doc.__file__).parent / "schema" / "state.schema.json").read_text())
+SCHEMA = json.loads(state_doc.SCHEMA_PATH.read_text())
 ROUTED = [sample.routed_cmdline(), sample.ips(), sample.guestnetwork()]
 INGRESS_8080 = sample.routing_firewall_rule(11, "tcp", 8080, source_cidrs=("203.0.113.10/32",))
 PEER = sample.bgp_peer(password=sample.BGP_PASSWORD, multihop=2)
@@ -143,7 +143,7 @@ def test_frr_files_announce_the_guest_networks_to_the_peers():
                  "ip prefix-list vr-guests seq 5 permit 192.0.2.0/24"):
         assert line in conf, (line, conf)
     daemons = [bgp.zebra_daemon(state, paths), bgp.bgpd_daemon(state, paths)]
-    assert [d.service.name for d in daemons] == ["frr-zebra", "frr-bgpd"] and all(d.enabled for d in daemons)
+    assert [d.service for d in daemons] == ["frr-zebra", "frr-bgpd"] and all(d.enabled for d in daemons)
     assert daemons[1].files[bgp.BgpPaths(paths).bgpd_conf][1] == 0o600  # it holds the passwords
     off = merged(sample.bgp_peers(), state=state)
     assert not any(d.enabled for d in (bgp.zebra_daemon(off, paths), bgp.bgpd_daemon(off, paths)))

@@ -10,8 +10,9 @@ import pytest
 from vragent.errors import InvalidInput
 from vragent.lab import sample, sample_vpc as vpc
 from vragent.paths import Paths
-from vragent.render import netfilter, vpn
-from vragent.wire import Document, merge_documents
+from vragent.pipeline import netfilter
+from vragent.subsystems.vpn import render as vpn
+from vragent.pipeline.intake import Document, merge_documents
 from vragent.model import RouterState
 
 USERS = sample.vpn_users(("alice", "al1ce-Pw9", True))
