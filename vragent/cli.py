@@ -16,7 +16,7 @@ from vragent.shell import log
 from vragent.pipeline import document as state_doc
 from vragent.errors import ApplyFailed, InvalidInput
 from vragent.paths import Paths
-from vragent.pipeline.intake import load_push
+from vragent.pipeline.intake import MAX_FILE_BYTES, decode, load_push
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,12 +90,12 @@ def read_documents(names: list[str]):
     documents, labels = [], []
     for name in names:
         if name == "-":
-            text, label = sys.stdin.read(), "stdin"
+            data, label = sys.stdin.buffer.read(MAX_FILE_BYTES + 1), "stdin"
         else:
-            with open(name, encoding="utf-8") as handle:
-                text = handle.read()
+            with open(name, "rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
             label = os.path.basename(name)
-        documents.extend(load_push(label, text))
+        documents.extend(load_push(label, decode(label, data)))
         labels.append(label)
     return documents, labels
 
@@ -206,8 +206,8 @@ def cmd_render(args, paths: Paths) -> int:
 
     state = engine.load_state(paths)
     if args.files:
-        documents, _ = read_documents(args.files)
         try:
+            documents, _ = read_documents(args.files)
             state = merge_documents(state, documents)
         except InvalidInput as exc:
             _print_errors([{"path": e.path, "message": e.message} for e in exc.errors])

@@ -12,11 +12,17 @@ class Context:
     # NIC name -> MAC address, as observed. Empty means "unknown": device checks are skipped
     # (pure unit tests, or rendering for another machine).
     links: dict[str, str] = field(default_factory=dict)
+    # Seconds the agent waited for the push's NICs to be hot-plugged (vragent.shell.hotplug).
+    waited: float = 0.0
+
+    @property
+    def waited_note(self) -> str:
+        return f" (waited {self.waited:.0f} s for it to be plugged)" if self.waited else ""
 
     def check_device(self, device: str, item: Fields, key: str) -> bool:
         if self.links and device not in self.links:
             item.error(key, f"unknown device {device}: this router has "
-                            f"{', '.join(sorted(self.links)) or 'no NICs'}")
+                            f"{', '.join(sorted(self.links)) or 'no NICs'}{self.waited_note}")
             return False
         return True
 

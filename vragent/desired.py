@@ -33,8 +33,10 @@ class LinkPlan:
     default_route: tuple[IPv4Address, str] | None
     mtu: dict[str, int]
     public: frozenset[IPv4Interface]  # addresses that announce themselves with gratuitous ARP
-    # Redundant pairs (vragent.redundancy): NICs whose admin state the role decides (device -> up),
-    # and addresses keepalived owns that the plan neither adds nor removes (device -> addresses).
+    # NICs whose admin state is set (device -> up): every NIC holding an address is brought up
+    # (a hot-plugged NIC appears administratively down), before its addresses and routes are
+    # used; a redundant pair's role decides its public NICs (subsystems/vrrp/render.py).
+    # Addresses keepalived owns are never added nor removed by the plan (device -> addresses).
     admin_up: dict[str, bool] = field(default_factory=dict)
     foreign: dict[str, frozenset[IPv4Interface]] = field(default_factory=dict)
     policy: PolicyRouting = field(default_factory=PolicyRouting)
@@ -42,6 +44,8 @@ class LinkPlan:
     default_route6: tuple[IPv6Address, str] | None = None
     # A VPC router's static routes in the main table (subsystems/network/static_routes.py).
     static_routes: frozenset[Route] = frozenset()
+    # The router's IPv6 went away (ipv6.rules.withdraw): its IPv6 default route goes too.
+    withdraw_route6: bool = False
 
 
 # -- daemons and the whole desired router ------------------------------------------------------

@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from vragent.shell import files, lock, log, memo, netlink, observe, runner, services
+from vragent import guard
+from vragent.shell import files, hotplug, lock, log, memo, netlink, observe, runner, services
 from vragent.pipeline import document as state_doc
 from vragent.shell.transaction import Transaction
 from vragent.errors import ApplyFailed, InvalidInput
@@ -14,7 +15,7 @@ from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.desired import Desired
 from vragent.pipeline.plan import Plan, build
-from vragent.subsystems.network import render as addresses, routing, sysctl
+from vragent.subsystems.network import nics, render as addresses, routing, sysctl
 from vragent.subsystems.dhcp import render as dnsmasq
 from vragent.subsystems.lb import render as haproxy
 from vragent.subsystems.guestdata import render as metadata
@@ -134,7 +135,8 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
     # A redundant router converges to its VRRP role (the persisted one unless told).
     if redundancy.enabled(state):
         desired = vrrp_render.shape(desired, state, roles.current_role(paths) if role is None else role,
-                                   release_vips)
+                                    release_vips, held_vips=vrrp_service.configured_vips(paths))
+    guard.check_files([*desired.files.items(), *((p, c) for d in desired.daemons for p, (c, _) in d.files.items())])
     return desired
 
 
@@ -160,7 +162,7 @@ def observe_for(desired: Desired, links=None, tables_only=None, known_tables=Non
                            [desired.runtime.spec(d.service) for d in desired.daemons], desired.runtime.backend, links,
                            tables_only, known_tables, tables=bool(desired.tables),
                            ipv6_tables=any(spec.family == 6 for spec in desired.tables.values()),
-                           ipv6_route=desired.links.default_route6 is not None)
+                           ipv6_route=desired.links.default_route6 is not None or desired.links.withdraw_route6)
 
 
 def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
@@ -220,12 +222,16 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     if state_as_saved:
         new_state, state_text = old_state, saved_text
     else:
-        context = Context(links={name: link.mac for name, link in links[0].items() if name.startswith("eth")})
+        links, waited = hotplug.await_nics(nics.wanted(documents), links, observe.netlink.links_and_addresses, logger)
+        context = Context(links={name: link.mac for name, link in links[0].items() if name.startswith("eth")},
+                          waited=waited)
         new_state = merge_documents(old_state, documents, context)
         state_text = None  # serialised while the transaction waits for its processes (below)
     result.phase_done("merge")
 
     desired = render(new_state, paths, role, release_vips, tables=not tables_as_verified)
+    if netfilter6.withdrawn(old_state, new_state):  # IPv6 gone: its chains and route go too
+        desired = netfilter6.withdraw(desired)
     claim_owned_files(desired)
     result.phase_done("render")
     observed = observe_for(desired, links,

@@ -10,6 +10,16 @@ class ValidationError:
     path: str  # e.g. "firewall_rules.json.3f0c:$.rules[2].source_cidr_list[0]"
     message: str
 
+    # A message quotes the value it refuses; a pushed value may be a megabyte long.
+    MAX_MESSAGE = 600
+
+    def __post_init__(self) -> None:
+        if len(self.message) > self.MAX_MESSAGE:
+            cut = self.MAX_MESSAGE // 2
+            object.__setattr__(self, "message", f"{self.message[:cut]} [...] {self.message[-cut:]}")
+        if len(self.path) > self.MAX_MESSAGE:
+            object.__setattr__(self, "path", self.path[:self.MAX_MESSAGE] + "[...]")
+
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
 

@@ -23,6 +23,55 @@ if TYPE_CHECKING:
 _MISSING = object()
 _DEVICE = re.compile(r"^eth([0-9]|[1-9][0-9])$")
 
+# What no value may hold that becomes a line (or a field) of a daemon's config file or a
+# command's argument: C0 controls (line breaks, NUL, tab), DEL, C1 controls and Unicode's own
+# line and paragraph separators. Lone surrogates (a JSON escape such as \udcff) are no text
+# at all: they cannot be encoded to UTF-8, so they fail wherever they are written.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A single-line value is a name, an address, a list of CIDRs: a few KiB at most.
+MAX_LINE = 4096
+MAX_TEXT = 1 << 20
+# The longest list a push may hold (rules, entries, lines): well above any network's rules.
+MAX_LIST = 200_000  # a certificate chain, user-data (the management server caps it at 1 MiB base64)
+# RFC 1123 host name labels; a domain is 1-253 characters of such labels joined by dots.
+_DNS_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_DIGITS = re.compile(r"^[0-9]{1,18}$")
+
+
+def text_problem(value: str, multiline: bool = False, max_length: int = MAX_LINE) -> str | None:
+    """Why `value` may not be handed on as text (None: it may)."""
+    if len(value) > max_length:
+        return f"is {len(value)} characters long; at most {max_length} are allowed"
+    found = _SURROGATE.search(value)
+    if found:
+        return f"holds {found.group()!r} (a lone surrogate), which is not text"
+    found = (_CONTROL_BUT_LINES if multiline else _CONTROL).search(value)
+    if found:
+        what = "a line break" if found.group() in "\n\r\u2028\u2029" else "a control character"
+        return f"holds {what} ({found.group()!r} at offset {found.start()}), which no config line may hold"
+    return None
+
+
+# dnsmasq's own rule for names it hands out and serves: letters, digits, '-' and '_' per
+# label, labels joined by dots; nothing that could end a line or split a field (',').
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
+def valid_hostname(name: str) -> bool:
+    return 0 < len(name) <= 253 and all(_HOST_LABEL.match(label) for label in name.split("."))
+
+
+def domain_problem(value: str) -> str | None:
+    """Why `value` is not a DNS domain of RFC 1123 labels (None: it is)."""
+    labels = value[:-1].split(".") if value.endswith(".") else value.split(".")
+    if not value or len(value) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
+        return (f"{value[:80]!r} is not a domain name (dot-separated labels of 1-63 letters, digits "
+                "and '-', not starting or ending with '-'; at most 253 characters)")
+    return None
+
 
 class Fields:
     """Reads one JSON object; problems go to the shared `errors` list."""
@@ -53,14 +102,69 @@ class Fields:
     def has(self, key: str) -> bool:
         return self.data.get(key) is not None
 
-    def string(self, key: str, default: Any = _MISSING) -> str | None:
+    def string(self, key: str, default: Any = _MISSING, *, multiline: bool = False,
+               max_length: int | None = None) -> str | None:
+        """A string (or an integer, as Gson writes some ids) without control characters;
+        `multiline` admits line breaks and tabs (certificates, scripts)."""
         value = self.raw(key, default)
         if value is None or value is default:
             return value
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             self.error(key, f"expected a string, got {type_name(value)}")
             return None
-        return str(value)
+        value = str(value)
+        problem = text_problem(value, multiline, max_length or (MAX_TEXT if multiline else MAX_LINE))
+        if problem is not None:
+            self.error(key, problem)
+            return None
+        return value
+
+    def domain(self, key: str, default: Any = _MISSING) -> str | None:
+        """A DNS domain (RFC 1123 labels): it becomes dnsmasq's `domain=` and DHCP option 15."""
+        value = self.string(key, default)
+        if value is None or value is default or value == "":
+            return value
+        problem = domain_problem(value)
+        if problem is not None:
+            self.error(key, problem)
+            return None
+        return value
+
+    def hostname(self, key: str, default: Any = _MISSING) -> str | None:
+        """A host name as dnsmasq hands it out and keepalived names itself: dot-separated
+        labels of letters, digits, '-' and '_' (1-63 each, 253 in all)."""
+        value = self.string(key, default)
+        if value is None or value is default:
+            return value
+        if not valid_hostname(value):
+            self.error(key, f"{value[:80]!r} is not a host name (letters, digits, '-', '_', "
+                            "dot-separated labels of 1-63)")
+            return None
+        return value
+
+    def mac(self, key: str, default: Any = _MISSING) -> str | None:
+        """A MAC address as six ':'-separated hex octets (lower case; '-' taken for ':')."""
+        value = self.string(key, default)
+        if value is None or value is default or value == "":
+            return value
+        mac = value.strip().lower().replace("-", ":")
+        if not _MAC.match(mac):
+            self.error(key, f"{value[:80]!r} is not a MAC address (six hex octets separated by ':')")
+            return None
+        return mac
+
+    def identifier(self, key: str, default: Any = _MISSING) -> str | None:
+        """A database id (a Java long >= 0): a number, or a string of digits; as a string."""
+        value = self.raw(key, default)
+        if value is None or value is default:
+            return value
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _DIGITS.match(value))):
+            self.error(key, f"expected an id (a non-negative integer), got {_shown(value)}")
+            return None
+        if isinstance(value, int) and not 0 <= value < 1 << 63:
+            self.error(key, f"{value} is not an id (0..2^63-1)")
+            return None
+        return str(int(value))
 
     def boolean(self, key: str, default: Any = _MISSING) -> bool | None:
         value = self.raw(key, default)
@@ -70,7 +174,7 @@ class Fields:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
-        self.error(key, f"expected true or false, got {value!r}")
+        self.error(key, f"expected true or false, got {_shown(value)}")
         return None
 
     def integer(self, key: str, default: Any = _MISSING, lo: int | None = None,
@@ -78,10 +182,10 @@ class Fields:
         value = self.raw(key, default)
         if value is None or value is default:
             return value
-        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            self.error(key, f"expected an integer, got {value!r}")
+            self.error(key, f"expected an integer, got {_shown(value)}")
             return None
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             self.error(key, f"{value} is outside {lo}..{hi}")
@@ -94,7 +198,7 @@ class Fields:
             return value
         address = ipv4_or_none(value.strip())
         if address is None:
-            self.error(key, f"{value!r} is not an IPv4 address")
+            self.error(key, f"{_shown(value)} is not an IPv4 address")
         return address
 
     def netmask_prefix(self, key: str, default: Any = _MISSING) -> int | None:
@@ -104,7 +208,7 @@ class Fields:
             return value
         prefix = parse_prefix(value)
         if prefix is None:
-            self.error(key, f"{value!r} is neither a netmask nor a prefix length")
+            self.error(key, f"{_shown(value)} is neither a netmask nor a prefix length")
         return prefix
 
     def enum(self, key: str, enum_type, default: Any = _MISSING):
@@ -115,7 +219,7 @@ class Fields:
         try:
             return enum_type(value)
         except ValueError:
-            self.error(key, f"{value!r} is not one of {', '.join(e.value for e in enum_type)}")
+            self.error(key, f"{value[:80]!r} is not one of {', '.join(e.value for e in enum_type)}")
             return None
 
     def device(self, key: str, default: Any = _MISSING) -> str | None:
@@ -123,7 +227,7 @@ class Fields:
         if value is None or value is default:
             return value
         if not _DEVICE.match(value):
-            self.error(key, f"{value!r} is not a NIC name of the form ethN")
+            self.error(key, f"{value[:80]!r} is not a NIC name of the form ethN")
             return None
         return value
 
@@ -133,7 +237,11 @@ class Fields:
             return value
         if not isinstance(value, list):
             self.error(key, f"expected a list, got {type_name(value)}")
-            return None
+            # An optional list reads as empty (the error is recorded), so callers may iterate.
+            return None if default is _MISSING else []
+        if len(value) > MAX_LIST:
+            self.error(key, f"holds {len(value)} items; at most {MAX_LIST} are allowed")
+            return None if default is _MISSING else []
         return value
 
     def cidr_list(self, key: str, parse=None) -> tuple[IPv4Network, ...]:
@@ -183,6 +291,14 @@ class Fields:
         return ports
 
 
+def _shown(value: Any) -> str:
+    """A value for an error message: its repr, cut short (a push may hold a megabyte)."""
+    text = repr(value)
+    if isinstance(value, (dict, list)) and len(text) > 80:
+        return type_name(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def type_name(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
             int: "a number", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
@@ -202,7 +318,7 @@ def ipv4_or_none(text: str) -> IPv4Address | None:
 def parse_ipv4(value: str, path: str, errors: list[ValidationError]) -> IPv4Address | None:
     address = ipv4_or_none(value.strip())
     if address is None:
-        errors.append(ValidationError(path, f"{value!r} is not an IPv4 address"))
+        errors.append(ValidationError(path, f"{_shown(value)} is not an IPv4 address"))
     return address
 
 
@@ -232,7 +348,7 @@ def _parse_network(value: str, path: str, errors: list[ValidationError], family:
         # iptables and ip6tables mask them too, so we normalise to the network.
         network = ip_network(value, strict=False)
     except ValueError:
-        errors.append(ValidationError(path, f"{value!r} is not a CIDR"))
+        errors.append(ValidationError(path, f"{_shown(value)} is not a CIDR"))
         return None
     if not isinstance(network, family):
         errors.append(ValidationError(path, f"{value!r} is not an {name} CIDR"))
@@ -253,7 +369,11 @@ def parse_prefix(value: str) -> int | None:
 
 def parse_port_range(value: Any, path: str, errors: list[ValidationError]) -> PortRange | None:
     """Accepts "a:b", "a-b", "a", [a, b] and a bare integer."""
-    if isinstance(value, str):
+    if isinstance(value, list) and len(value) != 2:
+        parsed = f"expected [first, last], got a list of {len(value)}"
+    elif isinstance(value, str) and len(value) > 32:
+        parsed = f"{value[:32]!r}... is not a port range"
+    elif isinstance(value, str):
         parsed = _port_range_text(value)
     elif isinstance(value, list):
         parsed = _port_range_parts(value, value)
@@ -275,19 +395,24 @@ def _port_range_text(value: str) -> PortRange | str:
 
 def _port_range_parts(parts: list, value: Any) -> PortRange | str:
     """The range, or why `value` is not one."""
-    try:
-        numbers = [int(p) for p in parts]
-    except (TypeError, ValueError):
-        return f"{value!r} is not a port range"
+    numbers = []
+    for part in parts:
+        # Integers only: int(1.5) would quietly make a port of 1.5, and int() of an infinity raises.
+        if isinstance(part, str) and _DIGITS.match(part.strip()):
+            numbers.append(int(part))
+        elif isinstance(part, int) and not isinstance(part, bool):
+            numbers.append(part)
+        else:
+            return f"{_shown(value)} is not a port range (integers only)"
     if len(numbers) == 1:
         numbers = numbers * 2
     if len(numbers) != 2:
-        return f"{value!r} is not a port range"
+        return f"{_shown(value)} is not a port range"
     first, last = numbers
     if not (0 <= first <= 65535 and 0 <= last <= 65535):
-        return f"{value!r}: ports must be within 0..65535"
+        return f"{_shown(value)}: ports must be within 0..65535"
     if first > last:
-        return f"{value!r}: the first port is above the last"
+        return f"{_shown(value)}: the first port is above the last"
     return PortRange(first, last)
 
 

@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6
 
 from vragent.values import device_index, CONTROL_DEVICE, GUEST_DEVICE, PUBLIC_DEVICE, SSH_PORT, Direction, PortRange, Protocol
 from vragent.subsystems.network.model import (GuestNetwork, GuestSubnet, IpAlias, PrivateGateway, PublicIp, RouterIpv6,
-                                             StaticRoute)
+                                             StaticRoute, TierIpv6)
 from vragent.subsystems.firewall.model import FirewallRule, PortForward, StaticNat
 from vragent.subsystems.vpc.model import AclRule, NetworkAcl
 from vragent.subsystems.dhcp.model import DhcpHost, DhcpRange
@@ -24,7 +24,7 @@ from vragent.subsystems.lb.model import (CloudStackLb, LbAccept, LbAlgorithm, Lb
                                         LbStats, LbStickiness, LbTimeouts, LoadBalancer, LoadBalancing, SslCert)
 
 # Every section type, importable from here as before the split (one home each, above).
-__all__ = ["device_index", 'CONTROL_DEVICE', 'GUEST_DEVICE', 'PUBLIC_DEVICE', 'SSH_PORT', 'Direction', 'PortRange', 'Protocol', 'PublicIp', 'PrivateGateway', 'StaticRoute', 'GuestNetwork', 'IpAlias', 'GuestSubnet', 'RouterIpv6', 'FirewallRule', 'PortForward', 'StaticNat', 'AclRule', 'NetworkAcl', 'DhcpHost', 'DhcpRange', 'VmData', 'PasswordOffer', 'MonitoredService', 'Monitoring', 'RemoteAccessVpn', 'SiteToSiteVpn', 'VpnUser', 'BgpPeer', 'LbProtocol', 'LbAlgorithm', 'LbAccept', 'SslCert', 'CloudStackLb', 'LbBackend', 'LbHealthCheck', 'LbStickiness', 'LbTimeouts', 'LoadBalancer', 'LbStats', 'LoadBalancing']
+__all__ = ["device_index", 'CONTROL_DEVICE', 'GUEST_DEVICE', 'PUBLIC_DEVICE', 'SSH_PORT', 'Direction', 'PortRange', 'Protocol', 'PublicIp', 'PrivateGateway', 'StaticRoute', 'GuestNetwork', 'IpAlias', 'GuestSubnet', 'RouterIpv6', 'TierIpv6', 'FirewallRule', 'PortForward', 'StaticNat', 'AclRule', 'NetworkAcl', 'DhcpHost', 'DhcpRange', 'VmData', 'PasswordOffer', 'MonitoredService', 'Monitoring', 'RemoteAccessVpn', 'SiteToSiteVpn', 'VpnUser', 'BgpPeer', 'LbProtocol', 'LbAlgorithm', 'LbAccept', 'SslCert', 'CloudStackLb', 'LbBackend', 'LbHealthCheck', 'LbStickiness', 'LbTimeouts', 'LoadBalancer', 'LbStats', 'LoadBalancing']
 
 # A VPC router (cmdline type "vpcrouter") is laid out differently: eth0 control, eth1 the
 # first public NIC (source NAT), eth2+ tiers and more public NICs (cloudstack-vr.md §1.2).
@@ -271,6 +271,19 @@ class RouterState:
                                        primary.dns if primary else (), primary.domain if primary else "",
                                        primary.mtu if primary else None, _subnet_tag("alias", alias.ip)))
         return tuple(subnets)
+
+    def vpc_ipv6_tiers(self) -> tuple[GuestNetwork, ...]:
+        """A VPC router's dual-stack tiers, in device order."""
+        return tuple(n for n in self.guest_networks if n.ipv6 is not None) if self.is_vpc else ()
+
+    @property
+    def vpc_public6(self) -> tuple[IPv6Interface, IPv6Address | None] | None:
+        """A dual-stack VPC's public IPv6 on its first public NIC and its upstream gateway:
+        what the first dual-stack tier's push names (every tier's push carries the same)."""
+        for tier in self.vpc_ipv6_tiers():
+            if tier.ipv6.public is not None:
+                return tier.ipv6.public, tier.ipv6.upstream_gateway
+        return None
 
     def ordered_public_ips(self) -> tuple[PublicIp, ...]:
         """Public IPs with the cmdline's public address (eth2; a VPC's eth1) folded in;

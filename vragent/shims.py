@@ -20,7 +20,7 @@ from vragent import engine
 from vragent.shell import log
 from vragent.errors import InvalidInput
 from vragent.paths import Paths
-from vragent.pipeline.intake import load_push
+from vragent.pipeline.intake import MAX_FILE_BYTES, decode, load_push
 
 CMDLINE_FILE = "cmd_line.json"
 
@@ -70,7 +70,9 @@ def _apply_files(paths: Paths, sources: list[Path]) -> engine.Result:
     documents = []
     try:
         for source in sources:
-            documents.extend(load_push(source.name, source.read_text()))
+            with open(source, "rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
+            documents.extend(load_push(source.name, decode(source.name, data)))
     except InvalidInput as exc:
         return engine.Result(status="invalid", push=[s.name for s in sources],
                              errors=[{"path": e.path, "message": e.message} for e in exc.errors])
@@ -91,7 +93,13 @@ def update_config(argv: list[str], paths: Paths | None = None) -> int:
         return 2
     name = os.path.basename(argv[0])
     keep = not (len(argv) == 2 and argv[1] == "false")
+    if name in ("", ".", "..") or "\0" in name or len(name.encode("utf-8", "surrogateescape")) > 255:
+        print(f"update_config.py: {argv[0]!r} names no file in {paths.cache}", file=sys.stderr)
+        return 2
     source = paths.cache / name
+    if source.exists() and not source.is_file():
+        print(f"update_config.py: {source} is not a file", file=sys.stderr)
+        return 2
     if not source.exists():
         if (paths.processed / f"{name}.gz").exists():
             return 0  # already applied: the management server retried
@@ -115,6 +123,9 @@ def vr_cfg(argv: list[str], paths: Paths | None = None) -> int:
         print("usage: vr_cfg.sh -c <VR-uuid.cfg>", file=sys.stderr)
         return 2
     source = Path(argv[1])
+    if source.exists() and not source.is_file():
+        print(f"vr_cfg.sh: {source} is not a file", file=sys.stderr)
+        return 2
     if not source.exists():
         print(f"{source} does not exist", file=sys.stderr)
         return 1

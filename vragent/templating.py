@@ -21,9 +21,11 @@ def template_dirs() -> list[Path]:
 def environment():
     import jinja2  # imported only when a daemon config is rendered
 
+    from vragent import guard
+
     env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in template_dirs()]),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True, autoescape=False)
+                             keep_trailing_newline=True, autoescape=False, finalize=guard.template_value)
     env.globals["generated_header"] = GENERATED_HEADER
     return env
 

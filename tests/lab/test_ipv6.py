@@ -170,3 +170,30 @@ def test_render_6_prints_the_ipv6_tables_as_ip6tables_restore_input(lab, router,
     ours = lambda text: sorted(line for line in text.splitlines() if line.startswith("-A vr-"))  # noqa: E731
     assert ours(restored) == ours(ip6tables_save(lab)) != []
     assert RouterAgent(lab, tmp_path / "v4-only").run("render", "-6").stdout == ""
+
+
+def test_ipv6_leaving_the_cmdline_removes_addresses_route_radvd_and_chains(lab, router):
+    """The cmdline loses its IPv6 keys: the router's IPv6 addresses, its IPv6 default route,
+    radvd and every vragent chain of the IPv6 filter table go (INPUT and FORWARD stay
+    closed); IPv4 is untouched; and the next apply changes nothing."""
+    apply_ok(router, sample.ipv6_firewall_rules(sample.ipv6_firewall_rule(5, ports=80)))
+    assert "vr-INPUT" in ip6tables_save(lab) and (router.root / "run/vragent/radvd.pid").exists()
+    ipv4 = router.iptables_save()
+
+    removed = router.apply(sample.cmdline())
+    assert removed.returncode == 0, removed.errors
+    summaries = [s["summary"] for s in removed.steps]
+    assert any(s.startswith("radvd: stop") for s in summaries), summaries
+    addresses = json.loads(lab.run("vr", ["ip", "-j", "-6", "addr"]).stdout)
+    assert [info["local"] for entry in addresses for info in entry.get("addr_info", [])
+            if info.get("scope") == "global"] == []
+    assert lab.run("vr", ["ip", "-6", "route", "show", "default"]).stdout.strip() == ""
+    assert ip6tables_save(lab) == "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+    assert not (router.root / "run/vragent/radvd.pid").exists()
+    assert router.iptables_save() == ipv4
+    for again in router.reapply(sample.cmdline()):
+        assert again.returncode == 0 and again.result["status"] == "unchanged", again.steps
+    # And back: IPv6 returns whole.
+    apply_ok(router, sample.cmdline(ipv6=True))
+    assert "vr-INPUT" in ip6tables_save(lab)
+    assert lab.run("vr", ["ip", "-6", "route", "show", "default"]).stdout.startswith(f"default via {UPSTREAM_IP6}")

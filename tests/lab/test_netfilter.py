@@ -108,15 +108,13 @@ def test_icmp_to_a_public_ip_needs_a_firewall_rule(lab, router):
 
 
 def egress(rule_id, protocol="tcp", ports=None, default_allow=False, revoked=False):
-    return sample.firewall_rule(rule_id, protocol=protocol, ports=ports, public_ip=None, source_cidrs=(),
-                                dest_cidrs=(), traffic_type="Egress", revoked=revoked,
-                                default_egress_policy=default_allow)
+    return sample.egress_rule(rule_id, protocol=protocol, ports=ports, default_allow=default_allow, revoked=revoked)
 
 
 def test_egress_default_deny_blocks_and_one_allow_rule_opens_exactly_its_port(lab, router):
     with TcpServer(lab, "up", 8080), TcpServer(lab, "up", 8081):
         assert connects(lab, "vm1", PUBLIC_GATEWAY, 8081)  # the offering's default allow (system rule)
-        apply_ok(router, sample.firewall_rules(egress(50, protocol="all"), egress(51, ports=8080)))
+        apply_ok(router, sample.firewall_rules(sample.system_egress_rule(False, restart=True), egress(51, ports=8080)))
         assert connects(lab, "vm1", PUBLIC_GATEWAY, 8080)
         assert not connects(lab, "vm1", PUBLIC_GATEWAY, 8081)
         # Inbound connections a VM accepted are not egress: their replies still flow.
@@ -126,7 +124,7 @@ def test_egress_default_deny_blocks_and_one_allow_rule_opens_exactly_its_port(la
             assert connects(lab, "up", PF_IP, 2222)
         apply_ok(router, sample.firewall_rules(egress(51, ports=8080, revoked=True)))
         assert not connects(lab, "vm1", PUBLIC_GATEWAY, 8080)
-        apply_ok(router, sample.firewall_rules(egress(50, protocol="all", default_allow=True)))
+        apply_ok(router, sample.firewall_rules(sample.system_egress_rule(True)))
         assert connects(lab, "vm1", PUBLIC_GATEWAY, 8081)
 
 
@@ -284,7 +282,7 @@ def test_sigkill_at_random_points_leaves_every_table_wholly_old_or_new(lab, rout
               sample.firewall_rules(sample.firewall_rule(90, ports=(2000, 2299), public_ip=PF_IP, revoked=True),
                                     sample.firewall_rule(91, ports=(5000, 5299), public_ip=PF_IP)),
               sample.staticnat_rules(sample.staticnat_rule(NAT_IP, VM2_IP)),
-              sample.firewall_rules(egress(92, protocol="all"), egress(93, ports=443))]
+              sample.firewall_rules(sample.system_egress_rule(False, restart=True), egress(93, ports=443))]
     assert router.apply(*push_a).returncode == 0
     tables_a, state_a = tables_of(router.iptables_save()), router.show()
     assert router.apply(*push_b).returncode == 0

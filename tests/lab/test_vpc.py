@@ -170,6 +170,26 @@ def test_port_forwarding_to_a_tier_vm_passes_that_tiers_ingress_acl(vpc_lab, rou
         assert result.ok and result.peer_seen == PUBLIC_GATEWAY
 
 
+def test_a_port_forward_with_source_cidrs_admits_only_those_sources(vpc_lab, router):
+    """forwarding_rules.json's source_cidr_list (4.20+): on a VPC, where no firewall rule
+    guards a public IP, the rule itself admits only its sources (the incumbent's -s)."""
+    from vragent.lab import sample
+    from vragent.lab.topology import UPSTREAM_SOURCES
+
+    lab = vpc_lab
+    allowed, other = UPSTREAM_SOURCES
+    public = EXTRA_PUBLIC_IPS[0]
+    apply_ok(router, vpc.ips(vpc.ip_entry(public)), vpc.network_acl(2, ingress=[vpc.acl_rule("tcp", 22, cidr=vpc.ANY)]),
+             sample.forward_rules(sample.forward_rule(public, 2222, TIER2.vm_ip, 22,
+                                                      source_cidrs=(f"{allowed}/32", "2001:db8:aa::/48"))))
+    with TcpServer(lab, "vm2", 22):
+        assert connects(lab, "up", public, 2222, source=allowed)
+        assert not connects(lab, "up", public, 2222, source=other)
+        # The same rule without CIDRs ("" on the wire): from anywhere.
+        apply_ok(router, sample.forward_rules(sample.forward_rule(public, 2222, TIER2.vm_ip, 22)))
+        assert connects(lab, "up", public, 2222, source=other)
+
+
 def test_a_vpc_cmdline_is_validated_with_paths(make_lab, tmp_path):
     lab = make_lab(router_type="vpcrouter", tiers=1)
     router = RouterAgent(lab, tmp_path / "root")

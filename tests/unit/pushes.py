@@ -49,13 +49,20 @@ def ingress(rule_id: int, ip: str, protocol: str = "tcp", ports=(22, 22), cidrs=
 
 
 def egress(rule_id: int, protocol: str = "tcp", ports=None, dests=(), default_allow: bool = False,
-           revoked: bool = False) -> dict:
-    rule = {"id": rule_id, "protocol": protocol, "revoked": revoked, "already_added": False,
-            "source_cidr_list": [], "dest_cidr_list": list(dests), "purpose": "Firewall",
-            "traffic_type": "Egress", "guest_cidr": "192.0.2.0/24", "default_egress_policy": default_allow}
+           revoked: bool = False, sources=("192.0.2.0/24",)) -> dict:
+    """A user egress rule: the API gives it the guest network's CIDR when it names no source."""
+    rule = {"id": rule_id, "src_ip": "", "protocol": protocol, "revoked": revoked, "already_added": False,
+            "source_cidr_list": list(sources), "dest_cidr_list": list(dests), "purpose": "Firewall",
+            "traffic_type": "Egress", "default_egress_policy": default_allow}
     if ports:
         rule["src_port_range"] = list(ports)
     return rule
+
+
+def system_egress(default_allow: bool, dests=(), revoked: bool = False) -> dict:
+    """The system egress rule: id 0, protocol all, no sources; `dests` ["0.0.0.0/0"] on a
+    network restart (applyDefaultEgressFirewallRule), none at router start."""
+    return egress(0, protocol="all", dests=dests, default_allow=default_allow, revoked=revoked, sources=())
 
 
 def firewall(*rules: dict) -> dict:

@@ -378,7 +378,7 @@ def test_a_certificate_change_reloads_with_the_configuration():
     step = daemon_step(two, observed(live(one), running=True), RUNTIME)
     assert step.action == "reload"
     assert sorted(c[0].name for c in step.changes) == ["haproxy.cfg", "web.pem"]
-    assert two.files[paths.under("etc/ssl/cloudstack/web.pem")][1] == 0o600
+    assert two.files[paths.under("etc/cloudstack/ssl/web.pem")][1] == 0o600
     assert "content not shown" in step.diff() and "PRIVATE KEY" not in step.diff()
 
 
@@ -408,7 +408,7 @@ def test_certificates_no_longer_pushed_are_removed(tmp_path: Path):
 
 def test_a_candidate_is_checked_against_the_candidates_of_the_files_it_names():
     config = Path("/r/etc/haproxy/haproxy.cfg")
-    cert = Path("/r/etc/ssl/cloudstack/web.pem")
+    cert = Path("/r/etc/cloudstack/ssl/web.pem")
     candidates = {config: Path(str(config) + ".new"), cert: Path(str(cert) + ".new")}
     text = f"bind 1.2.3.4:443 ssl crt {cert}\nbind 1.2.3.4:444 ssl crt {cert}2\ncrt-list={cert}\n"
     assert candidate_text(text, candidates, config) == (

@@ -130,6 +130,17 @@ def test_rules_merge_by_id_revoked_ones_go_and_the_system_rule_sets_the_egress_d
     assert not state.ipv6_egress_default_allow  # kept until a push says otherwise
 
 
+@pytest.mark.parametrize("dests", [(), ("::/0",)], ids=["no-destination", "all-destinations"])
+def test_the_ipv6_system_egress_rule_is_known_by_its_missing_sources_whatever_its_destinations(dests):
+    # createIpv6FirewallRulesCommands reloads both lists (none); ::/0 is the rule as made.
+    state = merged(dual_stack(), ipv6_rules(
+        rule(9, protocol="all", traffic_type="Egress", cidrs=(), dest_cidr_list=list(dests),
+             default_egress_policy=False),
+        rule(10, protocol="all", traffic_type="Egress", cidrs=("2001:db8:77:5::/64",), default_egress_policy=False)))
+    assert not state.ipv6_egress_default_allow
+    assert [r.id for r in state.ipv6_firewall_rules] == ["10"]
+
+
 def test_the_dual_stack_state_round_trips_and_matches_the_schema():
     state = merged(dual_stack(), ipv6_rules(
         rule(7, ports=(22, 23), cidrs=("2001:db8:aa::/48",)),

@@ -4,7 +4,7 @@ the shell, and there is no import cycle. Function-local imports count like any o
 is allowed for start-up time, never as a way around a cycle.
 
 Layers, bottom to top (README, Layout):
-  0 base       errors, paths, values, fields, context, templating, redact, the package (its version)
+  0 base       errors, paths, values, fields, context, templating, redact, guard, the package (its version)
   1 model      model, subsystems/*/model
   2 contracts  desired, tables, steps
   3 pure       subsystems/*/ every other face (wire types, document, verify, render, rules)
@@ -25,7 +25,7 @@ from vragent.subsystems import ORDER
 
 PACKAGE = Path(__file__).resolve().parents[2] / "vragent"
 
-BASE = {"errors", "paths", "values", "fields", "context", "templating", "redact"}
+BASE = {"errors", "paths", "values", "fields", "context", "templating", "redact", "guard"}
 CONTRACTS = {"desired", "tables", "steps"}
 OS_FACES = {"service"}
 

@@ -193,7 +193,7 @@ def standby(desired: Desired) -> dict[str, bool]:
 def test_a_primary_holds_the_vip_after_its_own_address_and_brings_its_public_nic_up():
     desired = desired_for(Role.PRIMARY)
     assert desired.links.addresses["eth0"] == (OWN, VIP)
-    assert desired.links.admin_up == {"eth2": True}
+    assert desired.links.admin_up == {"eth0": True, "eth1": True, "eth2": True}
     assert desired.links.default_route == (IPv4Address("198.51.100.1"), "eth2")
     assert desired.links.public and not desired.links.foreign
     assert standby(desired) == {"dnsmasq": False, "conntrackd": False, "keepalived": False}
@@ -204,7 +204,8 @@ def test_a_router_that_is_not_primary_holds_back_public_nics_and_primary_only_da
     desired = desired_for(role)
     assert desired.links.addresses["eth0"] == (OWN,)
     assert desired.links.foreign == {"eth0": frozenset({VIP})}  # keepalived's: never added, never removed
-    assert desired.links.admin_up == {"eth2": False}
+    # Guest and control NICs are up like on any router; the shared public MAC stays down.
+    assert desired.links.admin_up == {"eth0": True, "eth1": True, "eth2": False}
     assert desired.links.default_route is None and not desired.links.public
     assert standby(desired) == {"dnsmasq": True, "conntrackd": False, "keepalived": False}
     # The public addresses stay configured on the down NIC: becoming PRIMARY is a link up.

@@ -21,7 +21,7 @@ def full_state() -> RouterState:
         p.doc("firewall_rules.json.1", p.firewall(
             p.ingress(901, "198.51.100.20", ports=(2222, 2222), cidrs=("203.0.113.10/32",)),
             p.ingress(905, "198.51.100.21", protocol="icmp", icmp=(8, 0)),
-            p.egress(902, protocol="all", default_allow=False),
+            p.system_egress(default_allow=False),
             p.egress(903, ports=(80, 80), dests=("203.0.113.0/24",)))),
         p.doc("forwarding_rules.json.1", p.forwards(p.forward("198.51.100.20", "2222:2222", "192.0.2.11", "22:22"))),
         p.doc("staticnat_rules.json.1", p.static_nat("198.51.100.21", "192.0.2.12")),

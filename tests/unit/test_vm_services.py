@@ -190,6 +190,18 @@ def test_monitorservice_is_parsed_and_replaced_whole():
     assert again.monitoring.services == () and not again.monitoring.health_checks_enabled
 
 
+def test_disable_monitoring_is_read_as_the_management_server_means_it():
+    # finalizeMonitorService sets router.monitor.enabled, to "false", only when monitoring is off.
+    off = merged(monitor_service())
+    assert off.monitoring.disabled is True
+    on = merged({k: v for k, v in monitor_service().items() if k != "disable_monitoring"})
+    assert on.monitoring.disabled is False
+    # The health-check refresh (no `config`, no flag) says nothing about it: kept either way.
+    refresh = {"type": "monitorservice", "health_checks_enabled": True, "health_checks_basic_run_interval": 3}
+    assert merged(refresh, state=off).monitoring.disabled is True
+    assert merged(refresh, state=on).monitoring.disabled is False
+
+
 def test_bad_monitorservice_is_refused_with_paths():
     errors = errors_of(monitor_service(config="ssh:processname=sshd:,[x]:novalue:",
                                        health_checks_basic_run_interval="often", health_checks_config=[1],

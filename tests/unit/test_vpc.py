@@ -4,7 +4,7 @@ parsed as the management server sends them, validated with JSON paths, kept in t
 from __future__ import annotations
 
 import json
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 import jsonschema
 import pytest
@@ -61,21 +61,24 @@ def test_the_vpc_layout_puts_control_on_eth0_and_public_on_eth1():
     assert links.addresses["eth5"] == ()  # a NIC without a tier holds no address
 
 
-def test_the_reference_acl_is_parsed_in_order_with_ipv6_cidrs_left_out():
+def test_the_reference_acl_is_parsed_in_order_with_ipv6_cidrs_apart():
     state = merged(*vpc.vpc(), REFERENCE_ACL)
     acl = state.network_acl("eth3")
     assert acl.ingress == (
-        AclRule("tcp", True, (IPv4Network("0.0.0.0/0"),), PortRange(443, 443)),
+        AclRule("tcp", True, (IPv4Network("0.0.0.0/0"),), PortRange(443, 443), cidrs6=(IPv6Network("::/0"),)),
         AclRule("icmp", True, (IPv4Network("10.0.0.0/8"),), icmp_type=8),
         AclRule("47", True, (IPv4Network("192.0.2.0/24"),)))
     assert acl.egress[1] == AclRule("all", False, (IPv4Network("198.51.100.0/24"), IPv4Network("203.0.113.0/24")))
 
 
-def test_tcp_without_ports_matches_every_port_and_ipv6_only_rules_are_skipped():
+def test_tcp_without_ports_matches_every_port_and_ipv6_only_rules_are_skipped_by_ipv4():
     acl = vpc.network_acl(2, ingress=[vpc.acl_rule("tcp"), vpc.acl_rule("udp", cidr="2001:db8::/32")])
     state = merged(*vpc.vpc(), acl)
-    assert state.network_acl("eth3").ingress == (AclRule("tcp", True, (IPv4Network("0.0.0.0/0"),)),)
+    assert state.network_acl("eth3").ingress == (
+        AclRule("tcp", True, (IPv4Network("0.0.0.0/0"),), cidrs6=(IPv6Network("::/0"),)),
+        AclRule("udp", True, (), cidrs6=(IPv6Network("2001:db8::/32"),)))
     rules = netfilter.render(state)["filter"].chains["ACL_INBOUND_eth3"]
+    assert not any("udp" in rule for rule in rules), rules
     assert "-A ACL_INBOUND_eth3 -p tcp -j ACCEPT" in rules and rules[-1] == "-A ACL_INBOUND_eth3 -j DROP"
 
 
@@ -231,3 +234,49 @@ def test_private_gateways_and_static_routes_round_trip_through_the_state_documen
     assert state_doc.load_trusted(state_doc.dumps(state)) == state
     jsonschema.validate(state_doc.to_document(state), SCHEMA)
     assert "private_gateways" not in state_doc.to_document(merged(*vpc.vpc()))
+
+
+# -- port forwarding's source CIDRs (forwarding_rules.json source_cidr_list, 4.20+) ----------
+
+def forwarded(source_cidrs: str, router: str = "vpc") -> RouterState:
+    from vragent.lab import sample
+
+    base = vpc.vpc() if router == "vpc" else [sample.cmdline(), sample.ips()]
+    public = "198.51.100.20"
+    rule = sample.forward_rule(public, 2222, "10.70.2.11" if router == "vpc" else "192.0.2.11", 22)
+    rule["source_cidr_list"] = source_cidrs
+    extra = [vpc.ips(vpc.ip_entry("198.51.100.10", source_nat=True), vpc.ip_entry(public))] if router == "vpc" else []
+    return merged(*base, *extra, sample.forward_rules(rule))
+
+
+def pf_rules(state: RouterState) -> list[str]:
+    return netfilter.render(state)["nat"].chains.get("vr-pf-198.51.100.20", [])
+
+
+def test_a_vpc_port_forward_admits_only_its_source_cidrs_as_the_incumbent_does():
+    state = forwarded("203.0.113.10/32,2001:db8:aa::/48,198.51.100.0/24")
+    (rule,) = state.port_forwards
+    assert rule.sources == (IPv4Network("203.0.113.10/32"), IPv4Network("198.51.100.0/24"))  # IPv6 left out
+    assert pf_rules(state) == [
+        "-A vr-pf-198.51.100.20 -s 203.0.113.10/32 -p tcp -m tcp --dport 2222 -j DNAT --to-destination 10.70.2.11:22",
+        "-A vr-pf-198.51.100.20 -s 198.51.100.0/24 -p tcp -m tcp --dport 2222 -j DNAT --to-destination 10.70.2.11:22"]
+    assert state_doc.loads(state_doc.dumps(state)) == state
+    jsonschema.validate(state_doc.to_document(state), SCHEMA)
+    # "" (no CIDRs): from anywhere; only IPv6 CIDRs: from no IPv4 source at all.
+    assert pf_rules(forwarded("")) == [
+        "-A vr-pf-198.51.100.20 -p tcp -m tcp --dport 2222 -j DNAT --to-destination 10.70.2.11:22"]
+    only_ipv6 = forwarded("2001:db8:aa::/48")
+    assert pf_rules(only_ipv6) == [] and "vr-pf-198.51.100.20" not in netfilter.render_restore(netfilter.render(only_ipv6))
+
+
+def test_an_isolated_routers_port_forward_leaves_its_sources_to_the_firewall_rules():
+    assert pf_rules(forwarded("203.0.113.10/32", router="isolated")) == [
+        "-A vr-pf-198.51.100.20 -p tcp -m tcp --dport 2222 -j DNAT --to-destination 192.0.2.11:22"]
+
+
+def test_bad_port_forward_source_cidrs_are_refused_with_their_path():
+    assert errors_of(*vpc.vpc(), {"type": "forwardrules", "rules": [{
+        "revoke": False, "protocol": "tcp", "source_ip_address": "198.51.100.10", "source_port_range": "22:22",
+        "destination_ip_address": "10.70.1.11", "destination_port_range": "22:22",
+        "source_cidr_list": "203.0.113.0/24,300.1.1.0/24"}]}) == [
+        "forwardrules.json.4:$.rules[0].source_cidr_list[1]: '300.1.1.0/24' is not a CIDR"]

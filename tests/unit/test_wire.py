@@ -68,11 +68,40 @@ def test_firewall_rules_are_keyed_by_id_and_revoked_deletes():
 
 def test_system_egress_rule_only_sets_the_default_policy():
     state = merged(*p.base_network(), p.doc("firewall_rules.json.1", p.firewall(
-        p.egress(902, protocol="all", default_allow=False),
+        p.system_egress(default_allow=False),
         p.egress(904, ports=(80, 80), dests=("203.0.113.0/24",), default_allow=False))))
     assert state.egress_default_allow is False
     assert [r.id for r in state.firewall_rules] == ["904"]
     assert state.firewall_rules[0].direction is Direction.EGRESS
+
+
+# The system egress rule as each path sends it: router start (createFirewallRulesCommands
+# reloads both CIDR lists of the unsaved rule: none), a network restart or update
+# (applyDefaultEgressFirewallRule through createApplyFirewallRulesCommands reloads only the
+# sources: the destination stays 0.0.0.0/0), and revoked (shutdownNetworkRules).
+SYSTEM_EGRESS_FORMS = {"router start": dict(dests=()), "network restart": dict(dests=("0.0.0.0/0",)),
+                       "shutdown": dict(dests=("0.0.0.0/0",), revoked=True)}
+
+
+@pytest.mark.parametrize("default_allow", [True, False], ids=["default-allow", "default-deny"])
+@pytest.mark.parametrize("form", SYSTEM_EGRESS_FORMS)
+def test_the_system_egress_rule_of_every_path_sets_the_policy_and_is_no_rule(form, default_allow):
+    user_rule = p.egress(904, ports=(80, 80), default_allow=default_allow)
+    state = merged(*p.base_network(), p.doc("firewall_rules.json.1", p.firewall(user_rule)))
+    state = merged(p.doc("firewall_rules.json.2", p.firewall(
+        p.system_egress(default_allow, **SYSTEM_EGRESS_FORMS[form]))), state=state)
+    assert state.egress_default_allow is default_allow
+    assert [r.id for r in state.firewall_rules] == ["904"]  # the user rule stays, the system one is none
+
+
+def test_a_user_egress_rule_for_every_protocol_is_a_rule_whatever_it_lists():
+    # The API fills an egress rule's sources with the guest CIDR, so only the system rule has none.
+    state = merged(*p.base_network(), p.doc("firewall_rules.json.1", p.firewall(
+        p.egress(905, protocol="all", dests=("0.0.0.0/0",), default_allow=True),
+        p.egress(906, protocol="all", default_allow=True))))
+    assert [(r.id, r.protocol.value, [str(c) for c in r.source_cidrs]) for r in state.firewall_rules] == [
+        ("905", "all", ["192.0.2.0/24"]), ("906", "all", ["192.0.2.0/24"])]
+    assert state.egress_default_allow is True
 
 
 def test_static_nat_one_entry_per_public_ip():
@@ -288,7 +317,8 @@ def test_port_ranges_parse_as_first_last_or_say_why_not(value):
         parts = value if isinstance(value, list) else [value]
     try:
         numbers = [int(p) for p in parts]
-        numbers = numbers * 2 if len(numbers) == 1 else numbers
+        # A list is [first, last]; "a" and a bare integer are one port.
+        numbers = numbers * 2 if len(numbers) == 1 and not isinstance(value, list) else numbers
         expected = PortRange(*numbers) if len(numbers) == 2 else None
     except (ValueError, TypeError):
         expected = None

@@ -13,16 +13,17 @@ from types import TracebackType
 from vragent.lab.topology import Lab, LabCommandError
 from vragent.lab.traffic import READY_TIMEOUT, _LineReader, _python
 
-# Answers every GET with its name (and nothing else), one thread per connection.
+# Answers every GET with its name (and nothing else), one thread per connection; with a
+# header name as third argument, its name, a space and that request header's value.
 _NAME_SERVER = r"""
 import http.server, sys
-name, port = sys.argv[1], int(sys.argv[2])
+name, port, header = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
-        body = name.encode()
+        body = (f"{name} {self.headers.get(header)}" if header else name).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
@@ -43,10 +44,11 @@ server.serve_forever()
 
 
 class HttpNameServer:
-    """An HTTP server in a lab namespace whose every answer is its name (default: the role)."""
+    """An HTTP server in a lab namespace whose every answer is its name (default: the role),
+    followed by the value of request header `header` when one is named."""
 
-    def __init__(self, lab: Lab, role: str, port: int, name: str | None = None) -> None:
-        self.lab, self.role, self.port, self.name = lab, role, port, name or role
+    def __init__(self, lab: Lab, role: str, port: int, name: str | None = None, header: str = "") -> None:
+        self.lab, self.role, self.port, self.name, self.header = lab, role, port, name or role, header
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> HttpNameServer:
@@ -61,7 +63,7 @@ class HttpNameServer:
         return self._process.pid if self._process else None
 
     def start(self) -> HttpNameServer:
-        self._process = self.lab.popen(self.role, _python(_NAME_SERVER, self.name, self.port),
+        self._process = self.lab.popen(self.role, _python(_NAME_SERVER, self.name, self.port, self.header),
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         ready = _LineReader(self._process).readline(READY_TIMEOUT)
         if not ready or not ready.startswith("listening "):

@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 from vragent.lab import sample
 from vragent.lab.agent import RouterAgent
-from vragent.lab.topology import ROUTER_GUEST_IP, ROUTER_MACS, VM1_IP, Lab, switch_port
+from vragent.lab.topology import (ROUTER_GUEST_IP, ROUTER_MACS, VM1_IP, VPC_ROUTER2_MACS, VPC_ROUTER_MACS, VPC_TIERS,
+                                  Lab, switch_port)
 from vragent.lab.traffic import ICMP_ECHO_SOCKET, PYTHON, _python
 
 ROLES = ("vr", "vr2")
@@ -54,8 +55,12 @@ class Pair:
     """Two routers of one redundant pair, each with its agent root under `directory`."""
 
     def __init__(self, lab: Lab, directory: Path, supervise_interval: float = SUPERVISE_INTERVAL,
-                 advert_int: int = 1):
+                 advert_int: int = 1, pushes: Callable[..., list[dict]] = pair_pushes,
+                 vrrp_device: str = "eth0"):
         self.lab = lab
+        # What each router gets first (pushes(router number, **cmdline overrides)), and the NIC
+        # VRRP runs on: the isolated pair's defaults, or vpc_pair_pushes and a VPC's first tier.
+        self.pushes, self.vrrp_device = pushes, vrrp_device
         self.advert_int = advert_int
         self.supervise_interval = supervise_interval
         self.routers = {role: RouterAgent(lab, directory / role, role=role) for role in ROLES}
@@ -71,7 +76,7 @@ class Pair:
     def start(self, timeout: float = 15.0) -> str:
         """Configure both routers, start their supervisors; returns the PRIMARY's role."""
         for role, router in self.routers.items():
-            result = router.apply(*pair_pushes(NUMBER[role], advert_int=str(self.advert_int)))
+            result = router.apply(*self.pushes(NUMBER[role], advert_int=str(self.advert_int)))
             if result.returncode != 0:
                 raise AssertionError(f"{role}: {result.errors or result.stderr}")
         for role in ROLES:
@@ -155,7 +160,7 @@ class Pair:
         """Pull (or plug back) the router's guest cable: its switch port goes down, so the
         router's eth0 loses carrier as with a dead hypervisor NIC."""
         moment = time.monotonic()
-        self.lab.run("sw", ["ip", "link", "set", switch_port(role, "eth0"), "up" if up else "down"])
+        self.lab.run("sw", ["ip", "link", "set", switch_port(role, self.vrrp_device), "up" if up else "down"])
         return moment
 
 
@@ -293,8 +298,27 @@ def vip_owners(lab: Lab, role: str = "vm1", source: str = VM1_IP, target: str = 
     return set(result.stdout.split())
 
 
-def router_of_mac(mac: str) -> str | None:
-    return next((role for role, macs in ROUTER_MACS.items() if macs["eth0"] == mac), None)
+def router_of_mac(mac: str, device: str = "eth0", macs: dict[str, dict[str, str]] = ROUTER_MACS) -> str | None:
+    return next((role for role, nics in macs.items() if nics[device] == mac), None)
+
+
+# -- a redundant VPC pair ---------------------------------------------------------------------------
+
+def vpc_pair_pushes(router: int, tiers: int = 2, **cmdline_overrides: str) -> list[dict]:
+    """What the management server sends each router of a redundant VPC pair at start."""
+    from vragent.lab import sample_vpc
+
+    return sample_vpc.pair_vpc(router, tiers, **cmdline_overrides)
+
+
+VPC_PAIR_MACS = {"vr": VPC_ROUTER_MACS, "vr2": VPC_ROUTER2_MACS}
+
+
+def vpc_vip_holder(lab: Lab, tier: int = 1) -> set[str | None]:
+    """The routers that answer ARP for tier `tier`'s gateway VIP, asked from its VM."""
+    t = VPC_TIERS[tier - 1]
+    owners = vip_owners(lab, f"vm{tier}", t.vm_ip, t.router_ip)
+    return {router_of_mac(mac, t.device, VPC_PAIR_MACS) for mac in owners}
 
 
 def protocol_floor(advert_int: float, priority: int) -> float:

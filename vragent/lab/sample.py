@@ -48,6 +48,8 @@ DOMAIN = "lab.internal"
 DNS = PUBLIC_GATEWAY
 # On a redundant pair ROUTER_GUEST_IP is the VRRP gateway and each router has its own.
 REDUNDANT_GUEST_IPS = {1: "192.0.2.2", 2: "192.0.2.3"}
+# A dual-stack pair: each router its own guest IPv6 address, the gateway (guestgw6) shared.
+REDUNDANT_GUEST_IP6S = {1: "2001:db8:1::2", 2: "2001:db8:1::3"}
 
 # Push file names by payload type (VRScripts); configure.py dispatches on the part
 # before ".json", so the names must be the real ones.
@@ -122,7 +124,8 @@ def cmdline(router: int = 1, redundant: bool = False, ipv6: bool = False) -> Pay
     if redundant:
         config |= {"router_id": "101", "router_pr": str(100 - router), "advert_int": "1"}
     if ipv6:  # a dual-stack isolated network (a lab made with ipv6=True)
-        config |= {"eth0ip6": ROUTER_GUEST_IP6, "eth0ip6prelen": "64", "guestgw6": ROUTER_GUEST_IP6,
+        config |= {"eth0ip6": REDUNDANT_GUEST_IP6S[router] if redundant else ROUTER_GUEST_IP6,
+                   "eth0ip6prelen": "64", "guestgw6": ROUTER_GUEST_IP6,
                    "guestcidr6size": "64", "eth2ip6": ROUTER_PUBLIC_IP6, "eth2ip6prelen": "64",
                    "ip6gateway": UPSTREAM_IP6, "ip6dns1": UPSTREAM_IP6, "ip6firewall": "true"}
     return {"type": "cmdline", "cmd_line": config}
@@ -280,15 +283,29 @@ def firewall_rules(*rules: Payload) -> Payload:
     return _pushed("firewallrules", rules=list(rules))
 
 
-def system_egress_rule(default_allow: bool = True, revoked: bool = False) -> Payload:
+def system_egress_rule(default_allow: bool = True, revoked: bool = False, restart: bool = False) -> Payload:
     """The management server's system egress rule: it only carries the offering's default
-    policy. Never persisted (id 0), with src_ip "" like every egress rule and its CIDR lists
-    reloaded from the database (empty). A router starts with egress closed; a default-allow
-    offering's router start (createDefaultEgressFirewallRule) and every network restart
-    (applyDefaultEgressFirewallRule) send this rule."""
+    policy. Never persisted (id 0), with src_ip "" like every egress rule. A router starts
+    with egress closed; a default-allow offering's router start (createDefaultEgressFirewallRule,
+    through createFirewallRulesCommands, which reloads both CIDR lists from the database: empty)
+    sends it without CIDRs. A network restart or update (applyDefaultEgressFirewallRule,
+    through createApplyFirewallRulesCommands, which reloads only the sources) sends it with
+    `dest_cidr_list: ["0.0.0.0/0"]` (`restart=True`); VirtualRouterElement.applyFWRules
+    passes that one on only for a default-deny network."""
     rule = firewall_rule(0, "all", public_ip="", source_cidrs=(), traffic_type="Egress", revoked=revoked,
-                         dest_cidrs=(), default_egress_policy=default_allow)
+                         dest_cidrs=("0.0.0.0/0",) if restart else (), default_egress_policy=default_allow)
     del rule["guest_cidr"]  # null for the isolated router's rules
+    return rule
+
+
+def egress_rule(rule_id: int, protocol: str = "tcp", ports: PortRange | None = None,
+                default_allow: bool = False, dest_cidrs: Iterable[str] = (), revoked: bool = False) -> Payload:
+    """A user egress rule: src_ip "", the guest CIDR as its source (the API's default when
+    the user names none), the offering's default policy. With a default allow it denies,
+    with a default deny it allows."""
+    rule = firewall_rule(rule_id, protocol, ports, public_ip="", source_cidrs=(GUEST_CIDR,), traffic_type="Egress",
+                         revoked=revoked, dest_cidrs=dest_cidrs, default_egress_policy=default_allow)
+    del rule["guest_cidr"]
     return rule
 
 
@@ -325,8 +342,9 @@ def _port_range(ports: PortRange) -> str:
 
 
 def forward_rule(public_ip: str, public_ports: PortRange, internal_ip: str, internal_ports: PortRange,
-                 protocol: str = "tcp", revoke: bool = False) -> Payload:
-    """One port-forwarding rule: public_ip:public_ports -> internal_ip:internal_ports."""
+                 protocol: str = "tcp", revoke: bool = False, source_cidrs: Iterable[str] = ()) -> Payload:
+    """One port-forwarding rule: public_ip:public_ports -> internal_ip:internal_ports, with
+    its source CIDRs as ForwardingRule carries them: one comma-joined string, "" for none."""
     return {
         "revoke": revoke,
         "protocol": protocol,
@@ -334,6 +352,7 @@ def forward_rule(public_ip: str, public_ports: PortRange, internal_ip: str, inte
         "source_port_range": _port_range(public_ports),
         "destination_ip_address": internal_ip,
         "destination_port_range": _port_range(internal_ports),
+        "source_cidr_list": ",".join(source_cidrs),
     }
 
 

@@ -1,12 +1,17 @@
 """Sample `loadbalancer` pushes and native load balancers for the lab network.
 
-The configuration lines follow what the management server's HAProxyConfigurator emits
-(cloudstack-vr.md §3.5a): its fixed global and defaults sections (with `daemon`, a
-chroot, user/group and a stats socket vragent must reconcile), sections separated by a
-line holding a tab and a space, one `listen <ip_with_underscores>-<port>` per public
-IP:port with `server <pool>_<n> <vm ip>:<port> check`, a stats `listen` sent as ONE
-element with embedded newlines, and the dummy `listen vmops` when nothing is balanced.
-add_rules are "<ip>:<port>:", stat_rules "<ip>:<port>:<cidrs>:,".
+The configuration lines follow what the management server's HAProxyConfigurator (4.22,
+core/.../network/HAProxyConfigurator.java) emits: its fixed global and defaults sections
+(with `daemon`, a chroot, user/group and a stats socket vragent must reconcile), sections
+separated by a line holding a tab and a space, one `listen <ip_with_underscores>-<port>`
+per public IP:port (getRulesForPool: bind, then `mode http`/`option httpclose` for port
+80 or SSL, then `balance`, then `server <pool>_<n> <vm ip>:<port> check`), a stats
+`listen` sent as ONE element with embedded newlines, and the dummy `listen vmops` when
+nothing is balanced. An SSL-offloading rule (lb protocol `ssl` with a certificate) binds
+`ssl crt /etc/cloudstack/ssl/<pool>.pem` with HTTP/2 ALPN and the intermediate TLS
+settings, and its certificate comes as `ssl_certs` named after the pool.
+add_rules are "<ip>:<port>:", stat_rules "<ip>:<port>:<cidrs>:," (`[""]` without stats).
+The payload's keys are LoadBalancerRule's, in its order; `ssl_certs` is always there.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from vragent.lab.sample import _pushed
-from vragent.lab.topology import ROUTER_GUEST_IP
+from vragent.lab.topology import CONTROL_ROUTER_IP, ROUTER_GUEST_IP
 
 Payload = dict[str, Any]
 BLANK = "\t "  # the management server's section separator
@@ -31,6 +36,7 @@ class LbRule:
     algorithm: str = "roundrobin"
     http: bool | None = None  # None: http on port 80, like the management server
     extra: tuple[str, ...] = ()  # more lines for the listen section, e.g. "\ttimeout server 60000"
+    ssl: bool = False  # SSL offloading: lb protocol "ssl" with a certificate
 
     @property
     def pool(self) -> str:
@@ -38,8 +44,17 @@ class LbRule:
 
 
 def lb_rule(public_ip: str, public_port: int, backends: Iterable[tuple[str, int]], algorithm: str = "roundrobin",
-            http: bool | None = None, extra: Iterable[str] = ()) -> LbRule:
-    return LbRule(public_ip, public_port, tuple(backends), algorithm, http, tuple(extra))
+            http: bool | None = None, extra: Iterable[str] = (), ssl: bool = False) -> LbRule:
+    return LbRule(public_ip, public_port, tuple(backends), algorithm, http, tuple(extra), ssl)
+
+
+# Where HAProxyConfigurator's bind lines name the certificates (SSL_CERTS_DIR), and the
+# TLS settings it appends to an SSL-offloading bind and to each of its servers.
+SSL_CERTS_DIR = "/etc/cloudstack/ssl/"
+SSL_CONFIGURATION_INTERMEDIATE = (
+    " ssl-min-ver TLSv1.2 no-tls-tickets ciphers ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:"
+    "DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-GCM-SHA256 "
+    "ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256")
 
 
 @dataclass(frozen=True)
@@ -55,7 +70,7 @@ class Stats:
 def global_section(maxconn: int = 4096) -> list[str]:
     return ["global", "\tlog 127.0.0.1:3914   local0 warning", f"\tmaxconn {maxconn}", f"\tmaxpipes {maxconn // 4}",
             "\tchroot /var/lib/haproxy", "\tuser haproxy", "\tgroup haproxy",
-            "\tstats socket /run/haproxy/admin.sock", "\tdaemon", "\ttune.ssl.default-dh-param 2048"]
+            "\tstats socket /run/haproxy/admin.sock", "\tdaemon"]
 
 
 def defaults_section(timeout_server: int = 50000) -> list[str]:
@@ -72,11 +87,18 @@ def stats_element(stats: Stats) -> str:
 
 
 def pool_lines(rule: LbRule) -> list[str]:
-    lines = [f"listen {rule.pool}", f"\tbind {rule.public_ip}:{rule.public_port}", f"\tbalance {rule.algorithm}"]
-    lines += list(rule.extra)
-    lines += [f"\tserver {rule.pool}_{n} {ip}:{port} check" for n, (ip, port) in enumerate(rule.backends)]
-    if rule.http or (rule.http is None and rule.public_port == 80):
+    """getRulesForPool: the frontend lines, then the backend lines, then a blank line."""
+    bind = f"\tbind {rule.public_ip}:{rule.public_port}"
+    if rule.ssl:  # one element, its second line embedded
+        bind += (f" ssl crt {SSL_CERTS_DIR}{rule.pool}.pem alpn h2,http/1.1{SSL_CONFIGURATION_INTERMEDIATE}"
+                 "\n\thttp-request add-header X-Forwarded-Proto https")
+    lines = [f"listen {rule.pool}", bind]
+    if rule.http or (rule.http is None and rule.public_port == 80) or rule.ssl:
         lines += ["\tmode http", "\toption httpclose"]
+    lines += [f"\tbalance {rule.algorithm}"]
+    lines += list(rule.extra)
+    server_ssl = SSL_CONFIGURATION_INTERMEDIATE if rule.ssl else ""
+    lines += [f"\tserver {rule.pool}_{n} {ip}:{port} check{server_ssl}" for n, (ip, port) in enumerate(rule.backends)]
     return lines + [BLANK]
 
 
@@ -103,20 +125,19 @@ def loadbalancer(*rules: LbRule, stats: Stats | None = None, revoked: Iterable[L
         "configuration": lines if lines is not None else configuration(rules, stats, maxconn, timeout_server),
         "tmp_cfg_file_path": "/etc/haproxy/",
         "tmp_cfg_file_name": "haproxy.cfg.new.1714640000000",
+        "ssl_certs": list(ssl_certs),  # generateSslCertEntries: an empty array, never null
         "add_rules": [f"{r.public_ip}:{r.public_port}:" for r in rules],
         "remove_rules": [f"{r.public_ip}:{r.public_port}:" for r in revoked],
-        "stat_rules": [f"{stats.ip}:{stats.port}:{stats.cidrs}:,"] if stats is not None else [],
-        "router_ip": ROUTER_GUEST_IP,
-        "is_transparent": False,
-        "network_cidr": "192.0.2.0/24",
+        # generateFwRules adds an empty entry when stats are disabled
+        "stat_rules": [f"{stats.ip}:{stats.port}:{stats.cidrs}:,"] if stats is not None else [""],
+        "router_ip": CONTROL_ROUTER_IP,  # an isolated router's ROUTER_IP access detail (a VPC's: its NIC IP)
     }
-    certs = list(ssl_certs)
-    if certs:
-        rule["ssl_certs"] = certs
     return _pushed("loadbalancer", rules=[rule])
 
 
 def ssl_cert(name: str, cert: str, key: str, chain: str | None = None) -> Payload:
+    """An SslCertEntry: named after its rule's pool (`<ip_with_underscores>-<port>`); Gson
+    leaves out a null chain and a null password."""
     entry = {"name": name, "cert": cert, "key": key}
     if chain is not None:
         entry["chain"] = chain

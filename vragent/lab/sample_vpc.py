@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from vragent.lab.sample import DNS, _pushed
-from vragent.lab.topology import (CONTROL_NETMASK, CONTROL_ROUTER_IP, PGW_CIDR, PGW_DEVICE, PGW_GATEWAY, PGW_NETMASK,
+from vragent.lab.topology import (CONTROL_NETMASK, CONTROL_ROUTER2_IP, CONTROL_ROUTER_IP, PGW_CIDR, PGW_DEVICE, PGW_GATEWAY, PGW_NETMASK,
                                   PGW_REMOTE_CIDR, PGW_ROUTER_IP, PGW_ROUTER_MAC, PUBLIC_GATEWAY, PUBLIC_NETMASK,
                                   SECOND_PUBLIC_GATEWAY, SECOND_PUBLIC_NETMASK, SOURCE_NAT_IP, VPC_CIDR,
-                                  VPC_ROUTER_MACS, VPC_SECOND_PUBLIC_DEVICE, VPC_TIERS, VpcTier)
+                                  VPC_ROUTER2_MACS, VPC_ROUTER_MACS, VPC_SECOND_PUBLIC_DEVICE, VPC_TIERS, VpcTier)
 
 Payload = dict[str, Any]
 DOMAIN = "vpc.lab.internal"
@@ -126,11 +126,12 @@ def site2sitevpn(peer: str = S2S_PEER, cidrs: str = S2S_PEER_CIDR, psk: str = S2
 
 def private_gateway_entry(add: bool = True, source_nat: bool = False, **overrides: Any) -> Payload:
     """The private gateway's `ips` entry as createVpcAssociatePrivateIPCommands sends it
-    (nw_type "Public", is_private_gateway true) on eth4."""
-    return {"public_ip": PGW_ROUTER_IP, "gateway": PGW_GATEWAY, "netmask": PGW_NETMASK, "source_nat": source_nat,
-            "add": add, "one_to_one_nat": False, "first_i_p": False, "vif_mac_address": PGW_ROUTER_MAC,
+    (nw_type "Public", is_private_gateway true) on eth4, in IpAddress's key order. No `mtu`:
+    it sets one only when the private network has a private MTU (and then the public one)."""
+    return {"public_ip": PGW_ROUTER_IP, "source_nat": source_nat, "add": add, "one_to_one_nat": False,
+            "first_i_p": False, "gateway": PGW_GATEWAY, "netmask": PGW_NETMASK, "vif_mac_address": PGW_ROUTER_MAC,
             "nic_dev_id": int(PGW_DEVICE[3:]), "new_nic": False, "nw_type": "Public", "is_private_gateway": True,
-            "mtu": 1500, **overrides}
+            **overrides}
 
 
 def private_gateway_acl(ingress: list[Payload] | None = None, egress: list[Payload] | None = None) -> Payload:
@@ -152,6 +153,74 @@ def static_route(network: str = PGW_REMOTE_CIDR, gateway: str = PGW_GATEWAY, rev
 def static_routes(*routes: Payload) -> Payload:
     """static_routes.json (SetStaticRouteConfigItem)."""
     return _pushed("staticroutes", routes=list(routes or (static_route(),)))
+
+
+# -- a redundant VPC pair (Lab(router_type="vpcrouter", routers=2)) -------------------------------
+# Each router has its own address in every tier; the tier's gateway (what the VMs use) is the
+# VRRP VIP, the network's gateway the management server sends as router_guest_gateway.
+PAIR_TIER_IPS = {1: ("10.70.1.2", "10.70.2.2"), 2: ("10.70.1.3", "10.70.2.3")}
+PAIR_VPC_ID = "201"  # router_id: the VPC's id, the same on both routers (VRID)
+# router_password: the decimal of SHA-512(VPC uuid), as createRedundantRouterArgs builds it.
+PAIR_PASSWORD = "8375209387155716427315780117"
+
+
+def pair_macs(router: int) -> dict[str, str]:
+    return VPC_ROUTER_MACS if router == 1 else VPC_ROUTER2_MACS
+
+
+def pair_cmdline(router: int, **overrides: str) -> Payload:
+    """cmd_line.json of router 1 or 2 of a redundant VPC pair (createRedundantRouterArgs: no
+    router_pr, no guestgw: a VPC's gateways come with its tiers)."""
+    values = {"name": f"r-{200 + router}-VM", "eth0ip": CONTROL_ROUTER_IP if router == 1 else CONTROL_ROUTER2_IP,
+              "redundant_router": "true", "advert_int": "1", "router_id": PAIR_VPC_ID,
+              "router_password": PAIR_PASSWORD, "redundant_state": "PRIMARY" if router == 1 else "BACKUP"}
+    return cmdline(**(values | overrides))
+
+
+def pair_guestnetwork(router: int, number: int, add: bool = True) -> Payload:
+    """A tier on one router of the pair: its own address, the tier's gateway as the VIP."""
+    network = guestnetwork(number, add=add)
+    return {**network, "mac_address": pair_macs(router)[tier(number).device],
+            "router_guest_ip": PAIR_TIER_IPS[router][number - 1], "router_guest_gateway": tier(number).router_ip}
+
+
+def pair_network_acl(router: int, number: int, ingress: list[Payload] | None = None,
+                     egress: list[Payload] | None = None) -> Payload:
+    acl = network_acl(number, ingress, egress)
+    return {**acl, "mac_address": pair_macs(router)[tier(number).device],
+            "nic_ip": PAIR_TIER_IPS[router][number - 1]}
+
+
+def pair_vpc(router: int, tiers: int = 2, **cmdline_overrides: str) -> list[Payload]:
+    """What each router of a redundant VPC pair gets first: cmdline, source-NAT IP, tiers."""
+    return [pair_cmdline(router, **cmdline_overrides), ips(),
+            *(pair_guestnetwork(router, n) for n in range(1, tiers + 1))]
+
+
+# -- a dual-stack VPC (Lab(router_type="vpcrouter", ipv6=True)) -----------------------------------
+
+def tier6(number: int) -> str:
+    from vragent.lab.topology import VPC_TIER6_CIDRS
+
+    return VPC_TIER6_CIDRS[tier(number).device]
+
+
+def dual_stack_guestnetwork(number: int, add: bool = True, router_ip6: str | None = None,
+                            gateway6: str | None = None) -> Payload:
+    """guest_network.json of a dual-stack tier as SetGuestNetworkConfigItem sends it: the
+    router's address in the tier's /64 (::1), the tier's IPv6 gateway, RDNSS, and the VPC's
+    public IPv6 with its upstream gateway."""
+    from vragent.lab.topology import ROUTER_PUBLIC_IP6, UPSTREAM_IP6
+
+    prefix = tier6(number).split("/")[0]
+    own = router_ip6 or f"{prefix}1"
+    return {**guestnetwork(number, add=add), "router_guest_ip6": own, "router_guest_ip6_gateway": gateway6 or own,
+            "router_guest_ip6_cidr": tier6(number), "cidr6": "64", "dns6": UPSTREAM_IP6,
+            "router_ip6": ROUTER_PUBLIC_IP6, "router_ip6_gateway": UPSTREAM_IP6, "router_ip6_cidr": "2001:db8:ff::/64"}
+
+
+def dual_stack_vpc(tiers: int = 2) -> list[Payload]:
+    return [cmdline(), ips(), *(dual_stack_guestnetwork(n) for n in range(1, tiers + 1))]
 
 
 def remote_access_vpn(create: bool = True, public_ip: str = SOURCE_NAT_IP) -> Payload:

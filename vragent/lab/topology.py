@@ -85,6 +85,9 @@ UPSTREAM_IP6 = "2001:db8:ff::1"  # the router's IPv6 gateway (ip6gateway)
 
 # A VPC lab (router_type="vpcrouter"): the VPC's CIDR and one VM in each tier, on eth2, eth3.
 VPC_CIDR = "10.70.0.0/16"
+# A dual-stack VPC lab (router_type="vpcrouter", ipv6=True): each tier's /64 (the router is
+# ::1 in it), the public IPv6 and upstream as in the isolated dual-stack lab.
+VPC_TIER6_CIDRS = {"eth2": "2001:db8:71::/64", "eth3": "2001:db8:72::/64"}
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,11 @@ VPC_ROUTER_MACS = {"eth0": "02:00:00:00:01:00", "eth1": "02:00:00:00:01:01",
 # isolated lab's second public segment (up2, SECOND_PUBLIC_*).
 VPC_SECOND_PUBLIC_DEVICE = "eth4"
 VPC_ROUTER_MACS[VPC_SECOND_PUBLIC_DEVICE] = "02:00:00:00:01:04"
+# A redundant VPC pair (Lab(router_type="vpcrouter", routers=2)): vr2's control NIC and tiers
+# have MACs of their own; its public NIC and private gateway share vr's, as CloudStack gives
+# both routers one MAC (and one IP) there and fails over by link state.
+VPC_ROUTER2_MACS = {**VPC_ROUTER_MACS, "eth0": "02:00:00:00:02:00", "eth2": "02:00:00:00:02:02",
+                    "eth3": "02:00:00:00:02:03"}
 
 # A VPC lab's optional private gateway (Lab(..., private_gateway=True)): the router's eth4 on
 # its own segment, whose gateway is the "pgw" machine; a "remote" network (a site behind
@@ -272,15 +280,17 @@ def build_nodes(routers: int, vm_static_addresses: bool, second_public: bool = F
     router (router_type="vpcrouter") with that many tiers (1 or 2), one VM (vm1, vm2) in each;
     `private_gateway`: its eth4 and the pgw machine too."""
     if router_type == "vpcrouter":
-        nodes = _vpc_nodes(tiers, vm_static_addresses, second_public)
-        return _with_private_gateway(nodes) if private_gateway else nodes
+        nodes = _vpc_nodes(tiers, vm_static_addresses, second_public, routers)
+        nodes = _with_private_gateway(nodes) if private_gateway else nodes
+        guests6 = tuple(VPC_TIER6_CIDRS[t.device] for t in VPC_TIERS[:tiers])
+        return tuple(_with_ipv6(node, guests6) for node in nodes) if ipv6 else nodes
     if router_type == "dhcpsrvr":
         return _shared_network_nodes(vm_static_addresses)
     nodes = _build_nodes(routers, vm_static_addresses, second_public)
     return tuple(_with_ipv6(node) for node in nodes) if ipv6 else nodes
 
 
-def _with_ipv6(node: Node) -> Node:
+def _with_ipv6(node: Node, guests6: tuple[str, ...] = (GUEST6_CIDR,)) -> Node:
     """A machine of a dual-stack lab: routers get their IPv6 from the agent, VMs from the
     router's advertisements; the upstream holds the router's gateway and routes the
     guest /64 back through the router's public IPv6 (routed, no NAT)."""
@@ -293,7 +303,7 @@ def _with_ipv6(node: Node) -> Node:
         nic = node.nics[0]
         return replace(node, sysctls=sysctls,
                        nics=(replace(nic, addresses=(*nic.addresses, f"{UPSTREAM_IP6}/64")),),
-                       routes=(f"{GUEST6_CIDR} via {ROUTER_PUBLIC_IP6}",))
+                       routes=tuple(f"{cidr} via {ROUTER_PUBLIC_IP6}" for cidr in guests6))
     if node.role in ROUTER_ROLES:
         return replace(node, sysctls=sysctls)
     return node
@@ -331,14 +341,18 @@ def _build_nodes(routers: int, vm_static_addresses: bool, second_public: bool) -
     return tuple(nodes)
 
 
-def _vpc_nodes(tiers: int, vm_static_addresses: bool, second_public: bool = False) -> tuple[Node, ...]:
+def _vpc_nodes(tiers: int, vm_static_addresses: bool, second_public: bool = False,
+               routers: int = 1) -> tuple[Node, ...]:
     """A VPC router (eth0 control, eth1 public, eth2+ tiers; eth4 on the second public
-    segment with second_public), a VM per tier, the upstream(s) and the control host."""
-    nics = (Nic("eth0", CONTROL_BRIDGE, VPC_ROUTER_MACS["eth0"]), Nic("eth1", PUBLIC_BRIDGE, VPC_ROUTER_MACS["eth1"]))
-    nics += tuple(Nic(t.device, t.bridge, VPC_ROUTER_MACS[t.device]) for t in VPC_TIERS[:tiers])
-    if second_public:
-        nics += (Nic(VPC_SECOND_PUBLIC_DEVICE, SECOND_PUBLIC_BRIDGE, VPC_ROUTER_MACS[VPC_SECOND_PUBLIC_DEVICE]),)
-    nodes = [Node(role="vr", nics=nics, sysctls=ROUTER_SYSCTLS)]
+    segment with second_public), or a redundant pair of them (vr, vr2), a VM per tier, the
+    upstream(s) and the control host."""
+    nodes = []
+    for role, macs in zip(ROUTER_ROLES[:routers], (VPC_ROUTER_MACS, VPC_ROUTER2_MACS)):
+        nics = (Nic("eth0", CONTROL_BRIDGE, macs["eth0"]), Nic("eth1", PUBLIC_BRIDGE, macs["eth1"]))
+        nics += tuple(Nic(t.device, t.bridge, macs[t.device]) for t in VPC_TIERS[:tiers])
+        if second_public:
+            nics += (Nic(VPC_SECOND_PUBLIC_DEVICE, SECOND_PUBLIC_BRIDGE, macs[VPC_SECOND_PUBLIC_DEVICE]),)
+        nodes.append(Node(role=role, nics=nics, sysctls=ROUTER_SYSCTLS))
     for role, tier in zip(VM_ROLES, VPC_TIERS[:tiers]):
         addresses = (f"{tier.vm_ip}/{tier.prefix}",) if vm_static_addresses else ()
         nodes.append(Node(role=role, nics=(Nic("eth0", tier.bridge, tier.vm_mac, addresses),),
@@ -356,7 +370,7 @@ def _with_private_gateway(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
                nics=(Nic("eth0", PGW_BRIDGE, PGW_HOST_MAC, (f"{PGW_GATEWAY}/{prefix}",)),),
                sysctls=HOST_SYSCTLS, loopback_addresses=(f"{PGW_REMOTE_HOST}/32",),
                routes=(f"{VPC_CIDR} via {PGW_ROUTER_IP}",))
-    return tuple(replace(n, nics=(*n.nics, Nic(PGW_DEVICE, PGW_BRIDGE, PGW_ROUTER_MAC))) if n.role == "vr" else n
+    return tuple(replace(n, nics=(*n.nics, Nic(PGW_DEVICE, PGW_BRIDGE, PGW_ROUTER_MAC))) if n.role in ROUTER_ROLES else n
                  for n in nodes) + (pgw,)
 
 
@@ -416,15 +430,15 @@ class Lab:
 
     def __init__(self, prefix: str = "vrlab", routers: int = 1, vm_static_addresses: bool = True,
                  second_public: bool = False, ipv6: bool = False, router_type: str = "router",
-                 tiers: int = 0, private_gateway: bool = False) -> None:
+                 tiers: int = 0, private_gateway: bool = False, hotplug: tuple[str, ...] = ()) -> None:
         if routers not in (1, 2):
             raise ValueError(f"routers must be 1 or 2, not {routers}")
         if router_type not in ROUTER_TYPES:
             raise ValueError(f"router_type must be one of {', '.join(ROUTER_TYPES)}, not {router_type!r}")
         if router_type == "vpcrouter":
             tiers = tiers or 2
-            if tiers not in (1, 2) or routers != 1 or ipv6:
-                raise ValueError("a VPC lab has one router, 1 or 2 tiers, no IPv6")
+            if tiers not in (1, 2):
+                raise ValueError("a VPC lab has 1 or 2 tiers")
             if second_public and private_gateway:
                 raise ValueError("the lab's second public NIC and its private gateway are both eth4: one or the other")
         elif tiers or private_gateway:
@@ -443,6 +457,11 @@ class Lab:
         self.ipv6 = ipv6
         self.nodes = build_nodes(routers, vm_static_addresses, second_public, ipv6, router_type, tiers,
                                  private_gateway)
+        # Router NICs a hypervisor hot-plugs after boot: absent at up(), made by plug() (lab/hotplug.py).
+        known = {nic.ifname for node in self.nodes if node.role in ROUTER_ROLES for nic in node.nics}
+        if set(hotplug) - known:
+            raise ValueError(f"hotplug names NICs the routers lack: {sorted(set(hotplug) - known)}")
+        self.hotplug = tuple(hotplug)
         self.roles: tuple[str, ...] = (SWITCH_ROLE, *(node.role for node in self.nodes))
         self._processes: list[subprocess.Popen[Any]] = []
 
@@ -484,7 +503,7 @@ class Lab:
                 self._set_sysctls(node.role, node.sysctls)
             self._ip_batch(SWITCH_ROLE, self._switch_commands())
             for node in self.nodes:
-                self._ip_batch(node.role, _node_commands(node))
+                self._ip_batch(node.role, _node_commands(node, self.boot_nics(node)))
         except BaseException:
             self.down()
             raise
@@ -595,13 +614,19 @@ class Lab:
             commands += [f"link add {bridge} type bridge stp_state 0 mcast_snooping 0",
                          f"link set {bridge} up"]
         for node in self.nodes:
-            for nic in node.nics:
+            for nic in self.boot_nics(node):
                 port = switch_port(node.role, nic.ifname)
                 commands += [
                     f"link add {port} type veth peer name {nic.ifname} address {nic.mac} netns {self.ns(node.role)}",
                     f"link set {port} master {nic.bridge} up",
                 ]
         return commands
+
+    def boot_nics(self, node: Node) -> tuple[Nic, ...]:
+        """The NICs a machine has when the lab comes up: all but the routers' hot-plugged ones."""
+        if node.role not in ROUTER_ROLES:
+            return node.nics
+        return tuple(nic for nic in node.nics if nic.ifname not in self.hotplug)
 
     def _set_sysctls(self, role: str, sysctls: Mapping[str, str]) -> None:
         # -e: the bridge-nf keys exist only while br_netfilter is loaded.
@@ -620,11 +645,11 @@ class Lab:
             raise LabCommandError(result.returncode, argv, result.stdout, f"{result.stderr}\n{numbered}")
 
 
-def _node_commands(node: Node) -> list[str]:
+def _node_commands(node: Node, nics: Sequence[Nic]) -> list[str]:
     commands = ["link set lo up"]
     for address in node.loopback_addresses:
         commands.append(f"addr add {address} dev lo")
-    for nic in node.nics:
+    for nic in nics:
         commands.append(f"link set {nic.ifname} up")
         commands += [f"addr add {address} dev {nic.ifname}" for address in nic.addresses]
     if node.default_gateway:

@@ -34,6 +34,7 @@ def _gratuitous_arps(state: RouterState, vrrp: VrrpSettings) -> None:
 
     targets = [(vip.device, vip.interface.ip) for vip in vrrp.vips]
     targets += [(pip.device, pip.ip) for pip in state.ordered_public_ips()]
+    targets += [(pgw.device, pgw.ip) for pgw in state.private_gateways]  # a VPC's: same IP on both
     for device, ip in targets:
         runner.spawn(["arping", "-q", "-U", "-c", "3", "-I", device, str(ip)])
 

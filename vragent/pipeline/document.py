@@ -52,7 +52,7 @@ def to_document(state: RouterState) -> dict[str, Any]:
         "guest_networks": [
             {"device": n.device, "router_ip": str(n.router_ip), "prefix": n.prefix,
              "gateway": str(n.gateway), "mac": n.mac, "dns": [str(d) for d in n.dns],
-             "domain": n.domain, "mtu": n.mtu}
+             "domain": n.domain, "mtu": n.mtu, **network_doc.tier_document(n.ipv6)}
             for n in state.guest_networks
         ],
         "firewall": {
@@ -68,7 +68,8 @@ def to_document(state: RouterState) -> dict[str, Any]:
         },
         "port_forwards": [
             {"public_ip": text(r.public_ip), "protocol": r.protocol.value, "public_ports": str(r.public_ports),
-             "internal_ip": text(r.internal_ip), "internal_ports": str(r.internal_ports)}
+             "internal_ip": text(r.internal_ip), "internal_ports": str(r.internal_ports),
+             **firewall_doc.forward_sources_document(r)}
             for r in state.port_forwards
         ],
         "static_nats": [{"public_ip": str(r.public_ip), "internal_ip": str(r.internal_ip)}
@@ -148,7 +149,8 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
         guest_networks=tuple(GuestNetwork(n["device"], _address(n["router_ip"]), n["prefix"],
                                           _address(n.get("gateway") or n["router_ip"]), n.get("mac"),
                                           tuple(_address(d) for d in n.get("dns", [])), n.get("domain", ""),
-                                          n.get("mtu")) for n in data.get("guest_networks", [])),
+                                          n.get("mtu"), network_doc.tier_trusted(n.get("ipv6")))
+                             for n in data.get("guest_networks", [])),
         firewall_rules=NotLoaded() if not rules else tuple(_trusted_firewall_rule(r["id"], _DIRECTIONS[r["direction"]], _PROTOCOLS[r["protocol"]],
                                           _address(r["public_ip"]) if r.get("public_ip") else None,
                                           ports_of(r.get("ports")), r.get("icmp_type"), r.get("icmp_code"),
@@ -158,7 +160,9 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
         egress_default_allow=firewall.get("egress_default_allow", True),
         port_forwards=NotLoaded() if not rules else tuple(_trusted_port_forward(_address(r["public_ip"]), _PROTOCOLS[r["protocol"]],
                                         ports_of(r["public_ports"]), _address(r["internal_ip"]),
-                                        ports_of(r["internal_ports"])) for r in data.get("port_forwards", [])),
+                                        ports_of(r["internal_ports"]),
+                                        None if "sources" not in r else tuple(_network(c) for c in r["sources"]))
+                          for r in data.get("port_forwards", [])),
         static_nats=tuple(_trusted_static_nat(_address(r["public_ip"]), _address(r["internal_ip"]))
                           for r in data.get("static_nats", [])),
         sysctl_overrides=tuple(sorted(data.get("sysctl", {}).items())),
@@ -193,6 +197,10 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
     if not isinstance(cmdline, dict) or not all(isinstance(v, str) for v in cmdline.values()):
         doc.error("cmdline", "expected an object of strings")
         cmdline = {}
+    else:  # the same names and text a cmd_line.json push may hold (subsystems/network/cmdline.py)
+        from vragent.subsystems.network.cmdline import check_native
+
+        cmdline = check_native(cmdline, Fields(cmdline, doc.at("cmdline"), errors))
     state = RouterState().with_cmdline(cmdline)
 
     public_ips = []
@@ -204,7 +212,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
             public_ips.append(PublicIp(ip, prefix, device, item.ipv4("gateway", None),
                                        bool(item.boolean("source_nat", False)),
                                        bool(item.boolean("one_to_one_nat", False)),
-                                       bool(item.boolean("first", False)), item.string("mac", None),
+                                       bool(item.boolean("first", False)), item.mac("mac", None) or None,
                                        item.integer("mtu", None, lo=68, hi=65535)))
 
     guests = []
@@ -219,8 +227,9 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
                 dns.append(address)
         if None not in (device, router_ip, prefix):
             guests.append(GuestNetwork(device, router_ip, prefix, item.ipv4("gateway", None) or router_ip,
-                                       item.string("mac", None), tuple(dns), item.string("domain", ""),
-                                       item.integer("mtu", None, lo=68, hi=65535)))
+                                       item.mac("mac", None) or None, tuple(dns), item.domain("domain", ""),
+                                       item.integer("mtu", None, lo=68, hi=65535),
+                                       network_doc.tier_checked(item.raw("ipv6", None), item.path, errors)))
 
     firewall = Fields(doc.raw("firewall", {}), doc.at("firewall"), errors)
     rules = []
@@ -236,11 +245,12 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
         protocol = item.enum("protocol", Protocol)
         values = (item.ipv4("public_ip"), protocol, item.port_range("public_ports"),
                   item.ipv4("internal_ip"), item.port_range("internal_ports"))
+        sources = firewall_doc.forward_sources(item)
         if None not in values:
             if values[2].size != values[4].size:
                 item.error("internal_ports", "must have as many ports as public_ports")
             else:
-                forwards.append(PortForward(*values))
+                forwards.append(PortForward(*values, sources))
 
     nats = []
     for index, raw in enumerate(doc.list("static_nats", [])):

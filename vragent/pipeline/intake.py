@@ -51,6 +51,57 @@ NOT_FOR_DHCP_SERVER = ("ips", "firewallrules", "forwardrules", "staticnatrules",
 
 _UNPARSED = object()
 
+# Bounds on what one pushed file may be: the management server's largest pushes (tens of
+# thousands of rules) are a few MiB.
+MAX_FILE_BYTES = 64 << 20
+_LONE_SURROGATE_ESCAPE = None  # compiled on first use: most pushes hold no \u escape at all
+
+
+def decode(name: str, data: bytes) -> str:
+    """A pushed file's bytes as text: UTF-8 (JSON's only encoding), or InvalidInput
+    naming the file and the first offending byte."""
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidInput([ValidationError(f"{name}:$", f"is {len(data)} bytes; a push file may hold at most "
+                                                          f"{MAX_FILE_BYTES} bytes")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InvalidInput([ValidationError(f"{name}:byte {exc.start}", f"is not UTF-8 ({data[exc.start:exc.start + 1]!r}"
+                                                                        f" on line {line}): a push is UTF-8 JSON")]) from None
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def lone_surrogates(data: Any, path: str, found: list[ValidationError]) -> None:
+    """Every string (or key) of `data` holding a lone surrogate (a JSON escape such as
+    \udcff that pairs with nothing): such a string cannot be written anywhere as UTF-8."""
+    stack = [(data, path)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if _has_surrogate(value):
+                found.append(ValidationError(where, "holds a lone surrogate (a \\uD800-\\uDFFF escape that pairs "
+                                                    "with nothing), which is not text"))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _has_surrogate(key):
+                    found.append(ValidationError(where, "a key holds a lone surrogate, which is not text"))
+                    continue
+                stack.append((item, f"{where}.{key}"))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{index}]") for index, item in enumerate(value))
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
 
 class Document:
     """One config file of a push: its name, its JSON text and the parsed data.
@@ -75,10 +126,29 @@ class Document:
     def parse(self, errors: list[ValidationError]) -> bool:
         if self._data is _UNPARSED:
             try:
-                self._data = json.loads(self.text)
+                data = json.loads(self.text, parse_constant=_refuse_constant)
             except json.JSONDecodeError as exc:
                 errors.append(ValidationError(self.path, f"not valid JSON{self._where}: {exc}"))
                 return False
+            except RecursionError:
+                errors.append(ValidationError(self.path, f"not valid JSON{self._where}: nested too deeply"))
+                return False
+            except ValueError as exc:  # NaN/Infinity, an integer of thousands of digits
+                errors.append(ValidationError(self.path, f"not valid JSON{self._where}: {exc}"))
+                return False
+            global _LONE_SURROGATE_ESCAPE
+            if "\\u" in self.text:
+                if _LONE_SURROGATE_ESCAPE is None:
+                    import re
+
+                    _LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+                if _LONE_SURROGATE_ESCAPE.search(self.text):
+                    found: list[ValidationError] = []
+                    lone_surrogates(data, self.path, found)
+                    if found:
+                        errors.extend(found)
+                        return False
+            self._data = data
         return True
 
     @property

@@ -108,6 +108,8 @@ def _link_steps(wanted: LinkPlan, observed: Observed):
         before.append(RouteStep(observed.default_route, wanted.default_route))
     if wanted.default_route6 is not None and observed.default_route6 != wanted.default_route6:
         before.append(RouteStep(observed.default_route6, wanted.default_route6, family=6))
+    elif wanted.withdraw_route6 and observed.default_route6 is not None:
+        before.append(RouteStep(observed.default_route6, None, family=6))
     before += _policy_steps(wanted, observed)
     before += _static_route_steps(wanted, observed)
     return before, deletions, arps

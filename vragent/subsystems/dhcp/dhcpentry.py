@@ -14,10 +14,6 @@ from vragent.model import DhcpHost, RouterState
 from vragent.fields import Fields, parse_ipv4
 
 
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-# dnsmasq's own rule for names it hands out and serves: letters, digits, '-' and '_' per
-# label, labels joined by dots; nothing that could end a line or split a field (',').
-_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 _DUID = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){1,129}$")
 _ROUTES = re.compile(r"^[0-9./,: ]*$")
 
@@ -29,30 +25,15 @@ class DhcpChange:
     path: str
 
 
-def valid_hostname(name: str) -> bool:
-    return 0 < len(name) <= 253 and all(_LABEL.match(label) for label in name.split("."))
-
-
 def parse_mac(fields: Fields, key: str) -> str | None:
-    value = fields.string(key)
-    if value is None:
-        return None
-    mac = value.strip().lower().replace("-", ":")
-    if not _MAC.match(mac):
-        fields.error(key, f"{value!r} is not a MAC address")
-        return None
-    return mac
+    return fields.mac(key) or None
 
 
 def parse(fields: Fields) -> DhcpChange | None:
     mac = parse_mac(fields, "mac_address")
     remove = fields.boolean("remove", False)
     ip = fields.ipv4("ipv4_address")
-    hostname = fields.string("host_name")
-    if hostname is not None and not valid_hostname(hostname):
-        fields.error("host_name", f"{hostname!r} is not a host name dnsmasq accepts "
-                                  "(letters, digits, '-', '_', dot-separated labels of 1-63)")
-        hostname = None
+    hostname = fields.hostname("host_name")
     default_entry = fields.boolean("default_entry", True)
     ipv6 = fields.string("ipv6_address", None)
     if ipv6:

@@ -13,7 +13,8 @@ from vragent.fields import parse_ipv4
 
 def from_document(doc: Fields, errors: list[ValidationError]):
     from vragent.subsystems.dhcp.render import check_options
-    from vragent.subsystems.dhcp.dhcpentry import parse_mac, valid_hostname
+    from vragent.fields import valid_hostname
+    from vragent.subsystems.dhcp.dhcpentry import parse_mac
 
     section = Fields(doc.raw("dhcp", {}), doc.at("dhcp"), errors)
     hosts = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vragent import templating
+from vragent import guard, templating
 from vragent.errors import ValidationError
 from vragent.model import RouterState
 from vragent.paths import Paths
@@ -62,7 +62,10 @@ def render_files(state: RouterState, paths: Paths) -> dict[Path, str]:
     # One range per subnet: each guest network, and each IP alias's subnet of a shared
     # network (every alias, VMs or not, so a subnet's first VM costs a SIGHUP, not a restart).
     subnets = state.guest_subnets()
-    domain_default = state.config.get("domain") or "cloudnine.internal"
+    # Every name here was typed at parse time (fields.py); guard.line checks once more
+    # that none can end a line: a line of the pusher's own in dnsmasq.conf runs as root.
+    line = guard.line
+    domain_default = line(state.config.get("domain") or "cloudnine.internal", "render:dnsmasq")
     header = f"# {templating.GENERATED_HEADER}\n"
 
     options = []
@@ -72,11 +75,12 @@ def render_files(state: RouterState, paths: Paths) -> dict[Path, str]:
         if subnet.gateway is not None:
             options.append(f"{tag},option:router,{subnet.gateway}")
         options.append(f"{tag},option:dns-server,{','.join(_dns_servers(state, subnet))}")
-        options.append(f"{tag},option:domain-name,{subnet.domain or domain_default}")
+        options.append(f"{tag},option:domain-name,{line(subnet.domain or domain_default, 'render:dhcpopts')}")
         if subnet.mtu:
             options.append(f"{tag},option:mtu,{subnet.mtu}")
     hosts_lines, dhcp_lines, tagged_hosts = [], [], []
     for host in state.dhcp_hosts:
+        line(host.mac, "render:dhcphosts"), line(host.hostname, "render:dhcphosts")
         if host.default_entry:
             dhcp_lines.append(f"{host.mac},{host.ip},{host.hostname},infinite")
         else:
@@ -101,6 +105,8 @@ def render_files(state: RouterState, paths: Paths) -> dict[Path, str]:
                   for s in subnets])
 
     router_name = state.config.get("name")
+    if router_name:
+        line(router_name, "render:dnsmasq hosts")
     for subnet in subnets:
         names = " ".join(n for n in (router_name, "data-server") if n)
         # The guests' data server: the gateway where the router is it, else its own address.

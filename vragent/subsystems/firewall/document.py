@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vragent.model import Direction, FirewallRule, Protocol
-from vragent.fields import Fields
+from vragent.model import Direction, FirewallRule, PortForward, Protocol
+from vragent.fields import Fields, parse_ipv4_network
 
 
 
@@ -32,3 +32,21 @@ def firewall_rule(item: Fields, ipv6: bool = False) -> FirewallRule | None:
         item.error("public_ip", "is required for an ingress rule")
         return None
     return FirewallRule(rule_id, direction, protocol, public_ip, ports, icmp_type, icmp_code, sources, destinations)
+
+
+def forward_sources_document(rule: PortForward) -> dict:
+    """A port forward's `sources` (a VPC rule's CIDRs) in the document; absent: any source."""
+    return {} if rule.sources is None else {"sources": [str(c) for c in rule.sources]}
+
+
+def forward_sources(item: Fields) -> tuple | None:
+    """A port forward's `sources`, kept as listed; absent: any source."""
+    if not item.has("sources"):
+        return None
+    raw = item.list("sources", [])
+    networks = [parse_ipv4_network(c, f"{item.at('sources')}[{i}]", item.errors) if isinstance(c, str) else None
+                for i, c in enumerate(raw or [])]
+    if None in networks:
+        item.error("sources", "expected a list of IPv4 CIDRs")
+        return None
+    return tuple(networks)

@@ -3,8 +3,13 @@
 Keyed by rule id; `revoked: true` deletes. Ingress rules admit traffic to one public
 IP. Egress rules carry the network's default policy (`default_egress_policy`: true
 means allow): with a default allow they deny, with a default deny they allow. The
-management server's system egress rule (protocol all, no CIDRs, no ports) only
-carries that policy.
+management server's system egress rule only carries that policy. It is known, as the
+incumbent's configure.py knows it, by egress + protocol all + no source CIDRs, whatever
+its destinations: at router start (`createFirewallRulesCommands` reloads both CIDR lists
+of the never-persisted rule) it has none, on a network restart or update
+(`applyDefaultEgressFirewallRule` through `createApplyFirewallRulesCommands`, which
+reloads only the sources) it keeps `dest_cidr_list: ["0.0.0.0/0"]` (`["::/0"]` for
+IPv6). A user egress rule always has sources: the API fills in the network's CIDR.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ def parse(fields: Fields, rule_of=None) -> FirewallChange | None:
     seen_ids: dict[str, str] = {}
     for index, raw in enumerate(rules):
         item = Fields(raw, f"{fields.at('rules')}[{index}]", fields.errors)
-        rule_id = item.string("id")
+        rule_id = item.identifier("id")
         revoked = item.boolean("revoked", False)
         direction = _direction(item)
         if rule_id is None or revoked is None or direction is None:
@@ -114,8 +119,7 @@ def _rule(item: Fields, rule_id: str, direction: Direction, ipv6: bool = False) 
 
 
 def _is_system_egress_rule(rule: FirewallRule) -> bool:
-    return (rule.direction is Direction.EGRESS and rule.protocol is Protocol.ALL
-            and not rule.source_cidrs and not rule.dest_cidrs and rule.ports is None)
+    return rule.direction is Direction.EGRESS and rule.protocol is Protocol.ALL and not rule.source_cidrs
 
 
 def merge(state: RouterState, change: FirewallChange) -> RouterState:

@@ -1,15 +1,20 @@
 """`forwardrules` (forwarding_rules.json): port forwarding on a public IP.
 
 Rules are matched for update or revoke on (public ip, public ports, protocol), as
-in the incumbent. Ports arrive as "first:last" strings.
+in the incumbent. Ports arrive as "first:last" strings. `source_cidr_list` (4.20+) is
+one string, the rule's CIDRs comma-joined (`getSourceCidrListAsString`), "" for none; a
+VPC router admits only those sources (firewall/rules.py), as the incumbent's
+forward_vpc does; on an isolated router the public IP's firewall rules decide. IPv6
+CIDRs (the API accepts them) are left out: an IPv4 rule cannot match them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from ipaddress import IPv4Network
 
 from vragent.model import PortForward, Protocol, RouterState
-from vragent.fields import Fields, keyed_merge
+from vragent.fields import Fields, keyed_merge, parse_ipv4_network
 
 
 @dataclass(frozen=True)
@@ -44,12 +49,28 @@ def parse(fields: Fields) -> ForwardChange | None:
             item.error("destination_port_range",
                        f"{internal_ports} has {internal_ports.size} ports but {public_ports} has {public_ports.size}")
             continue
-        rule = PortForward(public_ip, protocol, public_ports, internal_ip, internal_ports)
+        rule = PortForward(public_ip, protocol, public_ports, internal_ip, internal_ports, _sources(item))
         if revoked:
             revoke.append(rule.key)
         else:
             upsert.append((rule, item.path))
     return ForwardChange(tuple(upsert), tuple(revoke))
+
+
+def _sources(item: Fields) -> tuple[IPv4Network, ...] | None:
+    value = item.raw("source_cidr_list", "")
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        item.error("source_cidr_list", "expected the rule's CIDRs as one comma-separated string")
+        return None
+    listed = [(index, v.strip()) for index, v in enumerate(value) if v.strip()]
+    if not listed:
+        return None
+    ipv4 = {index: text for index, text in listed if ":" not in text}
+    networks = [parse_ipv4_network(text, f"{item.at('source_cidr_list')}[{index}]", item.errors)
+                for index, text in ipv4.items()]
+    return tuple(dict.fromkeys(n for n in networks if n is not None))
 
 
 def merge(state: RouterState, change: ForwardChange) -> RouterState:

@@ -29,6 +29,9 @@ class PortForward:
     public_ports: PortRange
     internal_ip: IPv4Address
     internal_ports: PortRange
+    # The rule's source CIDRs (forwarding_rules.json `source_cidr_list`, 4.20+), enforced on a
+    # VPC router as the incumbent does: None from anywhere, () from no IPv4 source at all.
+    sources: tuple[IPv4Network, ...] | None = None
 
     @property
     def key(self) -> tuple:

@@ -143,11 +143,18 @@ def nat(state: RouterState, table: TableSpec, source_nat_address=None) -> None:
         forwards.setdefault(rule.public_ip, []).append(rule)
     for public_ip, rules in forwards.items():
         chain = f"vr-pf-{public_ip}"
-        table.add(dnat, f"-d {host(public_ip)} -j {chain}")
+        lines = []
         for rule in rules:
             proto = rule.protocol.value
-            table.add(chain, f"-p {proto} -m {proto} --dport {rule.public_ports.match()} "
-                             f"-j DNAT --to-destination {_dnat_target(rule)}")
+            match = f"-p {proto} -m {proto} --dport {rule.public_ports.match()} -j DNAT --to-destination {_dnat_target(rule)}"
+            if state.is_vpc and rule.sources is not None:  # a VPC rule's source CIDRs (forwardrules.py)
+                lines += [f"-s {net(source)} {match}" for source in rule.sources]
+            else:
+                lines.append(match)
+        if lines:
+            table.add(dnat, f"-d {host(public_ip)} -j {chain}")
+            for line in lines:
+                table.add(chain, line)
     for nat in state.static_nats:
         table.add(dnat, f"-d {host(nat.public_ip)} -j DNAT --to-destination {nat.internal_ip}")
 

@@ -38,7 +38,7 @@ SERVICE_NAME = "radvd"
 
 
 def enabled(state: RouterState) -> bool:
-    return state.ipv6 is not None and state.router_type == "router"
+    return (state.ipv6 is not None and state.router_type == "router") or bool(state.vpc_ipv6_tiers())
 
 
 def dns_servers(state: RouterState) -> list[str]:
@@ -48,11 +48,18 @@ def dns_servers(state: RouterState) -> list[str]:
     return [str(ipv6.gateway)]
 
 
+def interfaces(state: RouterState) -> list[dict]:
+    """One advertised interface per guest /64: the isolated router's eth0, or each dual-stack
+    VPC tier (RDNSS: the tier's dns6 as the management server sends it, else its gateway)."""
+    if state.is_vpc:
+        return [{"device": t.device, "prefix": str(t.ipv6.network),
+                 "dns": [str(d) for d in t.ipv6.dns] or [str(t.ipv6.gateway)]} for t in state.vpc_ipv6_tiers()]
+    return [{"device": GUEST_DEVICE, "prefix": str(state.ipv6.guest_network), "dns": dns_servers(state)}]
+
+
 def config_text(state: RouterState) -> str:
-    ipv6 = state.ipv6
-    return templating.render("radvd.conf.j2", interface=GUEST_DEVICE, prefix=str(ipv6.guest_network),
-                             min_interval=MIN_INTERVAL, max_interval=MAX_INTERVAL,
-                             dns=dns_servers(state), dns_lifetime=RDNSS_LIFETIME)
+    return templating.render("radvd.conf.j2", interfaces=interfaces(state),
+                             min_interval=MIN_INTERVAL, max_interval=MAX_INTERVAL, dns_lifetime=RDNSS_LIFETIME)
 
 
 def daemon(state: RouterState, paths: Paths):

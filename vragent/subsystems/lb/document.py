@@ -278,7 +278,8 @@ def _cloudstack(doc: Fields) -> CloudStackLb | None:
     certs = []
     for index, raw in enumerate(cs.list("ssl_certs", []) or []):
         c = Fields(raw, f"{cs.at('ssl_certs')}[{index}]", cs.errors)
-        name, cert, key, chain = c.string("name"), c.string("cert"), c.string("key"), c.string("chain", "")
+        name, cert = c.string("name"), c.string("cert", multiline=True)
+        key, chain = c.string("key", multiline=True), c.string("chain", "", multiline=True)
         if name is not None and not CERT_NAME.match(name):
             c.error("name", f"{name!r} is not usable as a file name")
             continue

@@ -17,10 +17,13 @@ section of the state (native load balancers included). The payload holds one ele
   visibility `disabled` (or `default`) HAProxyConfigurator.generateFwRules still adds an
   empty entry: `[""]` means no stats listener.
 - `ssl_certs` (newer management servers): [{name, cert, key, chain, password}], written
-  as /etc/ssl/cloudstack/<name>.pem (cert, chain, key) readable by root only.
+  as /etc/cloudstack/ssl/<name>.pem (cert, chain, key) readable by root only: where
+  HAProxyConfigurator's bind lines name them (`ssl crt /etc/cloudstack/ssl/<pool>.pem`).
 
-Everything HAProxy itself understands (directives, keywords, values) is left to
-`haproxy -c`, which checks the candidate before it replaces the live file.
+Each configuration line must be one the management server's generator emits
+(haproxy_lines.py: no `program`, `lua-load` or `external-check` line runs code
+here); whether HAProxy takes the values is left to `haproxy -c`, which checks the
+candidate before it replaces the live file.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ipaddress import IPv4Network
 from vragent.errors import ValidationError
 from vragent.model import CloudStackLb, LbAccept, LoadBalancing, RouterState, SslCert
 from vragent.fields import Fields, ipv4_or_none, parse_ipv4_network, type_name
+from vragent.subsystems.lb import haproxy_lines
 
 
 # Tab is HAProxy's usual indentation; every other control character is refused.
@@ -95,6 +99,10 @@ def _configuration(item: Fields) -> tuple[str, ...] | None:
                 where = f" (line {number} of this element)" if "\n" in element else ""
                 item.errors.append(ValidationError(path, f"holds the control character {bad.group()!r}{where}; "
                                                          "only tabs may appear inside a configuration line"))
+                ok = False
+            elif (problem := haproxy_lines.problem(line)) is not None:
+                where = f"line {number} of this element " if "\n" in element else ""
+                item.errors.append(ValidationError(path, f"{where}{problem}"))
                 ok = False
             lines.append(line)
     if ok and not any(line.strip() for line in lines):
@@ -170,8 +178,9 @@ def _certs(item: Fields) -> tuple[SslCert, ...]:
     names: dict[str, str] = {}
     for index, entry in enumerate(raw):
         cert = Fields(entry, f"{item.at('ssl_certs')}[{index}]", item.errors)
-        name, body, key = cert.string("name"), cert.string("cert"), cert.string("key")
-        chain = cert.string("chain", "") or ""
+        name = cert.string("name")
+        body, key = cert.string("cert", multiline=True), cert.string("key", multiline=True)
+        chain = cert.string("chain", "", multiline=True) or ""
         if name is not None and not CERT_NAME.match(name):
             cert.error("name", f"{name!r} is not usable as a file name (letters, digits, '_', '.', '-')")
             name = None

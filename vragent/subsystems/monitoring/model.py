@@ -21,7 +21,7 @@ class Monitoring:
     own monitor script reads (subsystems/monitoring/render.py)."""
 
     services: tuple[MonitoredService, ...] = ()
-    disabled: bool = False  # disable_monitoring
+    disabled: bool = False  # service monitoring off: the wire's disable_monitoring "false" (monitorservice.py)
     health_checks_enabled: bool = False
     basic_interval: int | None = None  # minutes
     advanced_interval: int | None = None  # minutes

@@ -8,6 +8,14 @@ incumbent's bag merge does: the management server's periodic health-check refres
 (UpdateRouterHealthChecksConfigTask) sends no `config` (no service list), and the watched
 services must survive it. vragent runs no checks; it renders the files the image's
 monitor script reads (subsystems/monitoring/render.py).
+
+`disable_monitoring` means the opposite of its name: it carries the access detail
+`router.monitor.enabled`, which finalizeMonitorService sets, to "false", only when
+service monitoring is off (`network.router.enableserviceMonitoring`, false by default).
+So "false" means monitoring is off, and a router-start push (one with `config`) without
+the key means it is on; the refresh push (no `config`) says nothing about it. At router
+start the push also has health checks enabled, both intervals (3 and 10 by default) and
+the whole `health_checks_config` map (createMonitorServiceCommand always sets them).
 """
 
 from __future__ import annotations
@@ -82,8 +90,10 @@ def parse(fields: Fields) -> MonitoringChange | None:
     updates: dict[str, object] = {}
     if fields.has("config"):
         updates["services"] = parse_config(fields.string("config", "") or "", fields.at("config"), fields.errors)
-    if fields.has("disable_monitoring"):
-        updates["disabled"] = bool(fields.boolean("disable_monitoring", False))
+    if fields.has("disable_monitoring"):  # router.monitor.enabled: "false" when monitoring is off
+        updates["disabled"] = not fields.boolean("disable_monitoring", True)
+    elif fields.has("config"):  # a finalizeMonitorService push leaves the key out when monitoring is on
+        updates["disabled"] = False
     if fields.has("health_checks_enabled"):
         updates["health_checks_enabled"] = bool(fields.boolean("health_checks_enabled", False))
     for key, name in (("health_checks_basic_run_interval", "basic_interval"),

@@ -6,14 +6,19 @@ The incumbent replaces the whole `config` section with each push and normalises
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 
 from ipaddress import IPv4Interface
 
 from vragent.model import DHCP_SERVER, ROUTER_TYPES, VPC_ROUTER, RouterState, shared_network_gateway
-from vragent.fields import Fields, ipv4_or_none, parse_ipv4, parse_ipv4_network, parse_prefix
+from vragent.fields import (Fields, domain_problem, ipv4_or_none, parse_ipv4, parse_ipv4_network, parse_prefix,
+                            text_problem, valid_hostname)
 
 SUPPORTED_ROUTER_TYPES = ROUTER_TYPES
+# A boot parameter's name: the management server builds them as `key=value` words.
+_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ADDRESS_KEYS = ("eth0ip", "eth1ip", "eth2ip", "gateway", "guestgw", "dns1", "dns2",
                  "internaldns1", "internaldns2", "localgw")
 _MASK_KEYS = ("eth0mask", "eth1mask", "eth2mask")
@@ -36,14 +41,20 @@ def parse(fields: Fields) -> CmdlineChange | None:
     for key, value in raw.items():
         if value is None:
             continue
-        if isinstance(value, (dict, list)):
+        if not _KEY.match(key):
+            section.error("", f"{key[:64]!r} is not a boot parameter name (letters, digits, '_', '.', '-')")
+            continue
+        if isinstance(value, (dict, list)) or (isinstance(value, float) and not math.isfinite(value)):
             section.error(key, "expected a string value")
             continue
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        if "\n" in text or "\r" in text or "\0" in text:
-            section.error(key, "must not contain line breaks or NUL characters")
+        # Boot parameters are words of the kernel command line: no value has outer spaces.
+        text = str(value).lower() if isinstance(value, bool) else str(value).strip()
+        problem = text_problem(text)
+        if problem is not None:
+            section.error(key, problem)
             continue
         values[key] = text
+    check_names(values, section)
     router_type = values.get("type")
     if router_type is None:
         section.error("type", "is required")
@@ -77,12 +88,41 @@ def parse(fields: Fields) -> CmdlineChange | None:
     return CmdlineChange(tuple(sorted(values.items())), fields.at("cmd_line"))
 
 
+def check_native(raw: dict[str, str], section: Fields) -> dict[str, str]:
+    """A native document's cmdline: what a cmd_line.json push may hold, no more."""
+    values = {}
+    for key, value in raw.items():
+        problem = text_problem(value)
+        if not _KEY.match(key):
+            section.error("", f"{key[:64]!r} is not a boot parameter name (letters, digits, '_', '.', '-')")
+        elif problem is not None:
+            section.error(key, problem)
+        else:
+            values[key] = value
+    check_names(values, section)
+    return values
+
+
+def check_names(values: dict[str, str], section: Fields) -> None:
+    """The values that become names in the daemons' files: `domain` is dnsmasq's domain= and
+    DHCP option 15, `name` a host name guests resolve to the router and keepalived's router_id."""
+    if values.get("domain"):
+        problem = domain_problem(values["domain"])
+        if problem is not None:
+            section.error("domain", problem)
+            del values["domain"]
+    if values.get("name") and not valid_hostname(values["name"]):
+        section.error("name", f"{values['name'][:80]!r} is not a host name (letters, digits, '-', '_', "
+                              "dot-separated labels of 1-63)")
+        del values["name"]
+
+
 # Keys that would configure what vragent does not do on a VPC router yet; refused rather
 # than half applied. (ip6dns1/ip6dns2 alone are harmless: they are not read on a VPC.)
 _VPC_UNSUPPORTED = {
-    "eth0ip6": "IPv6 on VPC tiers is not supported yet",
-    "eth1ip6": "IPv6 on VPC tiers is not supported yet",
-    "redundant_router": "a redundant VPC router pair is not supported yet",
+    # A VPC's eth0 is the control NIC, which has no IPv6 on CloudStack. (eth1ip6, the public
+    # NIC's IPv6 after a reboot, is kept: the tiers' guestnetwork pushes carry it as router_ip6.)
+    "eth0ip6": "a VPC router's eth0 is its control NIC, which has no IPv6",
 }
 
 

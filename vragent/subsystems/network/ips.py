@@ -52,20 +52,21 @@ def parse(fields: Fields, context: Context) -> IpsChange | None:
         prefix = item.netmask_prefix("netmask")
         gateway = item.ipv4("gateway", None)
         mtu = item.integer("mtu", None, lo=68, hi=65535)
+        mac = item.mac("vif_mac_address", None) or None
         if prefix is None or device is None:
             continue
         if item.boolean("is_private_gateway", False):
             private.append((PrivateGateway(
                 ip=ip, prefix=prefix, device=device, gateway=gateway,
                 source_nat=bool(item.boolean("source_nat", False)),
-                mac=(item.string("vif_mac_address", None) or None), mtu=mtu), item.path))
+                mac=mac, mtu=mtu), item.path))
             continue
         add.append((PublicIp(
             ip=ip, prefix=prefix, device=device, gateway=gateway,
             source_nat=bool(item.boolean("source_nat", False)),
             one_to_one_nat=bool(item.boolean("one_to_one_nat", False)),
             first=bool(item.boolean("first_i_p", False)),
-            mac=(item.string("vif_mac_address", None) or None),
+            mac=mac,
             mtu=mtu,
         ), item.path))
     return IpsChange(tuple(add), tuple(remove), tuple(private))
@@ -73,14 +74,14 @@ def parse(fields: Fields, context: Context) -> IpsChange | None:
 
 def _device(item: Fields, context: Context) -> str | None:
     nic = item.integer("nic_dev_id", None, lo=0, hi=99)
-    mac = item.string("vif_mac_address", None)
+    mac = item.mac("vif_mac_address", None)
     if nic is not None:
         device = f"eth{nic}"
         return device if context.check_device(device, item, "nic_dev_id") else None
     if mac:
         device = context.device_for_mac(mac)
         if device is None:
-            item.error("vif_mac_address", f"no NIC on this router has MAC {mac}")
+            item.error("vif_mac_address", f"no NIC on this router has MAC {mac}{context.waited_note}")
         return device
     item.error("nic_dev_id", "is required (or vif_mac_address)")
     return None

@@ -63,6 +63,24 @@ class StaticRoute:
 
 
 @dataclass(frozen=True)
+class TierIpv6:
+    """A dual-stack VPC tier's IPv6 side, from its `guestnetwork` push (router_guest_ip6,
+    router_guest_ip6_gateway, router_guest_ip6_cidr, dns6; router_ip6, router_ip6_cidr and
+    router_ip6_gateway: the VPC's public IPv6 on eth1 and its upstream gateway). Routed,
+    never NAT'ed; guests configure themselves by SLAAC from radvd."""
+
+    address: IPv6Interface  # the router's address in the tier's /64
+    gateway: IPv6Address  # the tier's IPv6 gateway: the router's address, or a pair's VIP
+    dns: tuple[IPv6Address, ...] = ()
+    public: IPv6Interface | None = None
+    upstream_gateway: IPv6Address | None = None
+
+    @property
+    def network(self) -> IPv6Network:
+        return self.address.network
+
+
+@dataclass(frozen=True)
 class GuestNetwork:
     """A guest network served by the router on one NIC."""
 
@@ -74,6 +92,7 @@ class GuestNetwork:
     dns: tuple[IPv4Address, ...] = ()
     domain: str = ""
     mtu: int | None = None
+    ipv6: TierIpv6 | None = None  # a dual-stack VPC tier
 
     @property
     def network(self) -> IPv4Network:

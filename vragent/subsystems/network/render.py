@@ -42,6 +42,13 @@ def render(state: RouterState) -> LinkPlan:
             addresses.setdefault(f"eth{index}", [])
     ipv6 = state.ipv6
     default_route6 = None
+    for tier in state.vpc_ipv6_tiers():  # a dual-stack VPC: after each tier's IPv4 address
+        addresses.setdefault(tier.device, []).append(tier.ipv6.address)
+    if state.vpc_public6 is not None:
+        public6, upstream6 = state.vpc_public6
+        addresses.setdefault(state.layout.public, []).append(public6)
+        if upstream6 is not None:
+            default_route6 = (upstream6, state.layout.public)
     if ipv6 is not None:
         # After the IPv4 address, which stays the NIC's primary one.
         addresses.setdefault(GUEST_DEVICE, []).append(ipv6.guest)
@@ -51,6 +58,8 @@ def render(state: RouterState) -> LinkPlan:
             default_route6 = (ipv6.upstream_gateway, PUBLIC_DEVICE)
     return LinkPlan(
         addresses={dev: tuple(dict.fromkeys(ifaces)) for dev, ifaces in sorted(addresses.items())},
+        # Every NIC holding an address is brought up (a hot-plugged one appears down).
+        admin_up={dev: True for dev, ifaces in sorted(addresses.items()) if ifaces},
         default_route=state.default_gateway,
         default_route6=default_route6,
         mtu=mtu,

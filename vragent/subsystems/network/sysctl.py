@@ -62,7 +62,7 @@ def render(state: RouterState) -> dict[str, str]:
     for device, mode in sorted(devices.items()):
         wanted[f"net.ipv4.conf.{device}.rp_filter"] = mode
         wanted[f"net.ipv4.conf.{device}.promote_secondaries"] = "1"
-    if state.ipv6 is not None:
+    if state.ipv6 is not None or state.vpc_ipv6_tiers():
         wanted.update(_ipv6(state))
     wanted.update(dict(state.sysctl_overrides))
     return wanted
@@ -76,7 +76,10 @@ def _ipv6(state: RouterState) -> dict[str, str]:
     from vragent.model import GUEST_DEVICE, PUBLIC_DEVICE
 
     wanted = {"net.ipv6.conf.all.forwarding": "1"}
-    for device in (GUEST_DEVICE, PUBLIC_DEVICE):
+    devices = (GUEST_DEVICE, PUBLIC_DEVICE)
+    if state.is_vpc:  # a dual-stack VPC: its public NIC and its dual-stack tiers
+        devices = (state.layout.public, *(t.device for t in state.vpc_ipv6_tiers()))
+    for device in devices:
         wanted[f"net.ipv6.conf.{device}.disable_ipv6"] = "0"  # images often ship IPv6 off
         wanted[f"net.ipv6.conf.{device}.accept_ra"] = "0"
     return wanted

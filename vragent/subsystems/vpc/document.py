@@ -6,6 +6,8 @@ Each is left out while empty, so other routers keep the document they always had
 
 from __future__ import annotations
 
+from ipaddress import IPv6Network
+
 from vragent.errors import ValidationError
 from vragent.fields import Fields, document_network as _network, parse_ipv4_network, ports_of, ports_text
 from vragent.model import AclRule, NetworkAcl, PrivateGateway, RouterState, StaticRoute, device_index
@@ -50,7 +52,7 @@ def from_document(doc: Fields, errors: list[ValidationError]
         ip, device, prefix = item.ipv4("ip"), item.device("device"), item.integer("prefix", lo=0, hi=30)
         gateway = item.ipv4("gateway", None)
         source_nat = item.boolean("source_nat", False)
-        mac, mtu = item.string("mac", None), item.integer("mtu", None, lo=68, hi=65535)
+        mac, mtu = item.mac("mac", None) or None, item.integer("mtu", None, lo=68, hi=65535)
         if None in (ip, device, prefix, source_nat):
             continue
         if device in gateways:
@@ -81,7 +83,8 @@ NETWORK_ACLS = "network_acls"
 
 def acl_rule_document(rule: AclRule) -> dict[str, Any]:
     return {"protocol": rule.protocol, "allowed": rule.allowed, "cidrs": [str(c) for c in rule.cidrs],
-            "ports": ports_text(rule.ports), "icmp_type": rule.icmp_type, "icmp_code": rule.icmp_code}
+            "ports": ports_text(rule.ports), "icmp_type": rule.icmp_type, "icmp_code": rule.icmp_code,
+            **cidrs6_document(rule.cidrs6)}
 
 
 def network_acls_document(state: RouterState) -> dict[str, Any]:
@@ -94,7 +97,7 @@ def network_acls_document(state: RouterState) -> dict[str, Any]:
 
 def acl_rule_trusted(r: dict) -> AclRule:
     return AclRule(r["protocol"], r["allowed"], tuple(_network(c) for c in r["cidrs"]), ports_of(r.get("ports")),
-                   r.get("icmp_type"), r.get("icmp_code"))
+                   r.get("icmp_type"), r.get("icmp_code"), tuple(IPv6Network(c) for c in r.get("cidrs6", ())))
 
 
 def network_acls_trusted(data: dict) -> tuple[NetworkAcl, ...]:
@@ -124,13 +127,28 @@ def network_acls_section(doc: Fields, errors: list[ValidationError]) -> tuple[Ne
                 ports = rule.port_range("ports", None)
                 icmp_type = rule.integer("icmp_type", None, lo=0, hi=255)
                 icmp_code = rule.integer("icmp_code", None, lo=0, hi=255)
-                if not cidrs:
+                cidrs6 = cidrs6_checked(rule.raw("cidrs6", None), rule.path, errors)
+                if not cidrs and not cidrs6:
                     rule.error("cidrs", "needs at least one CIDR (0.0.0.0/0 for any)")
                 elif protocol is not None and allowed is not None:
-                    rules.append(AclRule(protocol, allowed, cidrs, ports, icmp_type, icmp_code))
+                    rules.append(AclRule(protocol, allowed, cidrs, ports, icmp_type, icmp_code, cidrs6))
             lists[key] = tuple(rules)
         if device is not None:
             if device in acls:
                 item.error("device", f"{device} has an ACL already")
             acls[device] = NetworkAcl(device, lists["ingress"], lists["egress"])
     return tuple(acls[d] for d in sorted(acls))
+
+
+def cidrs6_document(cidrs6: tuple[IPv6Network, ...]) -> dict[str, Any]:
+    return {"cidrs6": [str(c) for c in cidrs6]} if cidrs6 else {}
+
+
+def cidrs6_checked(raw: Any, path: str, errors: list[ValidationError]) -> tuple[IPv6Network, ...]:
+    if raw is None:
+        return ()
+    try:
+        return tuple(IPv6Network(c) for c in raw)
+    except (ValueError, TypeError) as exc:
+        errors.append(ValidationError(f"{path}.cidrs6", f"expected a list of IPv6 CIDRs: {exc}"))
+        return ()

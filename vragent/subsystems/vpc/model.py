@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 from vragent.values import PortRange
 
@@ -18,6 +18,7 @@ class AclRule:
     ports: PortRange | None = None  # tcp/udp; None: any port (CloudStack sends 0:0)
     icmp_type: int | None = None  # None: any type
     icmp_code: int | None = None  # None: any code
+    cidrs6: tuple[IPv6Network, ...] = ()  # the item's IPv6 CIDRs: a dual-stack tier's IPv6 ACL
 
 
 @dataclass(frozen=True)

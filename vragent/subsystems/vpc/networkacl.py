@@ -7,8 +7,9 @@ ACL items, sorted by their `number`, split into `ingress_rules` and `egress_rule
 - tcp/udp: `first_port`/`last_port`; both 0 (the API's "no ports") is every port;
 - icmp: `icmp_type`/`icmp_code`, -1 for any;
 - `cidr`: the item's CIDRs joined with ","; an empty list is sent as "0.0.0.0/0,::/0".
-  IPv6 CIDRs are left out (IPv4 only here); an item with no IPv4 CIDR is skipped, as the
-  incumbent skips it;
+  IPv4 CIDRs guard the tier's IPv4 network, IPv6 CIDRs (`cidrs6`) a dual-stack tier's /64
+  (subsystems/ipv6/rules.py), as the incumbent's nftables ip6_acl; an item with neither
+  is refused;
 - `allowed`: ACCEPT, else DROP.
 
 A revoked item is never sent: absent means removed, so the tier's ACL is exactly the push.
@@ -21,7 +22,7 @@ destination), the incumbent's directions (subsystems/vpc/rules.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 from vragent.errors import ValidationError
 from vragent.model import AclRule, NetworkAcl, PortRange, RouterState
@@ -56,7 +57,8 @@ def parse(fields: Fields) -> NetworkAclChange | None:
 def _rule(item: Fields) -> AclRule | None:
     kind = item.string("type")
     allowed = item.boolean("allowed")
-    cidrs = _cidrs(item)
+    both = _cidrs(item)
+    cidrs, cidrs6 = both if both is not None else (None, None)
     if kind is None:
         return None
     kind = kind.lower()
@@ -92,13 +94,11 @@ def _rule(item: Fields) -> AclRule | None:
         icmp_code = None if icmp_code == -1 else icmp_code
     if allowed is None or cidrs is None:
         return None
-    if not cidrs:
-        return None  # IPv6 CIDRs only: nothing for IPv4 (the incumbent skips it too)
-    return AclRule(protocol, allowed, cidrs, ports, icmp_type, icmp_code)
+    return AclRule(protocol, allowed, cidrs, ports, icmp_type, icmp_code, cidrs6)
 
 
-def _cidrs(item: Fields) -> tuple[IPv4Network, ...] | None:
-    """The IPv4 CIDRs of `cidr` ("a,b,..."), in order; None when one is malformed."""
+def _cidrs(item: Fields) -> tuple[tuple[IPv4Network, ...], tuple[IPv6Network, ...]] | None:
+    """The IPv4 and the IPv6 CIDRs of `cidr` ("a,b,..."), in order; None when one is malformed."""
     value = item.raw("cidr", "0.0.0.0/0,::/0")
     if isinstance(value, list):
         parts = value
@@ -110,6 +110,7 @@ def _cidrs(item: Fields) -> tuple[IPv4Network, ...] | None:
     if not any(isinstance(part, str) and part.strip() for part in parts):
         parts = ["0.0.0.0/0"]  # no CIDR at all: the API's default, any source or destination
     found: list[IPv4Network] = []
+    found6: list[IPv6Network] = []
     bad = False
     for index, part in enumerate(parts):
         path = f"{item.at('cidr')}[{index}]"
@@ -121,15 +122,18 @@ def _cidrs(item: Fields) -> tuple[IPv4Network, ...] | None:
         if not text:
             continue
         if ":" in text:
-            if parse_ipv6_network(text, path, item.errors) is None:
+            network6 = parse_ipv6_network(text, path, item.errors)
+            if network6 is None:
                 bad = True
+            elif network6 not in found6:
+                found6.append(network6)
             continue
         network = parse_ipv4_network(text, path, item.errors)
         if network is None:
             bad = True
         elif network not in found:
             found.append(network)
-    return None if bad else tuple(found)
+    return None if bad else (tuple(found), tuple(found6))
 
 
 def merge(state: RouterState, change: NetworkAclChange) -> RouterState:

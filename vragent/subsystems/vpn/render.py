@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vragent import templating
+from vragent import guard, templating
 from vragent.model import GUEST_DEVICE, RouterState, VpnUser
 from vragent.paths import Paths
 
@@ -123,7 +123,8 @@ def ppp_options(state: RouterState) -> str:
 def chap_secrets(users: tuple[VpnUser, ...]) -> str:
     lines = [f"# {templating.GENERATED_HEADER}",
              "# Remote-access VPN users: client, server, secret, addresses (pppd(8), chap-secrets)."]
-    lines += [f'"{u.name}" * "{u.password}" *' for u in users]
+    lines += [f'"{guard.line(u.name, "render:chap-secrets")}" * "{guard.line(u.password, "render:chap-secrets")}" *'
+              for u in users]
     return "\n".join(lines) + "\n"
 
 

@@ -78,3 +78,17 @@ def daemon(state: RouterState, paths: Paths) -> DaemonDesired:
         restart_files=frozenset(),
         checker=lambda candidates: ["keepalived", "-t", "-f", str(candidates.get(files.conf, files.conf))],
     )
+
+
+def vips_in_config(text: str) -> frozenset[redundancy.Vip]:
+    """The VIPs (`<address>/<prefix> dev <nic>` lines) of a keepalived.conf as rendered here."""
+    import re
+    from ipaddress import IPv4Interface
+
+    found = set()
+    for address, device in re.findall(r"^\s+(\d+\.\d+\.\d+\.\d+/\d+) dev (\S+)\s*$", text, re.M):
+        try:
+            found.add(redundancy.Vip(device, IPv4Interface(address)))
+        except ValueError:
+            continue
+    return frozenset(found)

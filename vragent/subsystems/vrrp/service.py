@@ -73,3 +73,10 @@ CONNTRACKD = ServiceSpec(
     pidfile=lambda paths: ConntrackdPaths.of(paths).pid,
     prestart=_clear_stale_lock,
 )
+
+
+def configured_vips(paths: Paths):
+    """The VIPs of the keepalived.conf on disk: what keepalived runs with until its next reload."""
+    from vragent.subsystems.vrrp.keepalived import vips_in_config
+
+    return vips_in_config(file_ops.read_text(KeepalivedPaths.of(paths).conf) or "")

@@ -45,10 +45,17 @@ def check_state(state: RouterState, origins: dict | None = None) -> list[Validat
         error("router_password", "must be printable, without spaces, quotes, '#', '!' or backslashes "
                                  "(it becomes keepalived's auth_pass)")
 
+    ipv6 = state.ipv6
+    if ipv6 is not None and cfg.get("guestgw6") and ipv6.gateway == ipv6.guest.ip:
+        error("guestgw6", f"the IPv6 gateway {ipv6.gateway} is this router's own guest address (eth0ip6); "
+                          "on a redundant pair it is held by the PRIMARY only and must differ from each "
+                          "router's own address")
+
     guests = state.all_guest_networks()
-    if not guests:
+    if not guests and not state.is_vpc:
+        # A VPC's tiers come later, by guestnetwork: until the first, it stays standby (shape).
         error("redundant_router", "a redundant router needs a guest network: VRRP runs on the guest NIC")
-    elif guests[0].device in state.public_devices():
+    elif guests and guests[0].device in state.public_devices():
         # VRRP bound to a public NIC never hears the peer while the backup keeps it down (#3402).
         network = guests[0]
         errors.append(ValidationError(origin_of(origins, network, f"state:guest_networks[{network.device}]") + ".device",
