@@ -1,4 +1,4 @@
-"""FRR's zebra and bgpd for dynamic routing (render/bgp.py), each its own daemon.
+"""FRR's zebra and bgpd for dynamic routing (subsystems/bgp/render.py), each its own daemon.
 
 Run directly (lab, tests) they daemonise themselves (`-d`) and write their pidfiles; on a
 VR systemd runs them in the foreground (systemd/vragent-frr-*.service) with the same

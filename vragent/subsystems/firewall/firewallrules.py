@@ -93,7 +93,7 @@ def _rule(item: Fields, rule_id: str, direction: Direction, ipv6: bool = False) 
     opens the guest network itself, its CIDRs are IPv6 and `icmp` means ICMPv6."""
     protocol = _protocol(item, ipv6)
     # A routed network's ingress rules have no public IP (routing firewall rules): whether
-    # src_ip is required is known after the merge (routed.check_state).
+    # src_ip is required is known after the merge (subsystems/bgp/verify.py check_routed).
     public_ip = item.ipv4("src_ip", None) if direction is Direction.INGRESS and not ipv6 else None
     ports = item.port_range("src_port_range", None) if protocol and protocol.has_ports else None
     icmp_type = icmp_code = None
