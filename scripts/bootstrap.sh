@@ -11,7 +11,7 @@ fi
 PACKAGES=(iptables ipset conntrack iproute2 iputils-ping iputils-arping netcat-openbsd socat curl
           dnsmasq-base dnsmasq-utils haproxy keepalived conntrackd radvd isc-dhcp-client bind9-dnsutils procps kmod
           python3 python3-venv python3-pip python3-jinja2 python3-pyroute2
-          strongswan-charon strongswan-swanctl charon-systemd xl2tpd ppp tdb-tools
+          strongswan-charon strongswan-swanctl charon-systemd xl2tpd ppp tdb-tools frr
           cron wget e2fsprogs)
 missing=()
 for package in "${PACKAGES[@]}"; do

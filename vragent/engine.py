@@ -37,6 +37,7 @@ from vragent.subsystems.ipv6 import service as ipv6_service
 from vragent.subsystems.lb import service as lb_service
 from vragent.subsystems.vpn import service as vpn_service
 from vragent.subsystems.vrrp import service as vrrp_service
+from vragent.subsystems.bgp import render as bgp_render, service as bgp_service
 from vragent import templating
 from vragent.shell import passwordfile
 from vragent.subsystems.dhcp import incumbent_files
@@ -95,13 +96,16 @@ DAEMONS = [dnsmasq.daemon, haproxy.daemon, metadata.daemon, radvd.daemon]
 DAEMONS += [vpn.strongswan_daemon, vpn.xl2tpd_daemon]
 # Redundant pairs: conntrackd before keepalived, so a new primary finds its cache to commit.
 DAEMONS += [conntrackd.daemon, keepalived.daemon]
+# Dynamic routing (routed networks): zebra first, bgpd hands it the routes it learns.
+DAEMONS += [bgp_render.zebra_daemon, bgp_render.bgpd_daemon]
 
 
 # Every daemon's service, by name: renderers name them (DaemonDesired.service), the engine
 # binds them to how they run.
 SERVICES = {spec.name: spec for spec in (dhcp_service.SERVICE, lb_service.SERVICE, guestdata_service.SERVICE,
                                          ipv6_service.SERVICE, vpn_service.SERVICE, vpn_service.XL2TPD,
-                                         vrrp_service.CONNTRACKD, vrrp_service.KEEPALIVED)}
+                                         vrrp_service.CONNTRACKD, vrrp_service.KEEPALIVED,
+                                         bgp_service.ZEBRA_SERVICE, bgp_service.BGPD_SERVICE)}
 
 
 def runtime(paths: Paths) -> services.Runtime:

@@ -19,11 +19,12 @@ from vragent.subsystems.dhcp.model import DhcpHost, DhcpRange
 from vragent.subsystems.guestdata.model import VmData, PasswordOffer
 from vragent.subsystems.monitoring.model import MonitoredService, Monitoring
 from vragent.subsystems.vpn.model import RemoteAccessVpn, SiteToSiteVpn, VpnUser
+from vragent.subsystems.bgp.model import BgpPeer
 from vragent.subsystems.lb.model import (CloudStackLb, LbAccept, LbAlgorithm, LbBackend, LbHealthCheck, LbProtocol,
                                         LbStats, LbStickiness, LbTimeouts, LoadBalancer, LoadBalancing, SslCert)
 
 # Every section type, importable from here as before the split (one home each, above).
-__all__ = ["device_index", 'CONTROL_DEVICE', 'GUEST_DEVICE', 'PUBLIC_DEVICE', 'SSH_PORT', 'Direction', 'PortRange', 'Protocol', 'PublicIp', 'PrivateGateway', 'StaticRoute', 'GuestNetwork', 'IpAlias', 'GuestSubnet', 'RouterIpv6', 'TierIpv6', 'FirewallRule', 'PortForward', 'StaticNat', 'AclRule', 'NetworkAcl', 'DhcpHost', 'DhcpRange', 'VmData', 'PasswordOffer', 'MonitoredService', 'Monitoring', 'RemoteAccessVpn', 'SiteToSiteVpn', 'VpnUser', 'LbProtocol', 'LbAlgorithm', 'LbAccept', 'SslCert', 'CloudStackLb', 'LbBackend', 'LbHealthCheck', 'LbStickiness', 'LbTimeouts', 'LoadBalancer', 'LbStats', 'LoadBalancing']
+__all__ = ["device_index", 'CONTROL_DEVICE', 'GUEST_DEVICE', 'PUBLIC_DEVICE', 'SSH_PORT', 'Direction', 'PortRange', 'Protocol', 'PublicIp', 'PrivateGateway', 'StaticRoute', 'GuestNetwork', 'IpAlias', 'GuestSubnet', 'RouterIpv6', 'TierIpv6', 'FirewallRule', 'PortForward', 'StaticNat', 'AclRule', 'NetworkAcl', 'DhcpHost', 'DhcpRange', 'VmData', 'PasswordOffer', 'MonitoredService', 'Monitoring', 'RemoteAccessVpn', 'SiteToSiteVpn', 'VpnUser', 'BgpPeer', 'LbProtocol', 'LbAlgorithm', 'LbAccept', 'SslCert', 'CloudStackLb', 'LbBackend', 'LbHealthCheck', 'LbStickiness', 'LbTimeouts', 'LoadBalancer', 'LbStats', 'LoadBalancing']
 
 # A VPC router (cmdline type "vpcrouter") is laid out differently: eth0 control, eth1 the
 # first public NIC (source NAT), eth2+ tiers and more public NICs (cloudstack-vr.md §1.2).
@@ -92,6 +93,9 @@ class RouterState:
     # A VPC router's private gateways (sorted by device) and static routes (sorted by network).
     private_gateways: tuple[PrivateGateway, ...] = ()
     static_routes: tuple[StaticRoute, ...] = ()
+    # `bgppeers` (dynamic routing of a routed network or VPC): its BGP peers, sorted by
+    # (peer, network) id; each push replaces them all (subsystems/bgp/bgppeers.py).
+    bgp_peers: tuple[BgpPeer, ...] = ()
 
     # -- construction helpers ---------------------------------------------------------
     def with_cmdline(self, values: dict[str, str]) -> "RouterState":

@@ -213,7 +213,7 @@ def test_invalid_push_lists_every_error_and_changes_nothing(lab, router):
 
 def test_unsupported_type_is_refused_with_exit_2(lab, router):
     before = snapshot(lab, router)
-    result = router.apply(router.write_push({"type": "bgppeers", "peers": []}, "bgp_peers.json.1"))
+    result = router.apply(router.write_push({"type": "ilbrules", "rules": []}, "ilb_rules.json.1"))
     assert result.returncode == 2 and "not supported yet" in result.errors[0]
     assert snapshot(lab, router) == before
 

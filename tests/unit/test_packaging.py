@@ -30,7 +30,8 @@ PACKAGING = REPO / "packaging"
 HELPERS = PACKAGING / "lib"
 DEBIAN = REPO / "debian"
 
-DAEMONS = ("dnsmasq", "haproxy", "metadata", "keepalived", "conntrackd", "radvd", "strongswan", "xl2tpd")
+DAEMONS = ("dnsmasq", "haproxy", "metadata", "keepalived", "conntrackd", "radvd", "strongswan", "xl2tpd",
+           "frr-zebra", "frr-bgpd")
 UNITS = sorted(p.name for p in SYSTEMD.glob("vragent-*"))
 DROP_INS = sorted(str(p.relative_to(SYSTEMD)) for p in SYSTEMD.glob("*.d/*.conf"))
 
@@ -46,7 +47,7 @@ DOCUMENTED_PATHS = {
     "/usr/lib/vragent/neutralize-rules-v4",
     # the daemons and the tools the units call (Debian 12 paths)
     "/usr/sbin/dnsmasq", "/usr/sbin/haproxy", "/usr/sbin/keepalived", "/usr/sbin/conntrackd", "/usr/sbin/radvd",
-    "/usr/sbin/charon-systemd", "/usr/sbin/swanctl", "/usr/sbin/xl2tpd",
+    "/usr/sbin/charon-systemd", "/usr/sbin/swanctl", "/usr/sbin/xl2tpd", "/usr/lib/frr/zebra", "/usr/lib/frr/bgpd",
     "/usr/sbin/sshd", "/bin/kill", "/bin/rm", "/bin/udevadm", "/usr/bin/python3",
     # daemon configurations vragent writes
     "/etc/vragent/dnsmasq/dnsmasq.conf",
@@ -58,6 +59,8 @@ DOCUMENTED_PATHS = {
     "/etc/vragent/strongswan/strongswan.conf",
     "/etc/vragent/strongswan/swanctl.conf",
     "/etc/vragent/xl2tpd/xl2tpd.conf",
+    "/etc/vragent/frr/zebra.conf",
+    "/etc/vragent/frr/bgpd.conf",
     # pid and lock files under vragent's runtime directory
     "/run/vragent/dnsmasq.pid",
     "/run/vragent/haproxy.pid",
@@ -71,6 +74,7 @@ DOCUMENTED_PATHS = {
     "/run/vragent/charon.vici",
     "/run/vragent/xl2tpd.pid",
     "/run/vragent/xl2tpd-control",
+    "/run/vragent/frr", "/run/vragent/frr/zebra.pid", "/run/vragent/frr/bgpd.pid", "/run/vragent/frr/zserv.api",
     # CloudStack's entry points
     "/opt/cloud/bin/update_config.py",
     "/opt/cloud/bin/vr_cfg.sh",
@@ -347,7 +351,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     (unit_dir / "ssh.service").write_text("[Service]\nExecStartPre=/usr/sbin/sshd -t\nExecStart=/usr/sbin/sshd -D\n")
     (unit_dir / "cloud-postinit.service").write_text("[Service]\nType=oneshot\nExecStart=/bin/true\n")
     for executable in DOCUMENTED_PATHS | {"/bin/true"}:
-        if executable.startswith(("/usr/bin/", "/usr/sbin/", "/bin/", "/usr/lib/vragent/")):
+        if executable.startswith(("/usr/bin/", "/usr/sbin/", "/bin/", "/usr/lib/vragent/", "/usr/lib/frr/")):
             stub = tmp_path / executable.lstrip("/")
             stub.parent.mkdir(parents=True, exist_ok=True)
             stub.write_text("#!/bin/sh\n")

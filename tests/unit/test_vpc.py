@@ -120,7 +120,7 @@ def test_nic_roles_follow_the_router_type():
 
 
 def test_vpc_cmdline_keys_are_validated():
-    errors = errors_of(vpc.cmdline(vpccidr="", source_nat_ip="198.51.100.300", is_routed="true"))
+    errors = errors_of(vpc.cmdline(vpccidr="", source_nat_ip="198.51.100.300", is_routed="yes"))
     assert "cmdline.json.0:$.cmd_line.vpccidr: is required for a vpcrouter (the VPC's CIDR)" in errors
     assert any(e.startswith("cmdline.json.0:$.cmd_line.source_nat_ip:") for e in errors), errors
     assert any(e.startswith("cmdline.json.0:$.cmd_line.is_routed:") for e in errors), errors

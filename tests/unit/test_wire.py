@@ -201,8 +201,8 @@ def test_device_found_from_the_vif_mac_when_nic_dev_id_is_omitted():
 
 
 def test_unsupported_type_is_a_clear_error():
-    errors = errors_of(p.doc("bgp_peers.json.x", {"type": "bgppeers", "peers": []}))
-    assert errors == ["bgp_peers.json.x:$.type: 'bgppeers' is a known CloudStack type that is not supported yet"]
+    errors = errors_of(p.doc("ilb_rules.json.x", {"type": "ilbrules", "rules": []}))
+    assert errors == ["ilb_rules.json.x:$.type: 'ilbrules' is not supported yet"]
 
 
 def test_other_router_types_are_not_supported_yet():

@@ -73,6 +73,7 @@ FILE_NAMES = {
     "vpnuserlist": "vpn_user_list.json",
     "site2sitevpn": "site_2_site_vpn.json",
     "staticroutes": "static_routes.json",
+    "bgppeers": "bgp_peers.json",
 }
 
 CACHE_DIR = "/var/cache/cloud/"
@@ -456,3 +457,49 @@ def batch_cfg(items: Iterable[tuple[str, Payload]]) -> str:
         blocks.append(f"<file>\n{CACHE_DIR}{name}\n{wire_json(payload)}\n</file>\n")
         blocks.append(f"<script>\n{UPDATE_CONFIG} {name}{keep}\n</script>\n")
     return "".join(blocks)
+
+
+# --- routed networks (ROUTED mode, 4.20+) and their BGP peers ---
+
+ROUTER_AS, UPSTREAM_AS = 65100, 65001  # private AS numbers (RFC 6996)
+GUEST_NETWORK_ID = 205
+BGP_PASSWORD = "lab-Bgp-md5!"
+
+
+def routed_cmdline() -> Payload:
+    """cmd_line.json of a routed isolated network's router (createGuestBootLoadArgs adds
+    is_routed=true for a ROUTED offering; the router keeps its public NIC and IP)."""
+    payload = cmdline()
+    payload["cmd_line"]["is_routed"] = "true"
+    return payload
+
+
+def routing_firewall_rule(rule_id: int, protocol: str = "tcp", ports: PortRange | None = None,
+                          source_cidrs: Iterable[str] = ("0.0.0.0/0",), dest_cidrs: Iterable[str] = (),
+                          revoked: bool = False) -> Payload:
+    """An ingress routing firewall rule (createRoutingFirewallRule): no public IP, so no
+    src_ip (Gson drops the null); it admits its sources to its destinations in the guest
+    network."""
+    return firewall_rule(rule_id, protocol, ports, public_ip=None, source_cidrs=source_cidrs,
+                         dest_cidrs=list(dest_cidrs), revoked=revoked)
+
+
+def bgp_peer(peer_id: int = 1, network_id: int = GUEST_NETWORK_ID, cidr: str = GUEST_CIDR,
+             ip4: str | None = PUBLIC_GATEWAY, peer_as: int = UPSTREAM_AS, network_as: int = ROUTER_AS,
+             password: str | None = None, multihop: int | None = None, ip6: str | None = None,
+             cidr6: str | None = None) -> Payload:
+    """One BgpPeerTO as Gson writes it (nulls left out, details keyed by BgpPeer.Detail)."""
+    peer: Payload = {"peer_id": peer_id, "peer_as_number": peer_as, "network_id": network_id,
+                     "network_as_number": network_as}
+    for key, value in (("ip4_address", ip4), ("ip6_address", ip6), ("peer_password", password),
+                       ("guest_ip4_cidr", cidr if ip4 else None), ("guest_ip6_cidr", cidr6)):
+        if value is not None:
+            peer[key] = value
+    if multihop is not None:
+        peer["details"] = {"EBGP_MultiHop": str(multihop)}
+    return peer
+
+
+def bgp_peers(*peers: Payload) -> Payload:
+    """bgp_peers.json (SetBgpPeersCommand): the whole list, each push replaces it."""
+    return _pushed("bgppeers", peers=list(peers))

@@ -221,3 +221,13 @@ def dual_stack_guestnetwork(number: int, add: bool = True, router_ip6: str | Non
 
 def dual_stack_vpc(tiers: int = 2) -> list[Payload]:
     return [cmdline(), ips(), *(dual_stack_guestnetwork(n) for n in range(1, tiers + 1))]
+
+
+def remote_access_vpn(create: bool = True, public_ip: str = SOURCE_NAT_IP) -> Payload:
+    """remote_access_vpn.json for a VPC router, as CommandSetupHelper.createApplyVpnCommands
+    builds it: RemoteAccessVpnCfgCommand with vpcEnabled (public_interface eth1) and the
+    VPC's CIDR as local_cidr."""
+    from vragent.lab.sample import VPN_IP_RANGE, VPN_LOCAL_IP, VPN_PSK
+
+    return _pushed("remoteaccessvpn", create=create, ip_range=VPN_IP_RANGE, preshared_key=VPN_PSK,
+                   vpn_server_ip=public_ip, local_ip=VPN_LOCAL_IP, local_cidr=VPC_CIDR, public_interface="eth1")

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from ipaddress import IPv6Network
 
+from vragent.subsystems.bgp import document as bgp_doc
 from vragent.subsystems.lb import document as lb_doc
 from vragent.subsystems.guestdata import document as vm_data_doc
 from vragent.subsystems.monitoring import document as monitoring_doc
@@ -90,7 +91,8 @@ def to_document(state: RouterState) -> dict[str, Any]:
       | vpc_doc.network_acls_document(state) | network_doc.ip_aliases_document(state) \
       | vpn_doc.to_document(state.remote_access_vpn, state.vpn_users) \
       | vpn_doc.s2s_to_document(state.site_to_site_vpns) \
-      | vpc_doc.to_document(state.private_gateways, state.static_routes)
+      | vpc_doc.to_document(state.private_gateways, state.static_routes) \
+      | bgp_doc.to_document(state.bgp_peers)
 
 
 def dumps(state: RouterState, pretty: bool = False) -> str:
@@ -137,7 +139,7 @@ def load_trusted(text: str, rules: bool = True) -> RouterState:
     private_gateways, static_routes = vpc_doc.load_trusted(data)
     return RouterState(
         remote_access_vpn=remote_access_vpn, vpn_users=vpn_users,
-        site_to_site_vpns=vpn_doc.s2s_load_trusted(data),
+        site_to_site_vpns=vpn_doc.s2s_load_trusted(data), bgp_peers=bgp_doc.load_trusted(data),
         private_gateways=private_gateways, static_routes=static_routes,
         cmdline=tuple(sorted(data.get("cmdline", {}).items())),
         public_ips=tuple(PublicIp(_address(p["ip"]), p["prefix"], p["device"],
@@ -284,7 +286,7 @@ def from_document(data: Any, path: str, errors: list[ValidationError]) -> Router
     private_gateways, static_routes = vpc_doc.from_document(doc, errors)
     return RouterState(
         remote_access_vpn=remote_access_vpn, vpn_users=vpn_users,
-        site_to_site_vpns=vpn_doc.s2s_from_document(doc, errors),
+        site_to_site_vpns=vpn_doc.s2s_from_document(doc, errors), bgp_peers=bgp_doc.from_document(doc, errors),
         private_gateways=private_gateways, static_routes=static_routes,
         vm_data=vm_data, monitoring=monitoring,
         dhcp_hosts=dhcp_hosts, dhcp_ranges=dhcp_ranges, dnsmasq_options=dnsmasq_options,

@@ -37,7 +37,7 @@ def handler(kind: str) -> ModuleType | None:
 
 
 # Types the management server sends that later subsystems will handle.
-KNOWN_UNSUPPORTED = ("bgppeers",)
+KNOWN_UNSUPPORTED: tuple[str, ...] = ()
 
 # What a shared network's VR (cmdline type dhcpsrvr) refuses: it has no public NIC and is
 # not on the guests' data path, so public IPs, NAT, firewalling and load balancing have
@@ -46,7 +46,7 @@ KNOWN_UNSUPPORTED = ("bgppeers",)
 # IP to attach such rules to; a push that held some would leave a router claiming rules
 # nothing enforces.
 NOT_FOR_DHCP_SERVER = ("ips", "firewallrules", "forwardrules", "staticnatrules", "loadbalancer",
-                       "ipv6firewallrules", "networkacl", "staticroutes")
+                       "ipv6firewallrules", "networkacl", "staticroutes", "bgppeers")
 
 
 _UNPARSED = object()

@@ -35,11 +35,13 @@ chain, and no mangle or nat rules at all.
 from __future__ import annotations
 
 from vragent.model import RouterState
+from vragent.subsystems.bgp import rules as bgp_rules
 from vragent.subsystems.dhcp import rules as dhcp_rules
 from vragent.subsystems.firewall import rules as firewall_rules
 from vragent.subsystems.guestdata import rules as guestdata_rules
 from vragent.subsystems.lb import rules as lb_rules
 from vragent.subsystems.network import rules as network_rules
+from vragent.subsystems.network.routed import is_routed
 from vragent.subsystems.vpc import rules as vpc_rules
 from vragent.subsystems.vpn import rules as vpn_rules
 from vragent.subsystems.vpn import site2site
@@ -67,16 +69,19 @@ def render(state: RouterState) -> dict[str, TableSpec]:
     lb_rules.input(state, filter_table)
     vpn_rules.input(state, filter_table)
     site2site.input_rules(state, filter_table)
+    bgp_rules.input(state, filter_table)
     site2site.forward_rules(state, filter_table)  # its jump must come before vr-FORWARD's
     if state.is_vpc:  # tiers guarded by their network ACLs instead of per-public-IP firewalls
         filter_table.policies["FORWARD"] = "DROP"
         filter_table.jump("FORWARD", "-j vr-FORWARD")
         vpc_rules.forward(state, filter_table)
+        vpn_rules.vpc_forward(state, filter_table)  # VPN clients, after the tiers' jumps
     else:
         firewall_rules.forward_head(state, filter_table)
         vpn_rules.forward(state, filter_table)
         firewall_rules.egress(state, filter_table)
-        firewall_rules.ingress(state, mangle)
+        if not is_routed(state):  # routed: no public-IP firewall, there is no NAT behind it
+            firewall_rules.ingress(state, mangle)
     network_rules.marks(state, mangle)
     if state.is_vpc:
         vpc_rules.outbound(state, mangle)

@@ -10,6 +10,7 @@ from ipaddress import IPv4Network
 
 from vragent.errors import ValidationError, origin_of
 from vragent.model import Direction, GUEST_DEVICE, PortForward, RouterState, StaticNat
+from vragent.subsystems.bgp import verify as bgp_verify
 from vragent.subsystems.guestdata import verify as guestdata_verify
 from vragent.subsystems.lb import verify as lb_verify
 from vragent.subsystems.network import verify as network_verify
@@ -144,7 +145,7 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
                                           f"{host.ip} is the guests' gateway of its subnet"))
 
     for rule in state.firewall_rules:
-        if rule.direction is Direction.INGRESS and rule.public_ip not in held:
+        if rule.direction is Direction.INGRESS and rule.public_ip is not None and rule.public_ip not in held:
             errors.append(ValidationError(where(rule, f"firewall_rules[{rule.id}]"),
                                           f"{rule.public_ip} is not a public IP of this router"))
     errors += lb_verify.check_load_balancing(state, origins)
@@ -172,6 +173,8 @@ def check_state(state: RouterState, origins: dict[int, tuple[object, str]] | Non
         from vragent.subsystems.vpn import verify as vpn_verify
 
         errors += vpn_verify.check_site_to_site_vpns(state, origins)
+    # Routed networks: no NAT services, routing firewall rules, BGP peers.
+    errors += bgp_verify.check_routed(state, origins)
     return errors
 
 

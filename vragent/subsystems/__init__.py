@@ -8,7 +8,7 @@ every push.
 """
 
 # monitoring after lb: it watches the daemons of the subsystems before it (monitor.conf).
-ORDER = ("network", "firewall", "vpc", "ipv6", "dhcp", "guestdata", "lb", "monitoring", "vpn", "vrrp")
+ORDER = ("network", "firewall", "vpc", "ipv6", "dhcp", "guestdata", "lb", "monitoring", "vpn", "vrrp", "bgp")
 
 TYPES = {
     "cmdline": "network", "ips": "network", "guestnetwork": "network", "ipaliases": "network",
@@ -22,6 +22,7 @@ TYPES = {
     "monitorservice": "monitoring",
     "loadbalancer": "lb",
     "remoteaccessvpn": "vpn", "vpnuserlist": "vpn", "site2sitevpn": "vpn",
+    "bgppeers": "bgp",
 }
 
 

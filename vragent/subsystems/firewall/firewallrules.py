@@ -92,7 +92,9 @@ def _rule(item: Fields, rule_id: str, direction: Direction, ipv6: bool = False) 
     """One rule. IPv4: an ingress rule opens one public IP (`src_ip`). IPv6 (no NAT): it
     opens the guest network itself, its CIDRs are IPv6 and `icmp` means ICMPv6."""
     protocol = _protocol(item, ipv6)
-    public_ip = item.ipv4("src_ip") if direction is Direction.INGRESS and not ipv6 else None
+    # A routed network's ingress rules have no public IP (routing firewall rules): whether
+    # src_ip is required is known after the merge (subsystems/bgp/verify.py check_routed).
+    public_ip = item.ipv4("src_ip", None) if direction is Direction.INGRESS and not ipv6 else None
     ports = item.port_range("src_port_range", None) if protocol and protocol.has_ports else None
     icmp_type = icmp_code = None
     if protocol is Protocol.ICMP:
@@ -105,7 +107,8 @@ def _rule(item: Fields, rule_id: str, direction: Direction, ipv6: bool = False) 
     parse = parse_ipv6_network if ipv6 else None
     sources = item.cidr_list("source_cidr_list", parse)
     destinations = item.cidr_list("dest_cidr_list", parse)
-    if protocol is None or (direction is Direction.INGRESS and public_ip is None and not ipv6):
+    if protocol is None or (direction is Direction.INGRESS and item.has("src_ip") and public_ip is None
+                            and not ipv6):
         return None
     if ports is not None and ports.first == 0:
         item.error("src_port_range", f"{ports}: port 0 is not a valid port")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 from vragent.model import PUBLIC_DEVICE, Direction, FirewallRule, PortForward, RouterState
+from vragent.subsystems.network.routed import is_routed
 from vragent.tables import ESTABLISHED, STATS_CHAIN, TableSpec, host, join, match_protocol, net, text
 
 
@@ -38,12 +39,34 @@ def forward_head(state: RouterState, table: TableSpec) -> None:
     table.jump("FORWARD", "-j vr-FORWARD")
     chain = "vr-FORWARD"
     table.add(chain, f"{ESTABLISHED} -j ACCEPT")
-    # Connections DNAT'ed by port forwarding or static NAT passed the ingress firewall in mangle.
-    table.add(chain, "-m conntrack --ctstate DNAT -j ACCEPT")
+    # Connections DNAT'ed by port forwarding or static NAT passed the ingress firewall in mangle
+    # (a routed network has neither: its ingress is vr-ingress).
+    routed = is_routed(state)
+    if not routed:
+        table.add(chain, "-m conntrack --ctstate DNAT -j ACCEPT")
     public_devices = state.public_devices()
     for guest in state.all_guest_networks():
         for device in public_devices:
             table.add(chain, f"-i {guest.device} -o {device} -j vr-egress")
+    if routed:
+        _routed_ingress(state, table)
+
+
+ROUTED_INGRESS_CHAIN = "vr-ingress"
+
+
+def _routed_ingress(state: RouterState, table: TableSpec) -> None:
+    """A routed network (subsystems/bgp/verify.py): traffic into the guest network through
+    vr-ingress, the routing firewall's ingress rules (no public IP), each ACCEPT, then DROP.
+    After vr-FORWARD's established accept, so replies pass."""
+    for guest in state.all_guest_networks():
+        table.add("vr-FORWARD", f"-d {net(guest.network)} -o {guest.device} -j {ROUTED_INGRESS_CHAIN}")
+    table.chain(ROUTED_INGRESS_CHAIN)
+    for rule in state.firewall_rules:
+        if rule.direction is Direction.INGRESS and rule.public_ip is None:
+            for spec in _rule_specs(rule):
+                table.add(ROUTED_INGRESS_CHAIN, f"{spec} -j ACCEPT")
+    table.add(ROUTED_INGRESS_CHAIN, "-j DROP")
 
 
 def egress(state: RouterState, table: TableSpec) -> None:
@@ -175,7 +198,8 @@ def nat(state: RouterState, table: TableSpec, source_nat_address=None) -> None:
     for nat in state.static_nats:
         table.add(dnat, f"-d {host(nat.public_ip)} -j DNAT --to-destination {nat.internal_ip}")
 
-    guests = state.all_guest_networks()
+    routed = is_routed(state)  # a routed network: nothing DNAT'ed, nothing source-NAT'ed
+    guests = state.all_guest_networks() if not routed else ()
     for guest in guests:
         # Hairpin: a guest reaching another guest through a public IP must see the reply
         # come back through the router, so the source becomes the router's guest address.
@@ -186,7 +210,7 @@ def nat(state: RouterState, table: TableSpec, source_nat_address=None) -> None:
         device = devices.get(nat.public_ip)
         if device:
             table.add(snat, f"-s {host(nat.internal_ip)} -o {device} -j SNAT --to-source {nat.public_ip}")
-    for device in state.public_devices():
+    for device in state.public_devices() if not routed else ():
         # A VPC SNATs every public NIC but its first to the VPC's one source-NAT IP.
         source = source_nat_address(state, device) if source_nat_address else state.source_nat_ip(device)
         if source is not None:

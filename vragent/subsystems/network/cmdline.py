@@ -72,6 +72,11 @@ def parse(fields: Fields) -> CmdlineChange | None:
             section.error(f"{device}mask", f"is required with {device}ip")
     if values.get("mtu") and not (values["mtu"].isdigit() and 68 <= int(values["mtu"]) <= 65535):
         section.error("mtu", f"{values['mtu']!r} is not an MTU (68..65535)")
+    if values.get("is_routed", "false").lower() not in ("true", "false"):
+        section.error("is_routed", f"{values['is_routed']!r} is neither true nor false")
+    elif values.get("is_routed", "false").lower() == "true" and router_type == DHCP_SERVER:
+        # ROUTED is an isolated network's (or VPC's) mode (ConfigurationManagerImpl).
+        section.error("is_routed", "a shared network's VR (dhcpsrvr) is never routed")
     if router_type == VPC_ROUTER:
         _check_vpc(values, section)
     elif router_type == DHCP_SERVER:
@@ -137,8 +142,6 @@ def _check_vpc(values: dict[str, str], section: Fields) -> None:
             section.error(key, why)
     if values.get("has_public_network", "true").lower() == "false":
         section.error("has_public_network", "a VPC without a public network (no source NAT) is not supported yet")
-    if values.get("is_routed", "false").lower() == "true":
-        section.error("is_routed", "a routed VPC (no NAT) is not supported yet")
 
 
 def _check_dhcp_server(values: dict[str, str], section: Fields) -> None:

@@ -147,6 +147,9 @@ def outbound(state: RouterState, table) -> None:
         return
     table.jump("PREROUTING", f"-j {OUTBOUND_JUMP_CHAIN}")
     own = {t.device: t.gateway for t in tiers} | {p.device: p.ip for p in state.private_gateways}
+    from vragent.subsystems.network.routed import is_routed
+
+    routed_tiers = {t.device for t in tiers} if is_routed(state) else set()
     inside = ([(t.device, t.network) for t in tiers] + _private_gateway_networks(state)
               + _routes_by_device(state))
     for device, network in inside:
@@ -160,6 +163,10 @@ def outbound(state: RouterState, table) -> None:
         for rule in acl.egress if acl else ():
             for line in rule_lines(rule, "-d"):
                 table.add(outbound, line)
+        if routed_tiers and device in routed_tiers:
+            # A routed VPC's egress not allowed by a rule is dropped, as the incumbent's
+            # ip4_acl chains end (subsystems/bgp/verify.py); in NAT mode it is allowed.
+            table.add(outbound, "-j DROP")
 
 
 def source_nat_address(state: RouterState, device: str) -> IPv4Address | None:
@@ -219,3 +226,4 @@ def private_gateway_snat(state: RouterState, table) -> None:
     for pgw in state.private_gateways:
         if pgw.source_nat:
             table.add("vr-snat", f"-o {pgw.device} -j SNAT --to-source {pgw.ip}")
+

@@ -1,5 +1,8 @@
 """`remoteaccessvpn` (remote_access_vpn.json): L2TP/IPsec for remote users on a public IP.
 
+On a VPC router the management server sends `public_interface` eth1 and the VPC's CIDR
+as `local_cidr` (CommandSetupHelper.createApplyVpnCommands).
+
 Fields (cloudstack-vr-wave2.md §5.2, Gson snake_case, nulls omitted): `create`,
 `vpn_server_ip`, `ip_range` ("10.1.2.2-10.1.2.8"), `local_ip`, `local_cidr`,
 `preshared_key`, `public_interface` and, from newer management servers, `vpn_type`
@@ -16,10 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 
-from vragent.model import RemoteAccessVpn, RouterState
+from vragent.model import ISOLATED_ROUTER, VPC_ROUTER, RemoteAccessVpn, RouterState
 from vragent.fields import Fields, ipv4_or_none, parse_ipv4_network
 
 VPN_TYPES = ("l2tp",)
+# A VPC router gets it too (RemoteAccessVpnCfgCommand: public_interface eth1, local_cidr the
+# VPC's CIDR), and again with every VPC router start (VpcVirtualNetworkApplianceManagerImpl).
+VPN_ROUTER_TYPES = (None, ISOLATED_ROUTER, VPC_ROUTER)
 # swanctl.conf holds the key as a quoted string: no quote, backslash or control character.
 PSK_MAX = 256
 

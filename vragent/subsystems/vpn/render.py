@@ -28,7 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vragent import guard, templating
-from vragent.model import GUEST_DEVICE, ISOLATED_ROUTER, RouterState, VpnUser
+from vragent.model import GUEST_DEVICE, RouterState, VpnUser
 from vragent.paths import Paths
 
 # Proposals road-warrior L2TP clients offer (Windows, macOS/iOS, Android): AES with SHA1
@@ -62,11 +62,14 @@ class VpnPaths:
 
 
 def enabled(state: RouterState) -> bool:
-    return state.remote_access_vpn is not None and state.router_type in (None, ISOLATED_ROUTER)
+    from vragent.subsystems.vpn.remoteaccessvpn import VPN_ROUTER_TYPES
+
+    return state.remote_access_vpn is not None and state.router_type in VPN_ROUTER_TYPES
 
 
 def dns_server(state: RouterState) -> str:
-    """What clients get as DNS: the router's guest address (dnsmasq), else the VPN's own end."""
+    """What clients get as DNS: the router's guest address (dnsmasq) in `local_cidr` (on a
+    VPC, the VPC's CIDR: the first tier's), else the VPN's own end."""
     guests = state.all_guest_networks()
     vpn = state.remote_access_vpn
     if vpn.local_cidr is not None:

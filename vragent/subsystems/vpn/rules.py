@@ -15,7 +15,7 @@ def input(state: RouterState, table: TableSpec) -> None:
     to the VPN's public IP on its NIC, and DNS from the clients' PPP links to the address
     pppd gives them as DNS server (dnsmasq answers there)."""
     vpn = state.remote_access_vpn
-    if vpn is None or state.router_type not in (None, "router"):
+    if not layout.enabled(state):  # isolated and VPC routers
         return
     chain = "vr-vpn"
     table.add("vr-INPUT", f"-j {chain}")
@@ -29,7 +29,7 @@ def input(state: RouterState, table: TableSpec) -> None:
 def forward(state: RouterState, table: TableSpec) -> None:
     """VPN clients (ppp+, sources in the client range) reach the guest networks, each other,
     and the outside through vr-egress like the guests (source NAT as theirs); guests may
-    open connections to the clients, as the incumbent allows."""
+    open connections to the clients, as the incumbent allows. (A VPC's: vpc_forward.)"""
     vpn = state.remote_access_vpn
     if vpn is None or state.router_type not in (None, "router"):
         return
@@ -41,3 +41,17 @@ def forward(state: RouterState, table: TableSpec) -> None:
     table.add(chain, f"-i {ppp} -o {ppp} {clients} -j ACCEPT")
     for device in state.public_devices():
         table.add(chain, f"-i {ppp} -o {device} {clients} -j vr-egress")
+
+
+def vpc_forward(state: RouterState, table: TableSpec) -> None:
+    """Remote-access VPN clients (ppp+) on a VPC router, as the incumbent's VPN_FORWARD lets
+    them: into a tier through that tier's ingress ACL (the vpc subsystem's `-d <tier> -o ethN`
+    jump takes them), tiers to the clients (after the tier's egress ACL in mangle), and clients
+    to each other. Not out of a public NIC: the incumbent drops that on a VPC too."""
+    if not state.is_vpc or not layout.enabled(state):
+        return
+    chain, ppp = "vr-FORWARD", VPN_CLIENT_DEVICES
+    clients = f"-m iprange --src-range {state.remote_access_vpn.ip_range}"
+    for tier in state.all_guest_networks():
+        table.add(chain, f"-s {net(tier.network)} -i {tier.device} -o {ppp} -j ACCEPT")
+    table.add(chain, f"-i {ppp} -o {ppp} {clients} -j ACCEPT")

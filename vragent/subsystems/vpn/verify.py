@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from vragent.errors import ValidationError
-from vragent.model import ISOLATED_ROUTER, RouterState
+from vragent.model import RouterState
 
 
 def check_remote_access_vpn(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
@@ -20,8 +20,10 @@ def check_remote_access_vpn(state: RouterState, origins: dict[int, tuple[object,
     def error(key: str, message: str) -> None:
         errors.append(ValidationError(f"{path}.{key}", message))
 
-    if state.router_type not in (None, ISOLATED_ROUTER):
-        error("vpn_server_ip", f"remote-access VPN is served on isolated routers only (this is a "
+    from vragent.subsystems.vpn.remoteaccessvpn import VPN_ROUTER_TYPES
+
+    if state.router_type not in VPN_ROUTER_TYPES:
+        error("vpn_server_ip", f"remote-access VPN is served on isolated and VPC routers only (this is a "
                                f"{state.router_type})")
     held = {p.ip: p for p in state.ordered_public_ips()}
     pip = held.get(vpn.public_ip)
