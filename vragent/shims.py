@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from vragent import engine, log
+from vragent import engine, guard, log
 from vragent.errors import InvalidInput
 from vragent.paths import Paths
 from vragent.wire import load_push
@@ -66,6 +66,11 @@ def _archive(paths: Paths, source: Path, succeeded: bool, keep: bool = True) -> 
 
 
 def _apply_files(paths: Paths, sources: list[Path]) -> engine.Result:
+    refusal = guard.refusal(paths)
+    if refusal is not None:  # nothing is read, applied or archived: the push stays where it is
+        log.get().error("push %s: %s", ",".join(s.name for s in sources), refusal)
+        return engine.Result(status="invalid", push=[s.name for s in sources],
+                             errors=[{"path": "", "message": refusal}])
     documents = []
     try:
         for source in sources:
@@ -74,6 +79,10 @@ def _apply_files(paths: Paths, sources: list[Path]) -> engine.Result:
         return engine.Result(status="invalid", push=[s.name for s in sources],
                              errors=[{"path": e.path, "message": e.message} for e in exc.errors])
     return engine.apply(paths, documents, names=[s.name for s in sources])
+
+
+def _refused(result: engine.Result) -> bool:
+    return result.status == "invalid" and any(e["message"].startswith(guard.REFUSING) for e in result.errors)
 
 
 def _report(result: engine.Result) -> int:
@@ -102,8 +111,9 @@ def update_config(argv: list[str], paths: Paths | None = None) -> int:
         # The incumbent merges a waiting cmd_line.json first, "or the control interfaces will get deleted".
         sources.insert(0, pending_cmdline)
     result = _apply_files(paths, sources)
-    for path in sources:
-        _archive(paths, path, result.exit_code == 0, keep)
+    if not _refused(result):
+        for path in sources:
+            _archive(paths, path, result.exit_code == 0, keep)
     return _report(result)
 
 
@@ -119,7 +129,8 @@ def vr_cfg(argv: list[str], paths: Paths | None = None) -> int:
         return 1
     # The whole batch is one transaction: no partial application, no conntrack flush.
     result = _apply_files(paths, [source])
-    _archive(paths, source, result.exit_code == 0)
+    if not _refused(result):
+        _archive(paths, source, result.exit_code == 0)
     return _report(result)
 
 

@@ -1,0 +1,254 @@
+"""Plans told to people: the dry-run a person can read, and drift item by item (pure).
+
+A dry-run prints, per table, only the rules that change, in hunks that name their chain
+(a few unchanged neighbours around each); per file a unified diff; the state as the
+sections that change, one entry a line. `differences(step)` says what is there and what
+should be, one line each, for `vragent status` and for the log of what an apply repaired.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+
+CONTEXT = 2  # unchanged rules or lines shown around each change
+
+
+# -- netfilter tables ------------------------------------------------------------------------
+
+def _parse_view(view: str) -> tuple[dict[str, str], list[str], dict[str, list[str]]]:
+    """A plan.table_view text -> (policies, declared chains, rules per chain in order)."""
+    policies: dict[str, str] = {}
+    declared: list[str] = []
+    rules: dict[str, list[str]] = {}
+    for line in view.splitlines():
+        if line.startswith(":"):
+            chain, policy = line[1:].split(" ", 1)
+            if policy == "-":
+                declared.append(chain)
+            else:
+                policies[chain] = policy
+        elif line.startswith("-A "):
+            rules.setdefault(line.split(" ", 2)[1], []).append(line)
+    return policies, declared, rules
+
+
+def _chain_hunks(chain: str, old: list[str], new: list[str], context: int = CONTEXT) -> list[str]:
+    lines: list[str] = []
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    for group in matcher.get_grouped_opcodes(context):
+        lines.append(f"@@ chain {chain} from rule {group[0][3] + 1} ({len(old)} -> {len(new)} rules) @@")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                lines += [f" {rule}" for rule in old[i1:i2]]
+                continue
+            lines += [f"-{rule}" for rule in old[i1:i2]]
+            lines += [f"+{rule}" for rule in new[j1:j2]]
+    return lines
+
+
+def table_diff(name: str, running_view: str, desired_view: str) -> str:
+    """Only what changes in one table: policies, chains created or removed, rules by chain."""
+    old_policies, old_chains, old_rules = _parse_view(running_view)
+    new_policies, new_chains, new_rules = _parse_view(desired_view)
+    lines: list[str] = []
+    for chain in sorted(set(old_policies) | set(new_policies)):
+        if old_policies.get(chain) != new_policies.get(chain):
+            lines.append(f"@@ policy {chain} @@")
+            if chain in old_policies:
+                lines.append(f"-:{chain} {old_policies[chain]}")
+            if chain in new_policies:
+                lines.append(f"+:{chain} {new_policies[chain]}")
+    for chain in sorted(set(new_chains) - set(old_chains)):
+        lines.append(f"@@ new chain {chain} ({len(new_rules.get(chain, []))} rules) @@")
+        lines += [f"+{rule}" for rule in new_rules.get(chain, [])]
+    for chain in sorted(set(old_chains) - set(new_chains)):
+        lines.append(f"@@ chain {chain} removed ({len(old_rules.get(chain, []))} rules) @@")
+        lines += [f"-{rule}" for rule in old_rules.get(chain, [])]
+    for chain in sorted((set(old_rules) | set(new_rules)) - (set(new_chains) ^ set(old_chains))):
+        old, new = old_rules.get(chain, []), new_rules.get(chain, [])
+        if old != new:
+            lines += _chain_hunks(chain, old, new)
+    if not lines:
+        return ""
+    return f"--- {name} (running)\n+++ {name} (desired)\n" + "\n".join(lines) + "\n"
+
+
+def table_differences(name: str, running_view: str, desired_view: str, only=None) -> list[str]:
+    """One line per drifted rule, policy or chain: what is there vs what should be
+    (`only`: just these chains, the ones a step touches)."""
+    old_policies, old_chains, old_rules = _parse_view(running_view)
+    new_policies, new_chains, new_rules = _parse_view(desired_view)
+    if only:
+        old_policies = {c: p for c, p in old_policies.items() if c in only}
+        new_policies = {c: p for c, p in new_policies.items() if c in only}
+        old_chains, new_chains = [c for c in old_chains if c in only], [c for c in new_chains if c in only]
+        old_rules = {c: r for c, r in old_rules.items() if c in only}
+        new_rules = {c: r for c, r in new_rules.items() if c in only}
+    out: list[str] = []
+    for chain in sorted(set(old_policies) | set(new_policies)):
+        if old_policies.get(chain) != new_policies.get(chain):
+            out.append(f"{name}: policy {chain} is {old_policies.get(chain, 'unset')}, "
+                       f"should be {new_policies.get(chain, 'unset')}")
+    for chain in sorted(set(new_chains) - set(old_chains)):
+        out.append(f"{name}: chain {chain} is missing ({len(new_rules.get(chain, []))} rules)")
+    for chain in sorted(set(old_chains) - set(new_chains)):
+        out.append(f"{name}: chain {chain} should not exist")
+    for chain in sorted((set(old_rules) | set(new_rules)) - (set(new_chains) ^ set(old_chains))):
+        old, new = old_rules.get(chain, []), new_rules.get(chain, [])
+        if old == new:
+            continue
+        matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal":
+                continue
+            gone, missing = old[i1:i2], new[j1:j2]
+            moved = set(gone) & set(missing)
+            out += [f"{name}: missing rule {rule} (should be at {chain} position {j1 + 1 + k})"
+                    for k, rule in enumerate(missing) if rule not in moved]
+            out += [f"{name}: unexpected rule {rule} (at {chain} position {i1 + 1 + k})"
+                    for k, rule in enumerate(gone) if rule not in moved]
+            out += [f"{name}: rule {rule} is out of place in {chain}" for rule in sorted(moved)]
+    return out
+
+
+# -- files -----------------------------------------------------------------------------------
+
+def _private(mode: int) -> bool:
+    return not mode & 0o044
+
+
+def file_differences(path, old: str | None, new: str | None, mode: int) -> list[str]:
+    if old is None:
+        return [f"file {path} is missing"]
+    if new is None:
+        return [f"file {path} should not exist"]
+    if _private(mode):
+        return [f"file {path} differs (private, mode {mode:04o}; content not shown)"]
+    changed = [line for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    shown = [f"file {path}: there {line[1:]!r}" if line[0] == "-" else f"file {path}: should be {line[1:]!r}"
+             for line in changed[:10]]
+    if len(changed) > 10:
+        shown.append(f"file {path}: ... {len(changed) - 10} more changed line(s)")
+    return shown
+
+
+# -- any step --------------------------------------------------------------------------------
+
+def differences(step) -> list[str]:
+    """What differs for one plan step, one line each (what is there vs what should be)."""
+    kind = step.kind
+    if kind == "iptables":
+        return table_differences(f"{step._tool} {step._kernel_table}", step.running_view, step.desired_view,
+                                 step.touched_chains)
+    if kind == "file":
+        return file_differences(step.path, step.old, step.new, step.mode)
+    if kind == "service":
+        lines = [line for path, old, new, mode in step.changes for line in file_differences(path, old, new, mode)]
+        running = "running" if step.was_running else "not running"
+        return lines + [f"service {step.service.name}: {running}; needs {step.action} ({step.reason})"]
+    if kind == "sysctl":
+        return [f"sysctl {step.key} is {step.old}, should be {step.new}"]
+    if kind == "address":
+        if step.add:
+            return [f"address {step.interface} on {step.device} is missing"]
+        return [f"address {step.interface} on {step.device} should not be there"]
+    if kind == "route" and hasattr(step, "old"):
+        from vragent.apply.steps import _route_text
+
+        return [f"{'IPv6 ' if step.family == 6 else ''}{_route_text(step.old)} is there, "
+                f"should be {_route_text(step.new)}"]
+    if kind in ("route", "rule") and hasattr(step, "add"):
+        thing = f"{'ip rule' if kind == 'rule' else 'route'} {getattr(step, 'rule', None) or step.route}"
+        return [f"{thing} is missing" if step.add else f"{thing} should not be there"]
+    if kind == "link" and hasattr(step, "up"):
+        return [f"link {step.device} is {'down' if step.up else 'up'}, should be {'up' if step.up else 'down'}"]
+    if kind == "link":
+        return [f"mtu of {step.device} is {step.old}, should be {step.new}"]
+    return [step.summary()]
+
+
+def log_lines(steps, limit: int = 20) -> list[str]:
+    """What an apply changed or repaired, named: at most `limit` lines a step."""
+    lines: list[str] = []
+    for step in steps:
+        found = differences(step)
+        lines += found[:limit]
+        if len(found) > limit:
+            lines.append(f"{step.summary()}: ... and {len(found) - limit} more")
+    return lines
+
+
+def dry_run_text(steps) -> str:
+    """Every step's change, readable: tables and files as diffs, the rest as one line."""
+    parts = []
+    for step in steps:
+        if step.kind == "iptables":
+            parts.append(table_diff(f"{step._tool}/{step._kernel_table}", step.running_view, step.desired_view)
+                         or step.summary() + "\n")
+        else:
+            parts.append(step.diff())
+    return "".join(parts)
+
+
+# -- the persisted state -----------------------------------------------------------------------
+
+def _compact(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "))
+
+
+def _value_diff(path: str, old, new, out: list[str]) -> None:
+    if old == new:
+        return
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            if key not in new:
+                out.append(f"@@ {path}.{key} removed @@")
+                out.append(f"-{_compact(old[key])}")
+            elif key not in old:
+                out.append(f"@@ {path}.{key} added @@")
+                out.append(f"+{_compact(new[key])}")
+            else:
+                _value_diff(f"{path}.{key}", old[key], new[key], out)
+        return
+    if isinstance(old, list) and isinstance(new, list):
+        a, b = [_compact(v) for v in old], [_compact(v) for v in new]
+        matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+        changes = [op for op in matcher.get_opcodes() if op[0] != "equal"]
+        added = sum(j2 - j1 for _, _, _, j1, j2 in changes)
+        removed = sum(i2 - i1 for _, i1, i2, _, _ in changes)
+        out.append(f"@@ {path}: {len(old)} -> {len(new)} entries ({added} added, {removed} removed) @@")
+        for _, i1, i2, j1, j2 in changes:
+            out += [f"-{line}" for line in a[i1:i2]]
+            out += [f"+{line}" for line in b[j1:j2]]
+        return
+    out.append(f"@@ {path} @@")
+    out.append(f"-{_compact(old)}")
+    out.append(f"+{_compact(new)}")
+
+
+def state_diff(old_text: str, new_text: str, old_label: str, new_label: str) -> str:
+    """The persisted document's sections that change, entry by entry (never one long line)."""
+    try:
+        old = json.loads(old_text) if old_text.strip() else {}
+        new = json.loads(new_text)
+    except ValueError:
+        return "".join(difflib.unified_diff(old_text.splitlines(keepends=True), new_text.splitlines(keepends=True),
+                                            fromfile=old_label, tofile=new_label))
+    lines: list[str] = []
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            if key not in new:
+                lines.append(f"@@ {key} removed @@")
+                lines.append(f"-{_compact(old[key])}")
+            elif key not in old:
+                lines.append(f"@@ {key} added @@")
+                lines += [f"+{_compact(item)}" for item in (new[key] if isinstance(new[key], list) else [new[key]])]
+            else:
+                _value_diff(key, old[key], new[key], lines)
+    else:
+        _value_diff("$", old, new, lines)
+    if not lines:
+        return ""
+    return f"--- {old_label}\n+++ {new_label}\n" + "\n".join(lines) + "\n"
