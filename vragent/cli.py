@@ -318,7 +318,11 @@ def _preflight(args, paths: Paths) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except BrokenPipeError:  # `vragent --help | head -1`
+        _stdout_to_devnull()
+        return EXIT_PIPE
     paths = Paths.from_root(args.root)
     log.setup(paths.log, args.verbose)
     try:
