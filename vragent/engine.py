@@ -244,8 +244,8 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
         raise ApplyFailed("after commit the router still differs from the desired state "
                           f"({'; '.join(s.summary() for s in verification.steps)}); rolled back")
     result.phase_done("verify")
-    # Name what changed; converging with no push (restore, a VRRP role), all of it was repair.
-    verb = "repaired" if not documents or result.push == ["restore"] else "changed"
+    # Name what changed; for `restore` (the committed state again) all of it was repair.
+    verb = "repaired" if result.push == ["restore"] else "changed"
     for line in explain.log_lines(plan.steps):
         logger.info("%s %s: %s", ",".join(result.push), verb, line)
     state_changed = saved_text != state_text
