@@ -195,6 +195,13 @@ def _compact(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(", ", ": "))
 
 
+LONGEST = 400  # characters of one entry shown (user-data, certificates: the rest is elided)
+
+
+def _shortened(line: str) -> str:
+    return line if len(line) <= LONGEST else f"{line[:LONGEST]}... ({len(line)} characters)"
+
+
 def _value_diff(path: str, old, new, out: list[str]) -> None:
     if old == new:
         return
@@ -202,10 +209,10 @@ def _value_diff(path: str, old, new, out: list[str]) -> None:
         for key in [*old, *(k for k in new if k not in old)]:
             if key not in new:
                 out.append(f"@@ {path}.{key} removed @@")
-                out.append(f"-{_compact(old[key])}")
+                out.append(f"-{_shortened(_compact(old[key]))}")
             elif key not in old:
                 out.append(f"@@ {path}.{key} added @@")
-                out.append(f"+{_compact(new[key])}")
+                out.append(f"+{_shortened(_compact(new[key]))}")
             else:
                 _value_diff(f"{path}.{key}", old[key], new[key], out)
         return
@@ -213,16 +220,29 @@ def _value_diff(path: str, old, new, out: list[str]) -> None:
         a, b = [_compact(v) for v in old], [_compact(v) for v in new]
         matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
         changes = [op for op in matcher.get_opcodes() if op[0] != "equal"]
-        added = sum(j2 - j1 for _, _, _, j1, j2 in changes)
-        removed = sum(i2 - i1 for _, i1, i2, _, _ in changes)
-        out.append(f"@@ {path}: {len(old)} -> {len(new)} entries ({added} added, {removed} removed) @@")
-        for _, i1, i2, j1, j2 in changes:
-            out += [f"-{line}" for line in a[i1:i2]]
-            out += [f"+{line}" for line in b[j1:j2]]
+
+        def in_place(tag, i1, i2, j1, j2) -> bool:  # entries changed where they are: show what in them
+            return (tag == "replace" and i2 - i1 == j2 - j1
+                    and all(isinstance(v, dict) for v in old[i1:i2] + new[j1:j2]))
+
+        changed = sum(i2 - i1 for op in changes if in_place(*op) for _, i1, i2, _, _ in [op])
+        added = sum(j2 - j1 for op in changes if not in_place(*op) for _, _, _, j1, j2 in [op])
+        removed = sum(i2 - i1 for op in changes if not in_place(*op) for _, i1, i2, _, _ in [op])
+        counts = ", ".join(f"{n} {what}" for n, what in ((added, "added"), (removed, "removed"), (changed, "changed"))
+                           if n or what != "changed")
+        out.append(f"@@ {path}: {len(old)} -> {len(new)} entries ({counts}) @@")
+        for op in changes:
+            tag, i1, i2, j1, j2 = op
+            if in_place(*op):
+                for offset in range(i2 - i1):
+                    _value_diff(f"{path}[{j1 + offset}]", old[i1 + offset], new[j1 + offset], out)
+                continue
+            out += [f"-{_shortened(line)}" for line in a[i1:i2]]
+            out += [f"+{_shortened(line)}" for line in b[j1:j2]]
         return
     out.append(f"@@ {path} @@")
-    out.append(f"-{_compact(old)}")
-    out.append(f"+{_compact(new)}")
+    out.append(f"-{_shortened(_compact(old))}")
+    out.append(f"+{_shortened(_compact(new))}")
 
 
 def state_diff(old_text: str, new_text: str, old_label: str, new_label: str) -> str:
@@ -238,10 +258,12 @@ def state_diff(old_text: str, new_text: str, old_label: str, new_label: str) -> 
         for key in [*old, *(k for k in new if k not in old)]:
             if key not in new:
                 lines.append(f"@@ {key} removed @@")
-                lines.append(f"-{_compact(old[key])}")
+                lines += [f"-{_shortened(_compact(item))}"
+                          for item in (old[key] if isinstance(old[key], list) else [old[key]])]
             elif key not in old:
                 lines.append(f"@@ {key} added @@")
-                lines += [f"+{_compact(item)}" for item in (new[key] if isinstance(new[key], list) else [new[key]])]
+                lines += [f"+{_shortened(_compact(item))}"
+                          for item in (new[key] if isinstance(new[key], list) else [new[key]])]
             else:
                 _value_diff(key, old[key], new[key], lines)
     else:

@@ -153,3 +153,14 @@ def test_file_differences_quote_the_lines_and_hide_private_files():
     assert explain.file_differences("/etc/key.pem", "secret\n", "other\n", 0o600) == [
         "file /etc/key.pem differs (private, mode 0600; content not shown)"]
     assert explain.file_differences("/etc/x.conf", None, "a\n", 0o644) == ["file /etc/x.conf is missing"]
+
+
+def test_an_entry_changed_in_place_shows_the_fields_that_changed_and_long_values_are_elided():
+    old = {"vm_data": [{"ip": "192.0.2.11", "user_data": "A" * 5000, "hostname": "web-01"},
+                       {"ip": "192.0.2.12", "hostname": "db-01"}]}
+    new = json.loads(json.dumps(old))
+    new["vm_data"][0]["user_data"] = "B" * 5000
+    lines = explain.state_diff(json.dumps(old), json.dumps(new), "saved", "after").splitlines()
+    assert lines[2:4] == ["@@ vm_data: 2 -> 2 entries (0 added, 0 removed, 1 changed) @@", "@@ vm_data[0].user_data @@"]
+    assert lines[4].startswith('-"AAAA') and lines[4].endswith("... (5002 characters)") and len(lines) == 6
+    assert max(map(len, lines)) < 450
