@@ -26,16 +26,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vragent import files  # noqa: E402
+from vragent.shell import files  # noqa: E402
 from vragent.lab import sample, sample_lb as lb  # noqa: E402
 from vragent.lab.agent import RouterAgent  # noqa: E402
 from vragent.lab.lbtraffic import HttpLoad, HttpNameServer  # noqa: E402
 from vragent.lab.topology import EXTRA_PUBLIC_IPS, Lab, VM1_IP, VM2_IP  # noqa: E402
 from vragent.lab.traffic import READY_TIMEOUT, _LineReader, _python  # noqa: E402
 from vragent.paths import Paths  # noqa: E402
-from vragent.render import haproxy as layout  # noqa: E402
-from vragent.services import DirectBackend  # noqa: E402
-from vragent.services import haproxy as service  # noqa: E402
+from vragent.subsystems.lb import render as layout  # noqa: E402
+from vragent.shell.services import DirectBackend  # noqa: E402
+from vragent.subsystems.lb import service  # noqa: E402
 
 LB_IP = EXTRA_PUBLIC_IPS[0]
 FIRST_PORT = 10000
@@ -146,7 +146,7 @@ def measure(lab: Lab, router: RouterAgent, rules: int, changes: int) -> dict[str
             files.atomic_write(config, texts[name])
             os.kill(backend.running(service.SERVICE), signal.SIGUSR2)
             latencies.append(prober.seen() - started)
-            # A SIGUSR2 while the master still re-executes is lost (services/haproxy.py).
+            # A SIGUSR2 while the master still re-executes is lost (subsystems/lb/service.py).
             while not service.master_ready(backend.running(service.SERVICE)):
                 time.sleep(0.005)
         totals = load.finish()

@@ -69,10 +69,10 @@ class Run:
 
 def run_agent(ns: str, root: Path, *args: str, check: bool = True) -> Run:
     """Run the agent in the namespace; wall time and the process's peak RSS (wait4)."""
-    from vragent import guard
+    from vragent.shell import guard
     from vragent.paths import Paths
 
-    guard.mark(Paths.from_root(root), ns)  # this root configures that namespace (vragent.guard)
+    guard.mark(Paths.from_root(root), ns)  # this root configures that namespace (vragent.shell.guard)
     argv = ["ip", "netns", "exec", ns, sys.executable, "-m", "vragent", "--root", str(root), *args]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()

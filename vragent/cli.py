@@ -3,7 +3,7 @@
 Exit codes: 0 applied or nothing to do; 1 the apply failed and was rolled back, or another
 apply held the lock too long (nothing changed; retry), or the system refused an operation;
 2 refused, nothing changed: invalid input, a missing or unreadable file, not root, or this
-network namespace is not a router's (vragent.guard); 3 `status`: the router drifted from
+network namespace is not a router's (vragent.shell.guard); 3 `status`: the router drifted from
 the committed state; 130 interrupted; 141 the output pipe closed (`... | head`).
 An operator's mistake is one line on stderr, never a traceback.
 """
@@ -15,12 +15,12 @@ import json
 import os
 import sys
 
-from vragent import __version__, engine, guard, log
-from vragent import state as state_doc
-from vragent import runner
+from vragent import __version__, engine
+from vragent.shell import guard, log, runner
+from vragent.pipeline import document as state_doc
 from vragent.errors import ApplyFailed, InvalidInput
 from vragent.paths import Paths
-from vragent.wire import load_push
+from vragent.pipeline.intake import load_push
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", help="relocate every path the agent uses under DIR (or set VRAGENT_ROOT)")
     parser.add_argument(guard.OPT_IN, dest="this_is_the_router", action="store_true",
                         help="change this network namespace's links, addresses, routes, sysctls and "
-                             "tables even though no marker says it is a router's (see vragent.guard)")
+                             "tables even though no marker says it is a router's (see vragent.shell.guard)")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--version", action="version", version=f"vragent {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -157,18 +157,18 @@ def cmd_show(paths: Paths) -> int:
 
 
 def cmd_status(args, paths: Paths) -> int:
-    from vragent import status
+    from vragent.ops import status
 
     if args.checks2svpn:
-        from vragent.services import strongswan
+        from vragent.subsystems.vpn import service as strongswan
 
         sys.stdout.write(strongswan.s2s_status(paths, args.checks2svpn))  # no newline, as the incumbent's echo -n
         return 0
     if args.checkrouter:
-        from vragent import redundancy
+        from vragent.ops import failover
 
         try:
-            print(f"Status: {redundancy.status(paths)['status']}")
+            print(f"Status: {failover.status(paths)['status']}")
         except ApplyFailed as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -191,8 +191,8 @@ def cmd_restore(paths: Paths, link_wait: float = 30.0, dry_run: bool = False) ->
     """
     import time
 
-    from vragent import files, netlink
-    from vragent.render.addresses import render as render_links
+    from vragent.shell import files, netlink
+    from vragent.subsystems.network.render import render as render_links
 
     text = files.read_text(paths.state)
     if text is None:
@@ -221,8 +221,9 @@ def cmd_restore(paths: Paths, link_wait: float = 30.0, dry_run: bool = False) ->
 
 
 def cmd_render(args, paths: Paths) -> int:
-    from vragent.render.netfilter import IP6_TABLES, render_restore
-    from vragent.wire import merge_documents
+    from vragent.tables import IP6_TABLES
+    from vragent.pipeline.netfilter import render_restore
+    from vragent.pipeline.intake import merge_documents
 
     state = engine.load_state(paths)
     if args.files:
@@ -242,12 +243,13 @@ def cmd_render(args, paths: Paths) -> int:
 
 
 def cmd_redundancy(args, paths: Paths) -> int:
-    from vragent import redundancy
+    from vragent.subsystems.vrrp import model as redundancy
+    from vragent.ops import failover
 
     if args.command == "notify":
-        return redundancy.notify_loop(paths, args.fifo)
+        return failover.notify_loop(paths, args.fifo)
     try:
-        result = redundancy.transition(paths, redundancy.Role(args.role.upper()), reason="vragent transition",
+        result = failover.transition(paths, redundancy.Role(args.role.upper()), reason="vragent transition",
                                        release_vips=args.release_vips,
                                        only_if_keepalived_dead=args.if_keepalived_dead)
     except ApplyFailed as exc:
@@ -376,7 +378,7 @@ def _dispatch(args, paths: Paths) -> int:
 
         gc.enable()  # vragent.command turned it off for one-shot runs
     if args.command == "supervise":
-        from vragent import supervise
+        from vragent.ops import supervise
 
         return supervise.run(paths, args.interval, args.once)
     if args.command in ("transition", "notify"):

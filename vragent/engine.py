@@ -6,20 +6,39 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from vragent import explain, files, lock, log, memo, netlink, observe, runner, services
-from vragent import state as state_doc
-from vragent.apply.transaction import Transaction
+from vragent.shell import files, lock, log, memo, netlink, observe, runner, services
+from vragent.pipeline import document as state_doc
+from vragent.pipeline import explain
+from vragent.shell.transaction import Transaction
 from vragent.errors import ApplyFailed, InvalidInput
 from vragent.model import RouterState
 from vragent.paths import Paths
-from vragent.plan import Desired, Plan, build
-from vragent.render import (addresses, dnsmasq, haproxy, metadata, monitoring, netfilter, netfilter6, radvd, routing,
-                            sysctl, vpn)
-from vragent import redundancy
-from vragent.render import conntrackd, keepalived
-from vragent.wire import Document, merge_documents
-from vragent.wire.intake import fingerprint
-from vragent.wire.context import Context
+from vragent.desired import Desired
+from vragent.pipeline.plan import Plan, build
+from vragent.subsystems.network import render as addresses, routing, sysctl
+from vragent.subsystems.dhcp import render as dnsmasq
+from vragent.subsystems.lb import render as haproxy
+from vragent.subsystems.guestdata import render as metadata
+from vragent.subsystems.monitoring import render as monitoring
+from vragent.pipeline import netfilter
+from vragent.subsystems.ipv6 import rules as netfilter6, render as radvd
+from vragent.subsystems.vpn import render as vpn
+from vragent.subsystems.vrrp import model as redundancy
+from vragent.shell import roles
+from vragent.subsystems.vrrp import render as vrrp_render
+from vragent.subsystems.vrrp import conntrackd, keepalived
+from vragent.pipeline.intake import Document, merge_documents
+from vragent.pipeline.intake import fingerprint
+from vragent.context import Context
+from vragent.desired import Observed
+from vragent.subsystems.dhcp import service as dhcp_service
+from vragent.subsystems.guestdata import service as guestdata_service
+from vragent.subsystems.ipv6 import service as ipv6_service
+from vragent.subsystems.lb import service as lb_service
+from vragent.subsystems.vpn import service as vpn_service
+from vragent.subsystems.vrrp import service as vrrp_service
+from vragent import templating
+from vragent.shell import passwordfile
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -70,12 +89,23 @@ def state_from_text(text: str | None, paths: Paths, rules: bool = True) -> Route
                           "apply a full native document to replace it") from None
 
 
-# Each daemon the router may run: factory(state, paths) -> plan.DaemonDesired.
+# Each daemon the router may run: factory(state, paths) -> desired.DaemonDesired.
 DAEMONS = [dnsmasq.daemon, haproxy.daemon, metadata.daemon, radvd.daemon]
 # Remote-access VPN: IPsec first, so L2TP is protected from the moment it listens.
 DAEMONS += [vpn.strongswan_daemon, vpn.xl2tpd_daemon]
 # Redundant pairs: conntrackd before keepalived, so a new primary finds its cache to commit.
 DAEMONS += [conntrackd.daemon, keepalived.daemon]
+
+
+# Every daemon's service, by name: renderers name them (DaemonDesired.service), the engine
+# binds them to how they run.
+SERVICES = {spec.name: spec for spec in (dhcp_service.SERVICE, lb_service.SERVICE, guestdata_service.SERVICE,
+                                         ipv6_service.SERVICE, vpn_service.SERVICE, vpn_service.XL2TPD,
+                                         vrrp_service.CONNTRACKD, vrrp_service.KEEPALIVED)}
+
+
+def runtime(paths: Paths) -> services.Runtime:
+    return services.Runtime(services.backend(paths), SERVICES, paths)
 
 
 def daemons(state: RouterState, paths: Paths) -> list:
@@ -86,6 +116,7 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
            release_vips: bool = False, tables: bool = True) -> Desired:
     """The whole router the state asks for; without `tables` when they are known to be
     what the state renders to already (memo.TablesMemo)."""
+    templating.use_store(memo.RenderMemo(paths))
     sysctls = sysctl.render(state)
     links = addresses.render(state)
     desired = Desired(
@@ -96,13 +127,20 @@ def render(state: RouterState, paths: Paths, role: redundancy.Role | None = None
                paths.under(routing.RT_TABLES_FILE): (routing.rt_tables(links.policy), 0o644),
                **monitoring.files(state, paths)},
         daemons=daemons(state, paths),
-        backend=services.backend(paths),
+        runtime=runtime(paths),
     )
     # A redundant router converges to its VRRP role (the persisted one unless told).
     if redundancy.enabled(state):
-        desired = redundancy.shape(desired, state, redundancy.current_role(paths) if role is None else role,
+        desired = vrrp_render.shape(desired, state, roles.current_role(paths) if role is None else role,
                                    release_vips)
     return desired
+
+
+def pending_passwords(state: RouterState, paths: Paths) -> dict[str, str]:
+    """What the password server still holds for VMs (its file), when this push offers any."""
+    if not state.password_offers:
+        return {}
+    return passwordfile.read(metadata.MetadataPaths.of(paths).passwords)
 
 
 def claim_owned_files(desired: Desired) -> None:
@@ -113,11 +151,11 @@ def claim_owned_files(desired: Desired) -> None:
                 daemon.files.setdefault(path, (None, 0o600))
 
 
-def observe_for(desired: Desired, links=None, tables_only=None, known_tables=None) -> observe.Observed:
+def observe_for(desired: Desired, links=None, tables_only=None, known_tables=None) -> Observed:
     """What the plan for `desired` compares with; tables only when it has them."""
     daemon_files = [path for d in desired.daemons for path in (*d.files, *d.seed_files)]
     return observe.observe(desired.sysctls.keys(), [*desired.files, *daemon_files],
-                           [d.service for d in desired.daemons], desired.backend, links,
+                           [desired.runtime.spec(d.service) for d in desired.daemons], desired.runtime.backend, links,
                            tables_only, known_tables, tables=bool(desired.tables),
                            ipv6_tables=any(spec.family == 6 for spec in desired.tables.values()),
                            ipv6_route=desired.links.default_route6 is not None)
@@ -147,10 +185,10 @@ def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
     result.duration_ms = (time.monotonic() - started) * 1000
     result.forks = runner.forks - forks_before
     if result.status in ("applied", "failed"):
-        from vragent import status
+        from vragent.shell import history
 
         try:
-            status.record_apply(paths, result)
+            history.record_apply(paths, result)
         except OSError as exc:
             logger.warning("could not record the apply for status: %s", exc)
     for error in result.errors:
@@ -194,9 +232,9 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
                            known_tables=observe.remembered_tables(remembered) if remembered else None)
     result.phase_done("observe")
     plan = build(desired, observed, old_state, new_state)
-    if observed.running.get(dnsmasq.SERVICE.name):
+    if observed.running.get(dnsmasq.SERVICE_NAME):
         plan.steps += dnsmasq.release_steps(old_state, new_state)
-    plan.steps += metadata.password_steps(new_state, paths)
+    plan.steps += metadata.password_steps(new_state, paths, pending_passwords(new_state, paths))
     plan.steps += vpn.session_steps(old_state, new_state, paths)
     result.notes = plan.notes
     result.phase_done("plan")
@@ -301,7 +339,7 @@ class Background:
 CHAINS_READ_ONE_BY_ONE = 6
 
 
-def _tables_to_verify(plan: Plan, observed: observe.Observed) -> dict:
+def _tables_to_verify(plan: Plan, observed: Observed) -> dict:
     """How the verification sees the tables: when the plan was made against remembered
     tables and changed only a few chains, just those chains read again; otherwise every
     changed table read again (one iptables-save)."""

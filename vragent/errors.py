@@ -28,3 +28,9 @@ class ApplyFailed(Exception):
 
 class LockTimeout(ApplyFailed):
     """Another apply held the lock for longer than we were willing to wait."""
+
+
+def origin_of(origins: dict[int, tuple[object, str]], item: object, fallback: str) -> str:
+    """The JSON path an item of the state came from in this push, else `fallback`."""
+    found = origins.get(id(item))
+    return found[1] if found is not None and found[0] is item else fallback

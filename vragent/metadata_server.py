@@ -3,7 +3,7 @@
     python3 -m vragent.metadata_server --config FILE [--pidfile FILE] [--foreground]
 
 One process, one thread per connection (http.server), one listening socket per address
-and port named in the config that vragent renders (render/metadata.py). Every answer
+and port named in the config that vragent renders (subsystems/guestdata/render.py). Every answer
 depends on the client's source address only: that is how the incumbent tells VMs apart
 and what cloud-init's CloudStack datasource and cloudbase-init expect
 (cloudstack-vr-wave2.md §2.2-§2.4).
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
-from vragent import passwordfile
+from vragent.shell import passwordfile
 
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)  # linux/in.h; Python has the name from 3.12
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request
@@ -252,7 +252,7 @@ def _daemonise(pidfile: Path | None) -> None:
 
 def _write_pidfile(pidfile: Path | None) -> None:
     if pidfile is not None:
-        from vragent import files
+        from vragent.shell import files
 
         files.atomic_write(pidfile, f"{os.getpid()}\n", 0o644)
 

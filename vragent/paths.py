@@ -38,7 +38,7 @@ class Paths:
 
     @property
     def router_marker(self) -> Path:
-        """Says that the network namespace the agent runs in is a router's (vragent.guard).
+        """Says that the network namespace the agent runs in is a router's (vragent.shell.guard).
 
         One line: `machine` (the whole machine is the router: the system VM image sets it) or
         `netns NAME` (only the namespace /run/netns/NAME is: the lab sets it). Without it the
@@ -59,3 +59,7 @@ class Paths:
     @property
     def processed(self) -> Path:
         return self.cache / "processed"
+
+
+def proc_path(key: str) -> str:
+    return "/proc/sys/" + key.replace(".", "/")

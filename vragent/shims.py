@@ -16,10 +16,11 @@ import os
 import sys
 from pathlib import Path
 
-from vragent import engine, guard, log
+from vragent import engine
+from vragent.shell import guard, log
 from vragent.errors import InvalidInput
 from vragent.paths import Paths
-from vragent.wire import load_push
+from vragent.pipeline.intake import load_push
 
 CMDLINE_FILE = "cmd_line.json"
 

@@ -37,34 +37,36 @@ def environment():
     return env
 
 
-def render(name: str, cache_dir: Path | None = None, **context) -> str:
-    """Render a template; with `cache_dir`, remember the last output per template.
+# Where rendered outputs are remembered between runs (shell.memo.RenderMemo, installed by the
+# engine for the router it renders); None: nothing is remembered, every render is fresh.
+_store = None
+
+
+def use_store(store) -> None:
+    """Remember outputs in `store` (get(name) -> (key, output) | None, put(name, key, output))."""
+    global _store
+    _store = store
+
+
+def render(name: str, memo: bool = False, **context) -> str:
+    """Render a template; with `memo`, remember the last output per template in the store.
 
     Rendering is a pure function of the template text and the context, so the output is
-    memoised on disk (keyed by a hash of both): a push that does not change a daemon's
-    settings then costs no Jinja2 import (~25 ms of every small push).
+    memoised (keyed by a hash of both): a push that does not change a daemon's settings
+    then costs no Jinja2 import (~25 ms of every small push).
     """
-    if cache_dir is None:
+    if not memo or _store is None:
         return environment().get_template(name).render(**context)
     import hashlib
     import json
 
     source = _template_source(name)
     key = hashlib.sha256(source.encode() + json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()
-    cache = cache_dir / f"{name}.cache"
-    try:
-        cached_key, _, cached = cache.read_text().partition("\n")
-        if cached_key == key:
-            return cached
-    except OSError:
-        pass
+    remembered = _store.get(name)
+    if remembered is not None and remembered[0] == key:
+        return remembered[1]
     output = environment().get_template(name).render(**context)
-    try:
-        from vragent.files import atomic_write
-
-        atomic_write(cache, f"{key}\n{output}", 0o600)
-    except OSError:
-        pass  # a cache that cannot be written only costs time
+    _store.put(name, key, output)
     return output
 
 

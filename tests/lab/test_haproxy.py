@@ -23,9 +23,9 @@ from vragent.lab.lbtraffic import HttpLoad, HttpNameServer, http_answers
 from vragent.lab.topology import EXTRA_PUBLIC_IPS, ROUTER_GUEST_IP, SOURCE_NAT_IP, VM1_IP, VM2_IP
 from vragent.lab.traffic import HeldConnection, TcpServer, tcp_connect
 from vragent.paths import Paths
-from vragent.render import haproxy as layout
-from vragent.services import DirectBackend
-from vragent.services import haproxy as service
+from vragent.subsystems.lb import render as layout
+from vragent.shell.services import DirectBackend
+from vragent.subsystems.lb import service
 
 LB_IP = EXTRA_PUBLIC_IPS[0]
 BOTH = ((VM1_IP, 8080), (VM2_IP, 8080))

@@ -24,7 +24,7 @@ from vragent.lab.topology import SOURCE_NAT_IP, UPSTREAM_SOURCES, VPC_CIDR
 from vragent.lab.traffic import TcpServer, udp_probe
 from vragent.lab.vpnclient import SiteToSitePeer, kernel_has_esp, s2s_established, server_ike_sas
 from vragent.paths import Paths
-from vragent.render.vpn import VpnPaths
+from vragent.subsystems.vpn.render import VpnPaths
 from tests.lab.checks import apply_ok
 
 TIER1 = vpc.tier(1)

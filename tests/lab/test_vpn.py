@@ -28,7 +28,7 @@ from vragent.lab.agent import RouterAgent
 from vragent.lab.topology import EXTRA_PUBLIC_IPS, SOURCE_NAT_IP
 from vragent.lab.vpnclient import (SCCRP, IpsecClient, ike_established, kernel_has_esp, l2tp_message_type,
                                    l2tp_probe, send_esp, server_ike_sas)
-from vragent.render.vpn import VpnPaths
+from vragent.subsystems.vpn.render import VpnPaths
 
 USERS = (("alice", "al1ce-Pw9", True), ("bob", "b0b-Pw7", True))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from vragent.wire import Document
+from vragent.pipeline.intake import Document
 
 GUEST_MAC = "02:00:00:00:01:00"
 PUBLIC_MAC = "02:00:00:00:01:02"

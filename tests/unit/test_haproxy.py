@@ -20,21 +20,24 @@ import pytest
 from tests.unit import golden
 from tests.unit import pushes as p
 from vragent import engine
-from vragent import state as state_doc
-from vragent.apply.steps import DaemonStep, candidate_text
+from vragent.pipeline import document as state_doc
+from vragent.steps import DaemonStep, candidate_text
 from vragent.errors import InvalidInput
 from vragent.lab import sample_lb as lb
 from vragent.model import LbAccept, RouterState
-from vragent.observe import Observed
+from vragent.desired import Observed
 from vragent.paths import Paths
-from vragent.plan import daemon_step
+from vragent.pipeline.plan import daemon_step
 from vragent import templating as templates
-from vragent.render import haproxy, netfilter
-from vragent.wire import Document, merge_documents
+from vragent.subsystems.lb import render as haproxy
+from vragent.pipeline import netfilter
+from vragent.pipeline.intake import Document, merge_documents
+from vragent.shell import commit
 
 GOLDEN = Path(__file__).parent / "golden_haproxy"
 CASES = sorted(GOLDEN.glob("*.json"))
-SCHEMA = json.loads((Path(state_doc.__file__).parent / "schema" / "state.schema.json").read_text())
+SCHEMA = json.loads(state_doc.SCHEMA_PATH.read_text())
+RUNTIME = engine.runtime(Paths(Path("/r")))  # how the daemon steps would run its service
 HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
 VM1, VM2 = "192.0.2.11", "192.0.2.12"
 LB_IP = "198.51.100.22"
@@ -350,17 +353,17 @@ def live(daemon) -> dict:
 def test_first_load_balancer_starts_haproxy_and_a_change_reloads_it_never_restarts():
     paths = Paths(Path("/r"))
     first = haproxy.daemon(with_lb(lb.loadbalancer(web())), paths)
-    step = daemon_step(first, observed({}, running=False), backend=None)
+    step = daemon_step(first, observed({}, running=False), RUNTIME)
     assert step.action == "start" and [c[0].name for c in step.changes] == ["haproxy.cfg"]
-    assert daemon_step(first, observed(live(first), running=True), None) is None
+    assert daemon_step(first, observed(live(first), running=True), RUNTIME) is None
     changed = haproxy.daemon(with_lb(lb.loadbalancer(web((VM1, 8080)))), paths)
-    step = daemon_step(changed, observed(live(first), running=True), None)
+    step = daemon_step(changed, observed(live(first), running=True), RUNTIME)
     assert step.action == "reload" and step.reason == "haproxy.cfg changed"
     # Even the global section (maxconn) reloads: the master re-executes with the new file.
     bigger = haproxy.daemon(with_lb(lb.loadbalancer(web(), maxconn=20000)), paths)
-    assert daemon_step(bigger, observed(live(first), running=True), None).action == "reload"
+    assert daemon_step(bigger, observed(live(first), running=True), RUNTIME).action == "reload"
     # Dead while wanted: started again, even with nothing to write.
-    assert daemon_step(first, observed(live(first), running=False), None).action == "start"
+    assert daemon_step(first, observed(live(first), running=False), RUNTIME).action == "start"
 
 
 def test_a_certificate_change_reloads_with_the_configuration():
@@ -372,7 +375,7 @@ def test_a_certificate_change_reloads_with_the_configuration():
         return haproxy.daemon(with_lb(lb.loadbalancer(web(), ssl_certs=[cert])), paths)
 
     one, two = with_cert("A"), with_cert("C")
-    step = daemon_step(two, observed(live(one), running=True), None)
+    step = daemon_step(two, observed(live(one), running=True), RUNTIME)
     assert step.action == "reload"
     assert sorted(c[0].name for c in step.changes) == ["haproxy.cfg", "web.pem"]
     assert two.files[paths.under("etc/ssl/cloudstack/web.pem")][1] == 0o600
@@ -383,9 +386,9 @@ def test_last_load_balancer_gone_stops_haproxy_and_removes_its_files():
     paths = Paths(Path("/r"))
     running = haproxy.daemon(with_lb(lb.loadbalancer(web())), paths)
     gone = haproxy.daemon(with_lb(lb.loadbalancer(revoked=[web()])), paths)
-    step = daemon_step(gone, observed(live(running), running=True), None)
+    step = daemon_step(gone, observed(live(running), running=True), RUNTIME)
     assert step.action == "stop" and step.changes[0][2] is None
-    assert daemon_step(gone, observed({}, running=False), None) is None
+    assert daemon_step(gone, observed({}, running=False), RUNTIME) is None
 
 
 def test_certificates_no_longer_pushed_are_removed(tmp_path: Path):
@@ -397,7 +400,7 @@ def test_certificates_no_longer_pushed_are_removed(tmp_path: Path):
     cert = lb.ssl_cert("web", "-----BEGIN CERTIFICATE-----\nA\n", "-----BEGIN PRIVATE KEY-----\nB\n")
     desired = engine.render(with_lb(lb.loadbalancer(web(), ssl_certs=[cert])), paths)
     engine.claim_owned_files(desired)
-    files = next(d for d in desired.daemons if d.service.name == "haproxy").files
+    files = next(d for d in desired.daemons if d.service == "haproxy").files
     assert files[cert_dir / "old.pem"] == (None, 0o600)
     assert files[cert_dir / "web.pem"][0].startswith("-----BEGIN CERTIFICATE-----")
     assert cert_dir / "web.pem.failed" not in files and cert_dir / ".web.pem.123.tmp" not in files
@@ -421,7 +424,7 @@ class RecordingBackend:
 
 
 def test_a_rejected_candidate_is_kept_as_failed_and_nothing_live_changes(tmp_path: Path):
-    from vragent.runner import CommandFailed
+    from vragent.shell.runner import CommandFailed
 
     config = tmp_path / "haproxy.cfg"
     config.write_text("old\n")
@@ -429,7 +432,7 @@ def test_a_rejected_candidate_is_kept_as_failed_and_nothing_live_changes(tmp_pat
     step = DaemonStep(service=None, backend=backend, changes=[(config, "old\n", "new\n", 0o644)], action="reload",
                       reason="test", checker=lambda candidates: ["false", str(candidates[config])])
     with pytest.raises(CommandFailed):
-        step.check()
+        commit.check(step)
     assert config.read_text() == "old\n" and (tmp_path / "haproxy.cfg.failed").read_text() == "new\n"
     assert not (tmp_path / "haproxy.cfg.new").exists() and backend.actions == []
 
@@ -446,7 +449,7 @@ def test_hooks_run_around_every_action():
 
     backend = RecordingBackend()
     step = DaemonStep(service=None, backend=backend, changes=[], action="reload", reason="test", hooks=Hooks())
-    step.commit()
+    commit.commit(step)
     assert calls == ["before reload", "after reload"] and backend.actions == ["reload"]
 
 
@@ -467,7 +470,7 @@ def test_native_configuration_has_the_do_not_edit_header_and_stable_server_names
 def test_a_master_is_ready_for_a_reload_only_when_it_catches_sigusr2_unblocked():
     import signal
 
-    from vragent.services.haproxy import master_ready
+    from vragent.subsystems.lb.service import master_ready
 
     previous = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     try:

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import json
 from ipaddress import IPv6Address, IPv6Network
-from pathlib import Path
 
 import jsonschema
 import pytest
 
 from tests.unit import pushes as p
-from vragent import state as state_doc
+from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.model import Direction, Protocol, RouterState
 from vragent.paths import Paths
-from vragent.render import addresses, netfilter6, radvd, sysctl
-from vragent.wire import merge_documents
+from vragent.subsystems.network import render as addresses, sysctl
+from vragent.subsystems.ipv6 import rules as netfilter6, render as radvd
+from vragent.pipeline.intake import merge_documents
 
-SCHEMA = json.loads((Path(state_doc.__file__).parent / "schema" / "state.schema.json").read_text())
+SCHEMA = json.loads(state_doc.SCHEMA_PATH.read_text())
 GUEST6 = "2001:db8:77:5::/64"
 IPV6_CMDLINE = {"eth0ip6": "2001:db8:77:5::1", "eth0ip6prelen": "64", "guestgw6": "2001:db8:77:5::1",
                 "guestcidr6size": "64", "eth2ip6": "2001:db8:ff::10", "eth2ip6prelen": "64",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from vragent import log
+from vragent.shell import log
 
 
 def test_log_is_reopened_after_logrotate_moves_it(tmp_path):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from vragent import memo, netlink
-from vragent.netlink import RulesetGeneration
+from vragent.shell import memo, netlink
+from vragent.shell.netlink import RulesetGeneration
 from vragent.paths import Paths
-from vragent.render.netfilter import TableSpec
+from vragent.tables import TableSpec
 
 GENERATION = RulesetGeneration(boot="b1", netns=4096, generation=27)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from vragent import explain, guard
+from vragent.pipeline import explain
+from vragent.shell import guard
 from vragent.paths import Paths
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,7 +144,7 @@ def test_the_state_diff_names_sections_and_entries_never_one_long_line():
         "@@ cmdline.dns1 @@", '-"198.51.100.1"', '+"198.51.100.2"',
         "@@ port_forwards: 5000 -> 5001 entries (1 added, 0 removed) @@",
         '+{"port": 9999, "public_ip": "198.51.100.20"}',
-        "@@ static_nats added @@", '+{"public_ip": "198.51.100.21"}']
+        "@@ static_nats: 0 -> 1 entries (1 added, 0 removed) @@", '+{"public_ip": "198.51.100.21"}']
     assert explain.state_diff(json.dumps(old), json.dumps(old), "saved", "after") == ""
 
 

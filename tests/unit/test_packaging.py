@@ -22,7 +22,7 @@ import pytest
 
 from vragent import __version__
 from vragent.model import RouterState
-from vragent.render import netfilter
+from vragent.pipeline import netfilter
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD = REPO / "systemd"

@@ -8,14 +8,16 @@ from hypothesis import given, settings, strategies as st
 
 from tests.unit import pushes
 from vragent.model import RouterState
-from vragent.netlink import Link, Route, Rule, parse_policy_dump
-from vragent.observe import Observed, parse_iptables_save
-from vragent.plan import _chain_edits, _policy_steps, table_step
-from vragent.render import routing
-from vragent.render.addresses import LinkPlan
-from vragent.render.netfilter import TableSpec
-from vragent.render.routing import PolicyRouting, owns_rule
-from vragent.wire import merge_documents
+from vragent.values import Link, Route, Rule
+from vragent.shell.netlink import parse_policy_dump
+from vragent.desired import Observed, parse_iptables_save
+from vragent.pipeline.plan import _chain_edits, _policy_steps, table_step
+from vragent.subsystems.network import routing
+from vragent.desired import LinkPlan
+from vragent.tables import TableSpec
+from vragent.desired import PolicyRouting
+from vragent.tables import owns_rule
+from vragent.pipeline.intake import merge_documents
 
 
 def simulate(current: list[str], chain: str, edits: list[str]) -> list[str]:
@@ -136,7 +138,7 @@ forwards_by_ip = st.dictionaries(st.sampled_from(["198.51.100.20", "198.51.100.2
        new_policy=st.sampled_from(["ACCEPT", "DROP"]))
 def test_a_plan_against_remembered_tables_commits_exactly_and_its_undo_puts_everything_back(
         old, new, old_policy, new_policy):
-    from vragent.observe import remembered_tables
+    from vragent.shell.observe import remembered_tables
 
     before, after = nat_spec(old, old_policy), nat_spec(new, new_policy)
     remembered = remembered_tables({"nat": (before.policies, before.jumps, before.chains)})["nat"]
@@ -242,7 +244,7 @@ def test_only_main_table_routes_of_vragents_protocol_are_read_as_static_routes()
 def test_static_route_steps_add_the_missing_delete_the_stale_and_leave_a_converged_table_alone():
     from ipaddress import IPv4Address, IPv4Network
 
-    from vragent.plan import _static_route_steps
+    from vragent.pipeline.plan import _static_route_steps
 
     def route(network, gateway):
         return Route(254, IPv4Network(network), IPv4Address(gateway), "eth4", protocol=77)

@@ -10,17 +10,24 @@ import pytest
 
 from tests.unit import pushes as p
 from tests.unit import golden
-from vragent import redundancy
+from vragent.tables import TABLES
+from vragent.subsystems.vrrp import model as redundancy
+from vragent.shell import roles
+from vragent.subsystems.vrrp import render as vrrp_render
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
-from vragent.netlink import Link
-from vragent.observe import Observed, ObservedTable
+from vragent.values import Link
+from vragent.desired import Observed, ObservedTable
 from vragent.paths import Paths
-from vragent.plan import DaemonDesired, Desired, build
-from vragent.redundancy import Role
-from vragent.render import addresses, conntrackd, dnsmasq, keepalived, netfilter
-from vragent.services import DirectBackend, ServiceSpec
-from vragent.wire import merge_documents
+from vragent.desired import DaemonDesired, Desired
+from vragent.pipeline.plan import build
+from vragent.subsystems.vrrp.model import Role
+from vragent.subsystems.network import render as addresses
+from vragent.subsystems.vrrp import conntrackd, keepalived
+from vragent.subsystems.dhcp import render as dnsmasq
+from vragent.pipeline import netfilter
+from vragent.pipeline.intake import merge_documents
+from vragent import engine
 
 GOLDEN = Path(__file__).parent / "golden_redundancy"
 CASES = sorted(GOLDEN.glob("*.json"))
@@ -171,8 +178,8 @@ def desired_for(role: Role, release_vips: bool = False, root: Path = Path("/none
     desired = Desired(tables=netfilter.render(state), sysctls={}, links=addresses.render(state), files={},
                       daemons=[dnsmasq.daemon(state, paths), conntrackd.daemon(state, paths),
                                keepalived.daemon(state, paths)],
-                      backend=DirectBackend(paths))
-    return redundancy.shape(desired, state, role, release_vips)
+                      runtime=engine.runtime(paths))
+    return vrrp_render.shape(desired, state, role, release_vips)
 
 
 VIP = IPv4Interface("192.0.2.1/24")
@@ -180,7 +187,7 @@ OWN = IPv4Interface("192.0.2.2/24")
 
 
 def standby(desired: Desired) -> dict[str, bool]:
-    return {d.service.name: d.standby for d in desired.daemons}
+    return {d.service: d.standby for d in desired.daemons}
 
 
 def test_a_primary_holds_the_vip_after_its_own_address_and_brings_its_public_nic_up():
@@ -206,11 +213,10 @@ def test_a_router_that_is_not_primary_holds_back_public_nics_and_primary_only_da
 
 def test_haproxy_is_a_primary_only_daemon_too():
     state = state_of(redundant_cmdline(1), public(), guest_network(1))
-    haproxy = DaemonDesired(service=ServiceSpec("haproxy", argv=lambda paths: [], pidfile=lambda paths: Path("/x")),
-                            enabled=True, files={})
+    haproxy = DaemonDesired(service="haproxy", enabled=True, files={})
     desired = Desired(tables={}, sysctls={}, links=addresses.render(state), files={}, daemons=[haproxy])
-    assert [d.standby for d in redundancy.shape(desired, state, Role.BACKUP).daemons] == [True]
-    assert [d.standby for d in redundancy.shape(desired, state, Role.PRIMARY).daemons] == [False]
+    assert [d.standby for d in vrrp_render.shape(desired, state, Role.BACKUP).daemons] == [True]
+    assert [d.standby for d in vrrp_render.shape(desired, state, Role.PRIMARY).daemons] == [False]
 
 
 def test_leaving_the_pair_because_keepalived_died_releases_the_vip_and_leaves_the_pair_daemons_alone():
@@ -220,7 +226,7 @@ def test_leaving_the_pair_because_keepalived_died_releases_the_vip_and_leaves_th
 
 
 def observed(eth0: set, eth2_up: bool, running: dict, desired: Desired, route=None, policy=None) -> Observed:
-    tables = {name: ObservedTable(name, f"*{name}\nCOMMIT\n") for name in netfilter.TABLES}
+    tables = {name: ObservedTable(name, f"*{name}\nCOMMIT\n") for name in TABLES}
     files = {str(path): content for d in desired.daemons for path, (content, _) in d.files.items()}
     policy = policy or desired.links.policy  # policy routing as converged, unless told
     return Observed(tables=tables, sysctls={}, read_only_sysctls=set(), default_route=route,
@@ -288,12 +294,12 @@ def test_keepalived_notify_lines(line, role):
 
 def test_the_role_record_counts_changes_not_repeats(tmp_path):
     paths = Paths(tmp_path)
-    assert redundancy.current_role(paths) is Role.BACKUP  # never PRIMARY before keepalived said so
-    redundancy.write_role(paths, Role.BACKUP, "keepalived: BACKUP")
-    redundancy.write_role(paths, Role.PRIMARY, "keepalived: MASTER")
-    redundancy.write_role(paths, Role.PRIMARY, "keepalived: MASTER")
-    record = redundancy.write_role(paths, Role.FAULT, "keepalived is not running", released=True)
+    assert roles.current_role(paths) is Role.BACKUP  # never PRIMARY before keepalived said so
+    roles.write_role(paths, Role.BACKUP, "keepalived: BACKUP")
+    roles.write_role(paths, Role.PRIMARY, "keepalived: MASTER")
+    roles.write_role(paths, Role.PRIMARY, "keepalived: MASTER")
+    record = roles.write_role(paths, Role.FAULT, "keepalived is not running", released=True)
     assert (record.role, record.transitions, record.released) == (Role.FAULT, 2, True)
-    assert redundancy.read_role(paths) == record
+    assert roles.read_role(paths) == record
     (tmp_path / "run/vragent/redundant-state").write_text("not json")
-    assert redundancy.read_role(paths) is None and redundancy.current_role(paths) is Role.BACKUP
+    assert roles.read_role(paths) is None and roles.current_role(paths) is Role.BACKUP

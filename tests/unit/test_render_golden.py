@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.unit import golden
+from vragent.tables import IP6_TABLES
 from vragent.model import RouterState
-from vragent.render import addresses, netfilter, netfilter6, radvd, routing, sysctl
-from vragent.wire import Document, merge_documents
+from vragent.subsystems.network import render as addresses, routing, sysctl
+from vragent.pipeline import netfilter
+from vragent.subsystems.ipv6 import rules as netfilter6, render as radvd
+from vragent.pipeline.intake import Document, merge_documents
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(GOLDEN.glob("*.json"))
@@ -27,7 +30,7 @@ def render_case(pushes: list) -> dict:
                 "ip route": sorted(map(str, policy.routes)),
                 "rt_tables": (routing.rt_tables(policy) or "").splitlines()}
     if state.ipv6 is not None:  # dual stack only: IPv4-only cases keep exactly their outputs
-        rendered["ip6tables"] = netfilter.render_restore(netfilter6.render(state), netfilter.IP6_TABLES).splitlines()
+        rendered["ip6tables"] = netfilter.render_restore(netfilter6.render(state), IP6_TABLES).splitlines()
         rendered["addresses"] = {device: list(map(str, interfaces))
                                  for device, interfaces in addresses.render(state).addresses.items()}
         gateway, device = addresses.render(state).default_route6
@@ -40,7 +43,7 @@ def render_case(pushes: list) -> dict:
         rendered["static routes"] = sorted(map(str, links.static_routes))
     if state.remote_access_vpn is not None or state.site_to_site_vpns:  # only cases with a VPN carry its files
         from vragent.paths import Paths
-        from vragent.render import vpn
+        from vragent.subsystems.vpn import render as vpn
 
         on_a_vr = Paths.from_root("/")
         rendered["strongswan.conf"] = vpn.strongswan_conf(on_a_vr).splitlines()

@@ -13,12 +13,15 @@ import pytest
 from tests.unit import golden
 from tests.unit import pushes as p
 from tests.unit.test_state import SCHEMA
-from vragent import state as state_doc
+from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
 from vragent.paths import Paths
-from vragent.render import addresses, dnsmasq, metadata, netfilter, sysctl
-from vragent.wire import Document, merge_documents
+from vragent.subsystems.network import render as addresses, sysctl
+from vragent.subsystems.dhcp import render as dnsmasq
+from vragent.subsystems.guestdata import render as metadata
+from vragent.pipeline import netfilter
+from vragent.pipeline.intake import Document, merge_documents
 
 GOLDEN = Path(__file__).parent / "golden_shared"
 CASES = sorted(GOLDEN.glob("*.json"))

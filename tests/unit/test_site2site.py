@@ -9,14 +9,15 @@ import json
 import pytest
 
 from vragent import redact
-from vragent import state as state_doc
+from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.lab import sample_vpc as vpc
 from vragent.model import RouterState
-from vragent.render import netfilter, site2site, vpn
-from vragent.services import strongswan
-from vragent.wire import Document, merge_documents
-from vragent.wire.site2sitevpn import proposal_problem, proposals
+from vragent.pipeline import netfilter
+from vragent.subsystems.vpn import site2site, render as vpn
+from vragent.subsystems.vpn import service as strongswan
+from vragent.pipeline.intake import Document, merge_documents
+from vragent.subsystems.vpn.site2sitevpn import proposal_problem, proposals
 
 
 def merged(*payloads) -> RouterState:
@@ -143,13 +144,12 @@ def test_checkbatchs2svpn_answers_per_peer_in_the_incumbents_format():
 
 
 def test_the_state_section_matches_the_schema_and_native_errors_name_its_keys():
-    from pathlib import Path
 
     import jsonschema
 
     state = merged(*vpc.vpc(), vpc.site2sitevpn(dpd=True))
     doc = state_doc.to_document(state)
-    schema = json.loads((Path(state_doc.__file__).parent / "schema" / "state.schema.json").read_text())
+    schema = json.loads(state_doc.SCHEMA_PATH.read_text())
     jsonschema.validate(doc, schema)
     doc["site_to_site_vpns"][0]["ike_policy"] = "3des-md5"
     doc["site_to_site_vpns"][0]["peer_cidrs"] = ["nope"]

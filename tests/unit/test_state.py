@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 
 from tests.unit import pushes as p
-from vragent import state as state_doc
+from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
-from vragent.wire import Document, merge_documents
+from vragent.pipeline.intake import Document, merge_documents
 
-SCHEMA = json.loads((Path(state_doc.__file__).parent / "schema" / "state.schema.json").read_text())
+SCHEMA = json.loads(state_doc.SCHEMA_PATH.read_text())
 
 
 def full_state() -> RouterState:
@@ -60,7 +59,7 @@ def test_native_document_errors_have_paths():
 
 
 def test_sysctl_overrides_reach_the_rendered_settings():
-    from vragent.render import sysctl
+    from vragent.subsystems.network import sysctl
 
     doc = state_doc.to_document(full_state())
     doc["sysctl"] = {"net.netfilter.nf_conntrack_max": "500000"}

@@ -14,13 +14,16 @@ from tests.unit import golden
 from tests.unit import pushes as p
 from tests.unit.test_state import SCHEMA
 from vragent import metadata_server
-from vragent import state as state_doc
+from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.model import RouterState
 from vragent.paths import Paths
-from vragent.render import metadata, monitoring, netfilter
-from vragent.wire import Document, merge_documents
-from vragent.wire.intake import fingerprint
+from vragent.subsystems.guestdata import render as metadata
+from vragent.subsystems.monitoring import render as monitoring
+from vragent.pipeline import netfilter
+from vragent.pipeline.intake import Document, merge_documents
+from vragent.pipeline.intake import fingerprint
+from vragent.shell import commit
 
 GOLDEN = Path(__file__).parent / "golden_metadata"
 CASES = sorted(GOLDEN.glob("*.json"))
@@ -146,31 +149,31 @@ def test_bad_passwords_are_refused_without_repeating_them():
 
 
 def test_saved_password_withdraws_a_pending_password_and_is_a_no_op_without_one(tmp_path):
-    from vragent import passwordfile
+    from vragent.shell import passwordfile
     from vragent.paths import Paths
-    from vragent.render.metadata import MetadataPaths, password_steps
+    from vragent.subsystems.guestdata.render import MetadataPaths, password_steps
 
     paths = Paths.from_root(tmp_path)
     pending = MetadataPaths.of(paths).passwords
     withdrawn = merged(vmpassword("192.0.2.11", "saved_password"))
-    assert password_steps(withdrawn, paths) == []  # nothing pending: nothing to do
+    assert password_steps(withdrawn, paths, passwordfile.read(pending)) == []  # nothing pending: nothing to do
     passwordfile.update(pending, {"192.0.2.11": "Xk3r9-pW", "192.0.2.12": "other"})
-    (step,) = password_steps(withdrawn, paths)
-    step.commit()
+    (step,) = password_steps(withdrawn, paths, passwordfile.read(pending))
+    commit.commit(step)
     assert passwordfile.read(pending) == {"192.0.2.12": "other"}
-    step.rollback()
+    commit.rollback(step)
     assert passwordfile.read(pending)["192.0.2.11"] == "Xk3r9-pW"
 
 
 def test_the_handover_step_never_shows_the_password(tmp_path):
-    steps = metadata.password_steps(merged(vmpassword()), Paths(tmp_path))
+    steps = metadata.password_steps(merged(vmpassword()), Paths(tmp_path), {})
     assert len(steps) == 1
     assert "Xk3r9-pW" not in steps[0].summary() + steps[0].diff() + repr(steps[0])
-    steps[0].commit()
+    commit.commit(steps[0])
     passwords = tmp_path / "var/lib/vragent/vm-passwords.json"
     assert json.loads(passwords.read_text()) == {"192.0.2.11": "Xk3r9-pW"}
     assert passwords.stat().st_mode & 0o777 == 0o600
-    steps[0].rollback()
+    commit.rollback(steps[0])
     assert json.loads(passwords.read_text()) == {}
 
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import json
 from ipaddress import IPv4Network
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-from vragent import state as state_doc
+from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.lab import sample_vpc as vpc
 from vragent.model import AclRule, PortRange, RouterState
-from vragent.render import addresses, netfilter
-from vragent.wire import Document, merge_documents
+from vragent.subsystems.network import render as addresses
+from vragent.pipeline import netfilter
+from vragent.pipeline.intake import Document, merge_documents
+from vragent.tables import owned_tables
 
-SCHEMA = json.loads((Path(state_doc.__file__).parent / "schema" / "state.schema.json").read_text())
+SCHEMA = json.loads(state_doc.SCHEMA_PATH.read_text())
 
 
 def docs(*payloads: dict) -> list[Document]:
@@ -131,12 +132,13 @@ def test_the_acls_round_trip_through_the_state_document_and_match_its_schema():
 
 def test_an_extra_public_nic_gets_its_own_table_and_snats_to_the_vpcs_source_nat_ip():
     from vragent.lab.topology import SECOND_PUBLIC_IPS, SOURCE_NAT_IP
-    from vragent.render import netfilter_vpc, routing
+    from vragent.subsystems.vpc import rules as netfilter_vpc
+    from vragent.subsystems.network import routing
 
     extra = vpc.ips(vpc.ip_entry(SOURCE_NAT_IP, source_nat=True), vpc.ip_entry(SECOND_PUBLIC_IPS[0], nic=4))
     state = merged(*vpc.vpc(), extra)
     assert routing.render(state).devices == ("eth1", "eth4")
-    assert routing.owned_tables(["eth0", "eth1", "eth4"]) == {101, 104}
+    assert owned_tables(["eth0", "eth1", "eth4"]) == {101, 104}
     assert str(netfilter_vpc.source_nat_address(state, "eth1")) == SOURCE_NAT_IP
     assert str(netfilter_vpc.source_nat_address(state, "eth4")) == SOURCE_NAT_IP  # the cmdline's source_nat_ip
     # Without a source_nat_ip on the cmdline, eth4 falls back to its own first IP.

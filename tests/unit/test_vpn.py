@@ -4,21 +4,23 @@ daemon files and firewall openings, secrets masking, and finding a user's pppd s
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-from vragent import state as state_doc
+from vragent.pipeline import document as state_doc
 from vragent.errors import InvalidInput
 from vragent.lab import sample
 from vragent.model import RouterState
 from vragent.paths import Paths
 from vragent.redact import secrets_hidden
-from vragent.render import dnsmasq, netfilter, vpn
-from vragent.wire import Document, merge_documents
+from vragent.subsystems.dhcp import render as dnsmasq
+from vragent.pipeline import netfilter
+from vragent.subsystems.vpn import render as vpn
+from vragent.pipeline.intake import Document, merge_documents
+from vragent.steps import sessions_of
 
-SCHEMA = json.loads((Path(state_doc.__file__).parent / "schema" / "state.schema.json").read_text())
+SCHEMA = json.loads(state_doc.SCHEMA_PATH.read_text())
 BASE = (sample.cmdline(), sample.ips(), sample.guestnetwork())
 
 
@@ -173,9 +175,9 @@ data(44) = "IFNAME=ppp1;PEERNAME=bob;PPPD_PID=4343\\00"
 
 
 def test_a_users_sessions_are_found_in_pppds_database():
-    assert vpn.sessions_of(DUMP, ("bob",)) == [4343]
-    assert vpn.sessions_of(DUMP, ("alice", "bob")) == [4242, 4343]
-    assert vpn.sessions_of(DUMP, ("carol",)) == []
+    assert sessions_of(DUMP, ("bob",)) == [4343]
+    assert sessions_of(DUMP, ("alice", "bob")) == [4242, 4343]
+    assert sessions_of(DUMP, ("carol",)) == []
 
 
 def test_sessions_are_ended_for_removed_users_and_changed_passwords_only():
@@ -188,9 +190,10 @@ def test_sessions_are_ended_for_removed_users_and_changed_passwords_only():
 
 
 def test_on_a_redundant_pair_only_the_primary_runs_the_vpn():
-    from vragent import redundancy
-    from vragent.plan import Desired
-    from vragent.render import addresses
+    from vragent.subsystems.vrrp import model as redundancy
+    from vragent.subsystems.vrrp import render as vrrp_render
+    from vragent.desired import Desired
+    from vragent.subsystems.network import render as addresses
 
     cmdline = sample.cmdline(redundant=True)
     state = merged(cmdline, sample.ips(), sample.guestnetwork(redundant=True), sample.remote_access_vpn())
@@ -199,5 +202,5 @@ def test_on_a_redundant_pair_only_the_primary_runs_the_vpn():
                       daemons=[vpn.strongswan_daemon(state, paths), vpn.xl2tpd_daemon(state, paths)])
     for role, standby in ((redundancy.Role.PRIMARY, False), (redundancy.Role.BACKUP, True),
                           (redundancy.Role.FAULT, True)):
-        shaped = redundancy.shape(desired, state, role)
-        assert [(d.service.name, d.standby) for d in shaped.daemons] == [("strongswan", standby), ("xl2tpd", standby)]
+        shaped = vrrp_render.shape(desired, state, role)
+        assert [(d.service, d.standby) for d in shaped.daemons] == [("strongswan", standby), ("xl2tpd", standby)]

@@ -9,9 +9,9 @@ import pytest
 from tests.unit import pushes as p
 from vragent.errors import InvalidInput
 from vragent.model import Direction, PortRange, RouterState
-from vragent.wire import load_push, merge_documents
-from vragent.wire.intake import parse_all
-from vragent.wire.context import Context
+from vragent.pipeline.intake import load_push, merge_documents
+from vragent.pipeline.intake import parse_all
+from vragent.context import Context
 
 
 def merged(*documents, state=None, context=None) -> RouterState:
@@ -245,7 +245,7 @@ def test_malformed_json_push():
 
 from hypothesis import given, strategies as st  # noqa: E402
 
-from vragent.wire.fields import ipv4_or_none  # noqa: E402
+from vragent.fields import ipv4_or_none  # noqa: E402
 
 
 @given(st.one_of(st.ip_addresses(v=4).map(str), st.text(alphabet="0123456789.x -", max_size=18)))
@@ -264,7 +264,7 @@ def test_fast_ipv4_parser_agrees_with_ipaddress(text):
 def test_fast_network_parser_agrees_with_ipaddress(text):
     import ipaddress
 
-    from vragent.wire.fields import parse_ipv4_network
+    from vragent.fields import parse_ipv4_network
 
     try:
         expected = ipaddress.ip_network(text, strict=False)
@@ -278,7 +278,7 @@ def test_fast_network_parser_agrees_with_ipaddress(text):
                  st.lists(st.integers(-5, 70000), max_size=3)))
 def test_port_ranges_parse_as_first_last_or_say_why_not(value):
     from vragent.model import PortRange
-    from vragent.wire.fields import parse_port_range
+    from vragent.fields import parse_port_range
 
     errors: list = []
     parsed = parse_port_range(value, "$.ports", errors)

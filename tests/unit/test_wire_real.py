@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from vragent.model import Direction, Protocol, RouterState
-from vragent.render import netfilter
-from vragent.wire import load_push, merge_documents
+from vragent.pipeline import netfilter
+from vragent.pipeline.intake import load_push, merge_documents
 
 WIRE = Path(__file__).parent / "wire_real"
 BATCH = next((WIRE / "resync").glob("VR-*.cfg"))

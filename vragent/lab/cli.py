@@ -72,7 +72,7 @@ def up(prefix: str, bare: bool = False, router_type: str = "router") -> int:
     try:
         lab.up()
         shutil.rmtree(LAB_STATE / prefix, ignore_errors=True)
-        agent = _agent(lab, prefix)  # marks its root as the router namespace's (vragent.guard)
+        agent = _agent(lab, prefix)  # marks its root as the router namespace's (vragent.shell.guard)
         if not bare:
             result = agent.apply(*sample_network())
             if result.returncode != 0:
@@ -218,7 +218,7 @@ def push(prefix: str, files: list[str]) -> int:
         print(f"lab {prefix} is not up; run `vragent lab up` first", file=sys.stderr)
         return 1
     root = LAB_STATE / prefix
-    _agent(lab, prefix)  # the root is that router namespace's (vragent.guard)
+    _agent(lab, prefix)  # the root is that router namespace's (vragent.shell.guard)
     cache = root / "var" / "cache" / "cloud"
     cache.mkdir(parents=True, exist_ok=True)
     for name in files:

@@ -1,1 +1,0 @@
-"""Pure renderers: RouterState -> what the router should look like, one module per subsystem."""
