@@ -70,19 +70,30 @@ class Run:
 AGENT_PEAK = REPO / "bench" / "agent_peak.py"
 
 
+def _mark(root: Path, ns: str) -> None:
+    """This root configures that namespace: the agent may act on it (vragent.shell.guard)."""
+    from vragent.paths import Paths
+    from vragent.shell import guard
+
+    guard.mark(Paths.from_root(root), ns)
+
+
 def run_agent(ns: str, root: Path, *args: str, check: bool = True) -> Run:
     """Run `vragent --root ROOT ARGS` in the namespace: wall time and the agent's peak RSS."""
+    _mark(root, ns)
     return _run(ns, "cli", ["--root", str(root), *args], check=check)
 
 
 def run_shim(ns: str, root: Path, shim: str, *args: str, check: bool = True) -> Run:
     """Run a shim (update_config or vr_cfg) as the management server does, with VRAGENT_ROOT."""
+    _mark(root, ns)
     return _run(ns, shim, list(args), check=check, env={"VRAGENT_ROOT": str(root)})
 
 
 def run_shim_file(ns: str, root: Path, shim: str, *args: str) -> float:
     """Run the shim file itself (packaging/update_config.py ...) as the management server
     does: its wall time. It hands the push to a resident agent when one listens."""
+    _mark(root, ns)
     env = {**os.environ, "VRAGENT_ROOT": str(root), "PYTHONPATH": str(REPO)}
     started = time.perf_counter()
     done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, str(REPO / "packaging" / shim), *args],
@@ -96,6 +107,7 @@ def run_shim_file(ns: str, root: Path, shim: str, *args: str) -> float:
 @contextmanager
 def resident_agent(ns: str, root: Path):
     """`vragent serve` in the namespace for the duration, stopped by its PID."""
+    _mark(root, ns)
     process = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "vragent", "--root", str(root),
                                 "serve"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sock = root / "run/vragent/agent.sock"

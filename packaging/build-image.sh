@@ -78,6 +78,8 @@ check "vragent --version" 'vragent --version'
 check "vragent apply --dry-run of a cmd_line.json push" \
     'vragent --root /tmp/vragent-check/root apply --dry-run /tmp/vragent-check/cmd_line.json'
 check "the shims are in /opt/cloud/bin" '/usr/lib/vragent/install-shims check'
+check "the image is marked a router's (vragent configures its network; see vragent.shell.guard)" \
+    'grep -qx machine /etc/vragent/this-is-a-router'
 check "update_config.py (the shim) runs: a missing push fails with the reason" \
     'out=$(VRAGENT_ROOT=/tmp/vragent-check/root /opt/cloud/bin/update_config.py ip_associations.json.1 2>&1); \
      [ $? -eq 1 ] && echo "$out" | grep -q "does not exist"'

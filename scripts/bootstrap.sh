@@ -17,14 +17,32 @@ missing=()
 for package in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
+# The daemons' own units, which their packages enable for the machine's next boot. On a
+# developer's machine that would start charon (udp 500/4500), xl2tpd (1701), haproxy,
+# keepalived, conntrackd and radvd on all its addresses at boot: vragent (or the tests)
+# run these daemons themselves, inside namespaces. What this script installs it leaves
+# disabled; a unit that was enabled before stays enabled.
+HOST_UNITS=(strongswan.service strongswan-starter.service ipsec.service xl2tpd.service haproxy.service
+            keepalived.service conntrackd.service radvd.service)
+unit_enabled() { [ "$(systemctl is-enabled "$1" 2>/dev/null)" = enabled ]; }
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "bootstrap: installing ${missing[*]}"
+    enabled_before=()
+    for unit in "${HOST_UNITS[@]}"; do
+        if unit_enabled "$unit"; then enabled_before+=("$unit"); fi
+    done
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
     # Daemons must not be started by their packages: vragent (or the tests) start them.
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    for unit in "${HOST_UNITS[@]}"; do
+        if unit_enabled "$unit" && [[ " ${enabled_before[*]} " != *" $unit "* ]]; then
+            systemctl disable --no-reload -q "$unit" 2>/dev/null || systemctl disable -q "$unit" 2>/dev/null || true
+            echo "bootstrap: left $unit disabled for this machine's next boot (it was not enabled before)"
+        fi
+    done
 fi
 
 # The venv uses Debian's python3 and sees Debian's jinja2 and pyroute2 (what the VR image ships).

@@ -1,7 +1,11 @@
 """Command line: argument parsing and exit codes only.
 
-Exit codes: 0 applied or nothing to do, 2 invalid input (nothing changed),
-1 apply failed (and was rolled back).
+Exit codes: 0 applied or nothing to do; 1 the apply failed and was rolled back, or another
+apply held the lock too long (nothing changed; retry), or the system refused an operation;
+2 refused, nothing changed: invalid input, a missing or unreadable file, not root, or this
+network namespace is not a router's (vragent.shell.guard); 3 `status`: the router drifted from
+the committed state; 130 interrupted; 141 the output pipe closed (`... | head`).
+An operator's mistake is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 import sys
 
 from vragent import __version__, engine
-from vragent.shell import log
+from vragent.shell import guard, log, runner
 from vragent.pipeline import document as state_doc
 from vragent.errors import ApplyFailed, InvalidInput
 from vragent.paths import Paths
@@ -22,6 +26,9 @@ from vragent.pipeline.intake import MAX_FILE_BYTES, decode, load_push
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vragent", description="Configure a CloudStack virtual router atomically.")
     parser.add_argument("--root", help="relocate every path the agent uses under DIR (or set VRAGENT_ROOT)")
+    parser.add_argument(guard.OPT_IN, dest="this_is_the_router", action="store_true",
+                        help="change this network namespace's links, addresses, routes, sysctls and "
+                             "tables even though no marker says it is a router's (see vragent.shell.guard)")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--version", action="version", version=f"vragent {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -37,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds to wait for a concurrent apply (default %(default)s)")
 
     commands.add_parser("show", help="print the persisted desired state (the native document)")
-    commands.add_parser("restore", help="re-apply the persisted state (at boot); nothing to do without one")
+    restore = commands.add_parser("restore", help="re-apply the persisted state (at boot); nothing to do without one")
+    restore.add_argument("--dry-run", action="store_true", help="print what restoring would repair; change nothing")
     status = commands.add_parser("status", help="version, last change, daemons, VRRP role and drift")
     status.add_argument("--json", action="store_true")
     status.add_argument("--checkrouter", action="store_true",
@@ -110,6 +118,7 @@ def _print_errors(errors: list[dict]) -> None:
 
 
 def cmd_apply(args, paths: Paths) -> int:
+    refusal = None if args.this_is_the_router else guard.refusal(paths)
     try:
         documents, labels = read_documents(args.files)
     except InvalidInput as exc:
@@ -117,10 +126,16 @@ def cmd_apply(args, paths: Paths) -> int:
                                errors=[{"path": e.path, "message": e.message} for e in exc.errors])
         log.get().error("push %s: invalid: %s", ",".join(args.files), exc)
     except OSError as exc:
-        result = engine.Result(status="invalid", push=args.files, errors=[{"path": "", "message": str(exc)}])
+        result = engine.Result(status="invalid", push=args.files, errors=[{"path": "", "message": _os_error(exc)}])
     else:
-        result = engine.apply(paths, documents, dry_run=args.dry_run, lock_wait=args.lock_timeout, names=labels,
-                              full=args.full)
+        if refusal is not None and not args.dry_run:
+            result = engine.Result(status="invalid", push=labels, errors=[{"path": "", "message": refusal}])
+            log.get().error("push %s: %s", ",".join(labels), refusal)
+        else:
+            result = engine.apply(paths, documents, dry_run=args.dry_run, lock_wait=args.lock_timeout, names=labels,
+                                  full=args.full)
+            if refusal is not None:
+                result.notes.append(f"a dry run only: {refusal}")
     if args.json:
         print(json.dumps(result.as_json(), indent=None))
     else:
@@ -167,10 +182,10 @@ def cmd_status(args, paths: Paths) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     sys.stdout.write(json.dumps(report) + "\n" if args.json else status.format_text(report))
-    return 0
+    return EXIT_DRIFT if report["drift"] else 0
 
 
-def cmd_restore(paths: Paths, link_wait: float = 30.0) -> int:
+def cmd_restore(paths: Paths, link_wait: float = 30.0, dry_run: bool = False) -> int:
     """Boot: make the router what the persisted state says (rules, addresses, daemons).
 
     Without a readable state the router stays as the boot left it (closed: default DROP)
@@ -191,6 +206,12 @@ def cmd_restore(paths: Paths, link_wait: float = 30.0) -> int:
     except ApplyFailed as exc:
         print(f"error: {exc}; the router stays closed", file=sys.stderr)
         return 1
+    if dry_run:
+        result = engine.apply(paths, load_push(paths.state.name, text), dry_run=True, names=["restore"])
+        _print_errors(result.errors)
+        if result.status == "dry-run":
+            sys.stdout.write(result.diff or "nothing to restore: the router matches the persisted state\n")
+        return result.exit_code
     deadline = time.monotonic() + link_wait
     while (missing := wanted - set(netlink.links())) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -255,8 +276,13 @@ def exit_now(code: int) -> None:
     import logging
 
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            code = code or EXIT_PIPE  # the reader went away before the last of the output
+        except OSError:
+            pass
     os._exit(code)
 
 
@@ -268,10 +294,78 @@ def run() -> None:
 LONG_RUNNING = ("supervise", "notify", "serve")
 
 
+EXIT_DRIFT, EXIT_INTERRUPTED, EXIT_PIPE = 3, 130, 141
+# Commands that change this namespace's links, addresses, routes, sysctls, tables or daemons.
+ACTING = ("apply", "restore", "transition", "notify", "supervise")
+# Commands that need root whatever they do (the tables are read with iptables-save).
+NEED_ROOT = (*ACTING, "status", "lab")
+
+
+class Refused(Exception):
+    """An operator's mistake caught before anything changed (exit 2, one line)."""
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    hint = "; run vragent as root" if isinstance(exc, PermissionError) and os.geteuid() != 0 else ""
+    return f"{where}{exc.strerror or exc}{hint}"
+
+
+def _preflight(args, paths: Paths) -> None:
+    if args.command in NEED_ROOT and os.geteuid() != 0 and not getattr(args, "checkrouter", False):
+        raise Refused(f"`vragent {args.command}` must run as root (it reads and changes netfilter tables, "
+                      f"addresses and daemons); this is uid {os.geteuid()}")
+    dry_run = getattr(args, "dry_run", False)
+    if args.command in ACTING and args.command != "apply" and not dry_run and not args.this_is_the_router:
+        refusal = guard.refusal(paths)
+        if refusal is not None:
+            raise Refused(refusal)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except BrokenPipeError:  # `vragent --help | head -1`
+        _stdout_to_devnull()
+        return EXIT_PIPE
     paths = Paths.from_root(args.root)
     log.setup(paths.log, args.verbose)
+    try:
+        _preflight(args, paths)
+        return _dispatch(args, paths)
+    except Refused as exc:
+        log.get().error("vragent %s refused: %s", args.command, exc)
+        print(f"vragent: {exc}", file=sys.stderr)
+        return engine.EXIT_INVALID
+    except BrokenPipeError:
+        # Whoever read our output stopped (`vragent lab up | head`): not an error of ours.
+        _stdout_to_devnull()
+        return EXIT_PIPE
+    except KeyboardInterrupt:
+        print("vragent: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ApplyFailed as exc:
+        print(f"vragent: {exc}", file=sys.stderr)
+        return engine.EXIT_FAILED
+    except OSError as exc:
+        print(f"vragent: {_os_error(exc)}", file=sys.stderr)
+        return engine.EXIT_INVALID if isinstance(exc, (PermissionError, FileNotFoundError)) else engine.EXIT_FAILED
+    except runner.CommandFailed as exc:
+        print(f"vragent: {str(exc).splitlines()[0] if str(exc) else exc!r}", file=sys.stderr)
+        return engine.EXIT_FAILED
+
+
+def _stdout_to_devnull() -> None:
+    """Further writes (and the flush at exit) to a closed pipe go nowhere instead of raising."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _dispatch(args, paths: Paths) -> int:
     if args.command == "apply":
         return cmd_apply(args, paths)
     if args.command == "show":
@@ -279,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "render":
         return cmd_render(args, paths)
     if args.command == "restore":
-        return cmd_restore(paths)
+        return cmd_restore(paths, dry_run=args.dry_run)
     if args.command == "status":
         return cmd_status(args, paths)
     if args.command in LONG_RUNNING:

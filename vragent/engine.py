@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from vragent import guard
 from vragent.shell import files, hotplug, lock, log, memo, netlink, observe, runner, services
 from vragent.pipeline import document as state_doc
+from vragent.pipeline import explain
 from vragent.shell.transaction import Transaction
 from vragent.errors import ApplyFailed, InvalidInput
 from vragent.model import RouterState
@@ -57,6 +58,7 @@ class Result:
     diff: str = ""
     forks: int = 0
     phases: dict[str, float] = field(default_factory=dict)  # phase -> ms, in the order run
+    lock_wait_ms: float = 0.0  # waiting for a concurrent apply (not a phase of this one)
     _phase_started: float = field(default_factory=time.monotonic, repr=False)
 
     def phase_done(self, name: str) -> None:
@@ -73,7 +75,7 @@ class Result:
         return {"status": self.status, "exit_code": self.exit_code, "changed": self.changed,
                 "push": self.push, "steps": self.steps, "errors": self.errors, "notes": self.notes,
                 "duration_ms": round(self.duration_ms, 1), "forks": self.forks,
-                "phases_ms": self.phases}
+                "lock_wait_ms": round(self.lock_wait_ms, 1), "phases_ms": self.phases}
 
 
 def load_state(paths: Paths) -> RouterState:
@@ -178,7 +180,9 @@ def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
         if dry_run:
             _run(paths, documents, result, dry_run=True, full=full)
         else:
-            with lock.apply_lock(paths.lock, lock_wait):
+            with lock.apply_lock(paths.lock, lock_wait, what=f"push {','.join(result.push)}") as held:
+                result.lock_wait_ms = held.waited * 1000
+                result._phase_started = time.monotonic()  # the wait is not the "load" phase
                 _run(paths, documents, result, dry_run=False, full=full)
     except InvalidInput as exc:
         result.status = "invalid"
@@ -258,7 +262,7 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
         result.status = "dry-run"
         result.changed = not plan.empty or state_changed
         result.steps = [{"kind": s.kind, "summary": s.summary(), "status": "planned"} for s in plan.steps]
-        result.diff = plan.diff()
+        result.diff = explain.dry_run_text(plan.steps)
         if state_changed:
             result.diff += "".join(_state_diff(paths, state_text))
         return
@@ -295,6 +299,10 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
         raise ApplyFailed("after commit the router still differs from the desired state "
                           f"({'; '.join(s.summary() for s in verification.steps)}); rolled back")
     result.phase_done("verify")
+    # Name what changed; for `restore` (the committed state again) all of it was repair.
+    verb = "repaired" if result.push == ["restore"] else "changed"
+    for line in explain.log_lines(plan.steps):
+        logger.info("%s %s: %s", ",".join(result.push), verb, line)
     state_changed = saved_text != state_text
     state_digest = memo.digest(state_text) if state_changed else saved_digest
     if state_changed:
@@ -396,7 +404,7 @@ def converge(paths: Paths, *, role: redundancy.Role | None = None, release_vips:
     logger = log.get()
     result = Result(status="failed", push=[name])
     try:
-        with lock.apply_lock(paths.lock, lock_wait):
+        with lock.apply_lock(paths.lock, lock_wait, what=name):
             if on_locked is not None and not on_locked():
                 result.status, result.notes = "unchanged", [SKIPPED]
             else:
@@ -411,13 +419,9 @@ def converge(paths: Paths, *, role: redundancy.Role | None = None, release_vips:
     return result
 
 
-def _state_diff(paths: Paths, new_text: str):
-    import difflib
-
+def _state_diff(paths: Paths, new_text: str) -> str:
     from vragent.redact import secrets_hidden
 
     # The state holds load balancers' TLS keys; a printed diff must not.
     old = secrets_hidden(files.read_text(paths.state) or "")
-    new_text = secrets_hidden(new_text)
-    return difflib.unified_diff(old.splitlines(keepends=True), new_text.splitlines(keepends=True),
-                                fromfile=f"{paths.state} (saved)", tofile=f"{paths.state} (after apply)")
+    return explain.state_diff(old, secrets_hidden(new_text), f"{paths.state} (saved)", f"{paths.state} (after apply)")

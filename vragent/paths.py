@@ -37,6 +37,17 @@ class Paths:
         return self.under("run/vragent/apply.lock")
 
     @property
+    def router_marker(self) -> Path:
+        """Says that the network namespace the agent runs in is a router's (vragent.shell.guard).
+
+        One line: `machine` (the whole machine is the router: the system VM image sets it) or
+        `netns NAME` (only the namespace /run/netns/NAME is: the lab sets it). Without it the
+        agent refuses to touch links, addresses, routes, sysctls and netfilter tables unless
+        told `--this-is-the-router`, so `--root DIR` on an ordinary machine cannot cut it off.
+        """
+        return self.under("etc/vragent/this-is-a-router")
+
+    @property
     def run_dir(self) -> Path:
         return self.under("run/vragent")
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from vragent import engine
-from vragent.shell import log
+from vragent.shell import guard, log
 from vragent.errors import InvalidInput
 from vragent.paths import Paths
 from vragent.pipeline.intake import MAX_FILE_BYTES, decode, load_push
@@ -67,6 +67,11 @@ def _archive(paths: Paths, source: Path, succeeded: bool, keep: bool = True) -> 
 
 
 def _apply_files(paths: Paths, sources: list[Path]) -> engine.Result:
+    refusal = guard.refusal(paths)
+    if refusal is not None:  # nothing is read, applied or archived: the push stays where it is
+        log.get().error("push %s: %s", ",".join(s.name for s in sources), refusal)
+        return engine.Result(status="invalid", push=[s.name for s in sources],
+                             errors=[{"path": "", "message": refusal}])
     documents = []
     try:
         for source in sources:
@@ -77,6 +82,10 @@ def _apply_files(paths: Paths, sources: list[Path]) -> engine.Result:
         return engine.Result(status="invalid", push=[s.name for s in sources],
                              errors=[{"path": e.path, "message": e.message} for e in exc.errors])
     return engine.apply(paths, documents, names=[s.name for s in sources])
+
+
+def _refused(result: engine.Result) -> bool:
+    return result.status == "invalid" and any(e["message"].startswith(guard.REFUSING) for e in result.errors)
 
 
 def _report(result: engine.Result) -> int:
@@ -111,8 +120,9 @@ def update_config(argv: list[str], paths: Paths | None = None) -> int:
         # The incumbent merges a waiting cmd_line.json first, "or the control interfaces will get deleted".
         sources.insert(0, pending_cmdline)
     result = _apply_files(paths, sources)
-    for path in sources:
-        _archive(paths, path, result.exit_code == 0, keep)
+    if not _refused(result):
+        for path in sources:
+            _archive(paths, path, result.exit_code == 0, keep)
     return _report(result)
 
 
@@ -131,7 +141,8 @@ def vr_cfg(argv: list[str], paths: Paths | None = None) -> int:
         return 1
     # The whole batch is one transaction: no partial application, no conntrack flush.
     result = _apply_files(paths, [source])
-    _archive(paths, source, result.exit_code == 0)
+    if not _refused(result):
+        _archive(paths, source, result.exit_code == 0)
     return _report(result)
 
 

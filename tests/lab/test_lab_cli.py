@@ -94,3 +94,39 @@ def test_a_bare_vpc_lab_takes_a_vpc_routers_pushes(tmp_path):
     finally:
         assert vragent_lab("down", "--prefix", prefix).returncode == 0
     assert not Lab(prefix, router_type="vpcrouter", tiers=2).exists()
+
+
+def test_a_lab_that_does_not_come_up_leaves_nothing_behind(tmp_path):
+    from vragent.lab.cli import LAB_STATE
+
+    broken = tmp_path / "bin"
+    broken.mkdir()
+    for tool in ("iptables-restore", "iptables-legacy-restore", "iptables-nft-restore"):
+        (broken / tool).write_text("#!/bin/sh\necho 'iptables-restore: broken for this test' >&2\nexit 1\n")
+        (broken / tool).chmod(0o755)
+    prefix = unique_prefix()
+    import os
+
+    env = {**os.environ, "PATH": f"{broken}:{os.environ['PATH']}"}
+    try:
+        up = subprocess.run([sys.executable, "-m", "vragent", "lab", "up", "--prefix", prefix], capture_output=True,
+                            text=True, timeout=300, env=env)
+        assert up.returncode == 1, up.stdout + up.stderr
+        assert "removing the lab again" in up.stderr and "Traceback" not in up.stderr
+        assert not any(Lab(prefix).ns(role) in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                                              text=True).stdout for role in ("vr", "vm1", "up"))
+        assert not (LAB_STATE / prefix).exists()
+    finally:
+        vragent_lab("down", "--prefix", prefix)
+
+
+def test_lab_up_into_a_closed_pipe_is_no_traceback(tmp_path):
+    prefix = unique_prefix()
+    try:
+        up = subprocess.run(f"{sys.executable} -m vragent lab up --bare --prefix {prefix} | head -c 1 >/dev/null; "
+                            "echo ${PIPESTATUS[0]} >&2", shell=True, executable="/bin/bash", capture_output=True,
+                            text=True, timeout=300)
+        assert "Traceback" not in up.stderr and up.stderr.strip().splitlines()[-1] in ("0", "141"), up.stderr
+    finally:
+        assert vragent_lab("down", "--prefix", prefix).returncode == 0
+    assert not Lab(prefix).exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import stat
 import time
@@ -425,15 +426,29 @@ def test_a_push_waiting_for_the_lock_gives_up_clearly_and_changes_nothing(lab, r
     before = snapshot(lab, router)
     with open(lock_path, "w") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)
+        # What a holding apply writes about itself (vragent.lock), an operator's long push.
+        holder.write(json.dumps({"pid": 4242, "what": "push VR-slow.cfg", "since": time.time() - 30}))
+        holder.flush()
         files = [router.write_push(sample.forward_rules(sample.forward_rule(PF_IP, 2222, VM1_IP, 22)))]
         started = time.monotonic()
         proc = router.run("apply", "--json", "--lock-timeout", "0.5", *map(str, files))
         waited = time.monotonic() - started
+        slow = router.run("apply", "--lock-timeout", "1.5", *map(str, files))
+        holder.truncate(0)  # as a holder leaves it when it lets go
     result = json.loads(proc.stdout)
     assert proc.returncode == 1 and result["status"] == "failed"
-    assert "another apply held" in result["errors"][0]["message"]
+    message = result["errors"][0]["message"]
+    assert re.search(r"held by pid 4242 \(push VR-slow.cfg\) for 3\d s", message), message
+    assert "nothing was changed" in message
     assert 0.5 <= waited < 5
+    # Waiting longer than a second, a push says whom it waits for, and gives up with one line.
+    assert "waiting for the apply lock, held by pid 4242 (push VR-slow.cfg)" in slow.stderr, slow.stderr
+    assert slow.returncode == 1 and "Traceback" not in slow.stderr
     assert snapshot(lab, router) == before
+    # Taken at once, the wait is reported apart from the phases.
+    applied = router.apply(sample.forward_rules(sample.forward_rule(PF_IP, 2222, VM1_IP, 22)))
+    assert applied.returncode == 0 and 0 <= applied.result["lock_wait_ms"] < 1000
+    assert "lock_wait" not in applied.result["phases_ms"]
 
 
 def test_concurrent_pushes_are_serialised_and_none_is_lost(lab, router):

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vragent.shell import guard
 from vragent.lab import sample
 from vragent.lab.topology import Lab
+from vragent.paths import Paths
 
 
 @dataclass
@@ -40,6 +42,9 @@ class RouterAgent:
         self.python = python or sys.executable
         self.pushes = self.root / "pushes"
         self.pushes.mkdir(parents=True, exist_ok=True)
+        # This root configures that namespace and no other (vragent.shell.guard): `--root` alone,
+        # run outside the namespace, refuses instead of configuring the host.
+        guard.mark(Paths.from_root(self.root), lab.ns(role))
         self.env: dict[str, str] = {}  # extra environment, e.g. PATH with a fault injector first
 
     def command(self, *args: str) -> list[str]:

@@ -69,21 +69,36 @@ def up(prefix: str, bare: bool = False, router_type: str = "router") -> int:
               "for pushes of your own", file=sys.stderr)
         return 2
     lab = Lab(prefix, router_type=router_type)
-    lab.up()
-    shutil.rmtree(LAB_STATE / prefix, ignore_errors=True)
+    try:
+        lab.up()
+        shutil.rmtree(LAB_STATE / prefix, ignore_errors=True)
+        agent = _agent(lab, prefix)  # marks its root as the router namespace's (vragent.shell.guard)
+        if not bare:
+            result = agent.apply(*sample_network())
+            if result.returncode != 0:
+                print("\n".join(result.errors) or result.stderr.strip(), file=sys.stderr)
+                print(f"lab {prefix}: the sample network did not apply; removing the lab again", file=sys.stderr)
+                _remove(lab, prefix)
+                return result.returncode
+    except BaseException:
+        # Whatever stopped it (a missing tool, ^C), a lab that did not come up leaves nothing behind.
+        _remove(lab, prefix)
+        raise
     if bare:
         print(f"lab {prefix} is up: {router_type} {lab.ns('vr')} has its NICs and nothing else "
               f"(its root: {LAB_STATE / prefix}); `vragent lab push FILE...` configures it")
-        print(lab.describe())
-        return 0
-    result = _agent(lab, prefix).apply(*sample_network())
-    if result.returncode != 0:
-        print("\n".join(result.errors) or result.stderr, file=sys.stderr)
-        return result.returncode
-    print(f"lab {prefix} is up: router {lab.ns('vr')} applied the sample network "
-          f"({len(result.steps)} steps in {result.result.get('duration_ms', 0):.0f} ms)")
+    else:
+        print(f"lab {prefix} is up: router {lab.ns('vr')} applied the sample network "
+              f"({len(result.steps)} steps in {result.result.get('duration_ms', 0):.0f} ms)")
     print(lab.describe())
     return 0
+
+
+def _remove(lab: Lab, prefix: str) -> None:
+    try:
+        lab.down()
+    finally:
+        shutil.rmtree(LAB_STATE / prefix, ignore_errors=True)
 
 
 def down(prefix: str) -> int:
@@ -203,6 +218,7 @@ def push(prefix: str, files: list[str]) -> int:
         print(f"lab {prefix} is not up; run `vragent lab up` first", file=sys.stderr)
         return 1
     root = LAB_STATE / prefix
+    _agent(lab, prefix)  # the root is that router namespace's (vragent.shell.guard)
     cache = root / "var" / "cache" / "cloud"
     cache.mkdir(parents=True, exist_ok=True)
     for name in files:

@@ -2,7 +2,9 @@
 
 version, the last push that changed the router (name, time, result), the state's
 fingerprint, each daemon's health, the VRRP role, and drift: a fresh plan against the
-persisted state (empty when the live router is exactly what was committed).
+persisted state (empty when the live router is exactly what was committed), each
+drifted rule, file, address, route and sysctl named with what is there and what should be.
+`vragent status` exits 3 when there is drift.
 """
 
 from __future__ import annotations
@@ -38,8 +40,12 @@ def collect(paths: Paths) -> dict:
     report["vrrp"] = pair["status"] if pair["redundant"] else "n/a"
     if pair["redundant"]:
         report["redundancy"] = pair
+    from vragent.pipeline.explain import differences
+
     drift = build(desired, observed)
-    report["drift"] = [step.summary() for step in drift.steps]
+    # Each drifted rule, file, address, route and sysctl: what is there vs what should be.
+    report["drift"] = [{"kind": step.kind, "summary": step.summary(), "differences": differences(step)}
+                       for step in drift.steps]
     report["notes"] = drift.notes
     return report
 
@@ -62,6 +68,10 @@ def format_text(report: dict) -> str:
                      f"VRID {pair['vrid']} on {pair['interface']}, priority {pair['priority']}, "
                      f"advert_int {pair['advert_int']} s; VIPs {', '.join(pair['vips'])}; "
                      f"pair fingerprint {pair['fingerprint']}")
-    lines.append("drift: none" if not report["drift"] else f"drift: {len(report['drift'])} difference(s)")
-    lines += [f"  {item}" for item in report["drift"]]
+    count = sum(len(item["differences"]) for item in report["drift"])
+    lines.append("drift: none" if not report["drift"] else
+                 f"drift: {count} difference(s) from the committed state (`vragent restore` repairs them; "
+                 "`vragent restore --dry-run` shows how)")
+    for item in report["drift"]:
+        lines += [f"  {line}" for line in item["differences"]]
     return "\n".join(lines) + "\n"

@@ -31,7 +31,7 @@ def tick(paths: Paths) -> list[str]:
     # A redundant router whose keepalived died leaves the pair (VIPs down) before it is restarted.
     failover.supervise(paths)
     try:
-        with lock.apply_lock(paths.lock, wait=0):
+        with lock.apply_lock(paths.lock, wait=0, what="supervise"):
             state = engine.load_state(paths)
             desired = engine.render(state, paths)
             for daemon in desired.daemons:

@@ -32,6 +32,10 @@ def setup(log_file: Path, verbose: bool = False) -> logging.Logger:
         journal = JournalHandler(SYSLOG_IDENTIFIER="vragent")
         journal.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(journal)
+    if not logger.handlers:
+        # Nowhere to log (not root, say): say nothing rather than have logging print the
+        # records to stderr beside the one line the command prints.
+        logger.addHandler(logging.NullHandler())
     return logger
 
 
