@@ -130,7 +130,10 @@ class CloudStackRouter:
             f"mount -t overlay overlay -o lowerdir={r}/etc:/etc /etc",
             f"mount --bind {r}/root /root",
             f"mount --bind {r}/var /var",
-            f"mount --bind {r}/run /run",
+            # The router's /run, with the host's named namespaces still in it: the agent's guard
+            # (shell/guard.py) checks that it runs in the namespace its marker names.
+            f"mkdir -p {r}/run/netns && mount --rbind /run/netns {r}/run/netns",
+            f"mount --rbind {r}/run /run",
             f"mount -t overlay overlay -o lowerdir={r}/.lab/dist-packages:/usr/lib/python3/dist-packages "
             "/usr/lib/python3/dist-packages",
             f"mount --bind {r}/.lab/sbin /usr/local/sbin",
