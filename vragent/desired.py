@@ -143,6 +143,9 @@ class Observed:
     read_only_sysctls: set[str]
     files: dict[str, str | None] = field(default_factory=dict)  # path -> content
     running: dict[str, int | None] = field(default_factory=dict)  # service name -> pid
+    # service name -> an action an interrupted apply owes it (shell/owed.py): its files are
+    # in place, the daemon may not have taken them.
+    owed: dict[str, str] = field(default_factory=dict)
     # Policy routing vragent owns (subsystems/network/routing.py): its rules, and the routes of its tables.
     policy_rules: set[Rule] = field(default_factory=set)
     policy_routes: set[Route] = field(default_factory=set)

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from vragent import guard
-from vragent.shell import files, hotplug, lock, log, memo, netlink, observe, runner, services
+from vragent.shell import files, hotplug, leftovers, lock, log, memo, netlink, observe, owed, runner, services
 from vragent.pipeline import document as state_doc
 from vragent.pipeline import explain
 from vragent.shell.transaction import Transaction
@@ -162,11 +162,14 @@ def claim_owned_files(desired: Desired) -> None:
 def observe_for(desired: Desired, links=None, tables_only=None, known_tables=None) -> Observed:
     """What the plan for `desired` compares with; tables only when it has them."""
     daemon_files = [path for d in desired.daemons for path in (*d.files, *d.seed_files)]
-    return observe.observe(desired.sysctls.keys(), [*desired.files, *daemon_files],
+    observed = observe.observe(desired.sysctls.keys(), [*desired.files, *daemon_files],
                            [desired.runtime.spec(d.service) for d in desired.daemons], desired.runtime.backend, links,
                            tables_only, known_tables, tables=bool(desired.tables),
                            ipv6_tables=any(spec.family == 6 for spec in desired.tables.values()),
                            ipv6_route=desired.links.default_route6 is not None or desired.links.withdraw_route6)
+    if desired.runtime is not None:
+        observed.owed = owed.read(desired.runtime.paths.run_dir)
+    return observed
 
 
 def apply(paths: Paths, documents: list[Document], *, dry_run: bool = False,
@@ -244,6 +247,8 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     if netfilter6.withdrawn(old_state, new_state):  # IPv6 gone: its chains and route go too
         desired = netfilter6.withdraw(desired)
     claim_owned_files(desired)
+    if not dry_run:
+        _sweep_leftovers(desired, paths, logger)
     result.phase_done("render")
     observed = observe_for(desired, links,
                            known_tables=observe.remembered_tables(remembered) if remembered else None)
@@ -306,14 +311,25 @@ def _run(paths: Paths, documents: list[Document], result: Result, *, dry_run: bo
     state_changed = saved_text != state_text
     state_digest = memo.digest(state_text) if state_changed else saved_digest
     if state_changed:
-        files.atomic_write(paths.state, state_text, 0o600)
+        try:
+            files.atomic_write(paths.state, state_text, 0o600)
+        except OSError as exc:
+            # A router the saved state does not describe would be undone by the next boot and
+            # mis-planned by the next push: put back what was committed (disk full, say).
+            transaction.rollback(reason="the new state could not be saved")
+            result.steps = transaction.report()
+            raise ApplyFailed(f"the new state could not be saved to {paths.state} "
+                              f"({exc.strerror or exc}); every change was rolled back") from None
         logger.info("state saved to %s", paths.state)
-    if documents:
-        merge_memo.remember(push, state_digest)
-    if tables_carried:
-        tables_memo.carry(generation, saved_digest, state_digest)
-    elif not tables_as_verified:
-        tables_memo.remember(generation, state_digest, desired.tables)
+    try:  # caches: one that cannot be written only costs the next apply time
+        if documents:
+            merge_memo.remember(push, state_digest)
+        if tables_carried:
+            tables_memo.carry(generation, saved_digest, state_digest)
+        elif not tables_as_verified:
+            tables_memo.remember(generation, state_digest, desired.tables)
+    except OSError as exc:
+        logger.warning("could not remember the apply (%s); the next one reads everything", exc)
     result.changed = bool(plan.steps) or state_changed
     result.status = "applied" if result.changed else "unchanged"
     result.phase_done("record")
@@ -335,6 +351,17 @@ def tables_unaffected(old: RouterState, new: RouterState) -> bool:
             if before is not after and before != after:
                 return False
     return True
+
+
+def _sweep_leftovers(desired: Desired, paths: Paths, logger) -> None:
+    """Temporary and candidate files a killed apply left (shell/leftovers.py)."""
+    daemon_files = [path for d in desired.daemons for path in (*d.files, *d.seed_files)]
+    removed = leftovers.sweep([*desired.files, *daemon_files, paths.state, owed.record_path(paths.run_dir, "x"),
+                               paths.run_dir / "x"],
+                              [path.with_name(path.name + ".new") for d in desired.daemons for path in d.files])
+    if removed:
+        logger.info("removed %d file(s) an interrupted apply left: %s", len(removed),
+                    ", ".join(str(p) for p in removed[:10]))
 
 
 class Background:

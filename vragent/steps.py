@@ -234,6 +234,7 @@ class DaemonStep(Step):
     checker: object = None  # callable(dict[live path -> candidate path]) -> argv, or None
     was_running: bool = False
     hooks: object = None  # before(action) / after(action) around each action, or None
+    owed_record: object = None  # Path of the service's owed-action record (shell/owed.py), or None
     kind = "service"
 
     def summary(self) -> str:

@@ -161,8 +161,10 @@ def test_hostname_injection_is_rejected_with_its_path(network):
     result = router.apply(dhcp_entry("02:00:00:00:00:66", "192.0.2.66", "evil\nrm -rf /"),
                           dhcp_entry("02:00:00:00:00:67", "192.0.2.67", "a,b"))
     assert result.returncode == 2
-    # Refused at parse time, before any renderer could write it (fields.py: no control characters).
-    assert any("$.host_name: holds a line break" in e for e in result.errors), result.errors
+    # A line break is refused as such (fields.text_problem) before the host-name rules are asked.
+    assert any("$.host_name: holds a line break ('\\n' at offset 4)" in e for e in result.errors), result.errors
+    assert any(e.endswith("$.host_name: 'a,b' is not a host name (letters, digits, '-', '_', "
+                          "dot-separated labels of 1-63)") for e in result.errors), result.errors
     assert sum(".host_name:" in e for e in result.errors) == 2
     assert {p.name: p.read_text() for p in config_dir.iterdir()} == before
 

@@ -181,19 +181,40 @@ def test_an_invalid_configuration_exits_1_keeps_failed_and_the_old_worker_serves
     assert not failed.exists() and answers(lab, count=4) == {"vm2": 4}
 
 
+def test_a_listener_on_an_address_the_router_lacks_is_refused_before_anything_changes(lab, router, backends):
+    apply_ok(router, lb.loadbalancer(lb.lb_rule(LB_IP, 80, BOTH)))
+    live = config_file(router).read_text()
+    before = (router.iptables_save(), router.show(), master_pid(router), worker_pid(router))
+    # `haproxy -c` does not bind: this passed the check, then the reload failed (an outage of
+    # the live listeners while it was rolled back). Now it is a validation error.
+    payload = lb.loadbalancer(lb.lb_rule(LB_IP, 80, BOTH), lb.lb_rule("203.0.113.77", 80, BOTH))
+    payload["rules"][0]["add_rules"] = [f"{LB_IP}:80:"]
+    with HttpLoad(lab, "up", LB_IP, 80, minimum=200) as load:
+        result = router.apply(payload)
+        totals = load.finish()
+    assert totals["failures"] == 0, totals["errors"]
+    assert result.returncode == 2, result.errors
+    assert any(".rules[0].configuration" in e and "203.0.113.77 is not an address of this router" in e
+               for e in result.errors), result.errors
+    assert result.steps == []
+    assert config_file(router).read_text() == live
+    assert not config_file(router).with_name("haproxy.cfg.failed").exists()
+    assert (router.iptables_save(), router.show(), master_pid(router), worker_pid(router)) == before
+    assert answers(lab, count=4) == {"vm1": 2, "vm2": 2}
+
+
 def test_a_configuration_haproxy_checks_but_cannot_run_is_rolled_back(lab, router, backends):
     apply_ok(router, lb.loadbalancer(lb.lb_rule(LB_IP, 80, BOTH)))
     live = config_file(router).read_text()
     before = (router.iptables_save(), router.show(), master_pid(router))
-    # `haproxy -c` does not bind; the new worker cannot bind an address the router lacks.
-    payload = lb.loadbalancer(lb.lb_rule(LB_IP, 80, BOTH), lb.lb_rule(LB_IP, 83, BOTH),
-                              lb.lb_rule("203.0.113.77", 80, BOTH))
-    payload["rules"][0]["add_rules"] = [f"{LB_IP}:80:", f"{LB_IP}:83:"]  # so vr-lb changes first
-    result = router.apply(payload)
+    # `haproxy -c` does not bind; the new worker cannot bind a port another process holds.
+    payload = lb.loadbalancer(lb.lb_rule(LB_IP, 80, BOTH), lb.lb_rule(LB_IP, 83, BOTH))
+    with TcpServer(lab, "vr", 83, bind=LB_IP):
+        result = router.apply(payload)
     assert result.returncode == 1, result.errors
     assert "did not start a worker with the new configuration" in result.errors[0]
     assert {s["status"] for s in result.steps if s["kind"] == "iptables"} == {"rolled back"}
-    assert "\tbind 203.0.113.77:80" in config_file(router).with_name("haproxy.cfg.failed").read_text()
+    assert f"\tbind {LB_IP}:83" in config_file(router).with_name("haproxy.cfg.failed").read_text()
     assert config_file(router).read_text() == live
     assert (router.iptables_save(), router.show(), master_pid(router)) == before
     assert answers(lab, count=4) == {"vm1": 2, "vm2": 2}

@@ -230,6 +230,7 @@ def test_create_false_stops_the_vpn_and_closes_its_openings(vpn, tmp_path):
     (sample.remote_access_vpn(local_ip="10.1.2.5"), "local_ip", "inside ip_range"),
     (sample.remote_access_vpn(psk='has"quote'), "preshared_key", "without quotes"),
     (sample.vpn_users(("eve\nmallory", "pw-pw-pw", True)), "vpn_users[0].user", "holds a line break"),
+    (sample.vpn_users(("eve mallory", "pw-pw-pw", True)), "vpn_users[0].user", "is not a VPN user name"),
     (sample.vpn_users(("eve", 'pw" * "x', True)), "vpn_users[0].password", "without spaces, quotes"),
 ])
 def test_bad_vpn_input_is_refused_with_its_path_and_changes_nothing(vpn, payload, path, message):

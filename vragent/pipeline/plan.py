@@ -155,16 +155,25 @@ def daemon_step(daemon: DaemonDesired, observed: Observed, runtime) -> DaemonSte
     changes = [(path, observed.files.get(str(path)), content, mode)
                for path, (content, mode) in daemon.files.items()
                if observed.files.get(str(path)) != content]
+    step = _daemon_step(daemon, observed, runtime, changes)
+    if step is not None:
+        step.owed_record = runtime.owed_record(daemon.service)
+    return step
+
+
+def _daemon_step(daemon: DaemonDesired, observed: Observed, runtime, changes) -> DaemonStep | None:
     running = observed.running.get(daemon.service) is not None
     spec, backend, hooks = runtime.spec(daemon.service), runtime.backend, runtime.hooks(daemon.service)
+    # An action an interrupted apply owes (its files are in place already): done now.
+    owed = observed.owed.get(daemon.service)
     if daemon.enabled and daemon.standby:
         if not running and not changes:
-            return None
+            return _settled(spec, backend, owed)
         return DaemonStep(spec, backend, changes, "stop" if running else "none",
                           "standby: this redundant router is not PRIMARY", daemon.checker, running, hooks)
     if not daemon.enabled:
         if not running and not changes:
-            return None
+            return _settled(spec, backend, owed)
         return DaemonStep(spec, backend, changes, "stop" if running else "none",
                           "no longer needed", None, running, hooks)
     if not running:
@@ -172,8 +181,14 @@ def daemon_step(daemon: DaemonDesired, observed: Observed, runtime) -> DaemonSte
                  if observed.files.get(str(path)) is None]
         return DaemonStep(spec, backend, changes + seeds, "start", "not running", daemon.checker, running,
                           hooks)
+    if owed == "restart" or (owed is not None and any(path in daemon.restart_files for path, *_ in changes)):
+        return DaemonStep(spec, backend, changes, "restart", "a restart owed since an interrupted apply",
+                          daemon.checker, running, hooks)
+    if not changes and owed is not None and daemon.reload_action != "none":
+        return DaemonStep(spec, backend, changes, daemon.reload_action,
+                          f"a {daemon.reload_action} owed since an interrupted apply", daemon.checker, running, hooks)
     if not changes:
-        return None
+        return _settled(spec, backend, owed)
     if any(path in daemon.restart_files for path, *_ in changes):
         names = ", ".join(p.name for p, *_ in changes if p in daemon.restart_files)
         return DaemonStep(spec, backend, changes, "restart", f"{names} changed", daemon.checker, running,
@@ -181,6 +196,14 @@ def daemon_step(daemon: DaemonDesired, observed: Observed, runtime) -> DaemonSte
     names = ", ".join(p.name for p, *_ in changes)
     return DaemonStep(spec, backend, changes, daemon.reload_action, f"{names} changed",
                       daemon.checker, running, hooks)
+
+
+def _settled(spec, backend, owed: str | None) -> DaemonStep | None:
+    """Nothing to do for the daemon; a record of an owed action it no longer needs (it is
+    stopped, or its action is none) is cleared by a step that does nothing else."""
+    if owed is None:
+        return None
+    return DaemonStep(spec, backend, [], "none", f"the {owed} owed since an interrupted apply is moot")
 
 
 # -- netfilter -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from vragent.paths import proc_path
-from vragent.shell import files, netlink, passwordfile, runner
+from vragent.shell import files, netlink, owed, passwordfile, runner
 from vragent.steps import (AddressStep, ConntrackDeleteStep, DaemonStep, DhcpReleaseStep, FileStep,
                            GratuitousArpStep, IptablesStep, LinkStateStep, MtuStep, PasswordHandoverStep,
                            PolicyRuleStep, RouteStep, Step, SysctlStep, TableRouteStep, VpnSessionStep,
@@ -202,7 +202,20 @@ def _check_DaemonStep(self) -> None:
             files.remove(candidate)
 
 
+def _owe(self, action: str) -> None:
+    if self.owed_record is not None and action != "none":
+        owed.record(self.owed_record, action)
+
+
+def _settle(self) -> None:
+    if self.owed_record is not None:
+        owed.clear(self.owed_record)
+
+
 def _commit_DaemonStep(self) -> None:
+    # Owed before anything is replaced, settled once the daemon took the files: a crash in
+    # between leaves the record, and the next apply performs the action (shell/owed.py).
+    _owe(self, self.action)
     for path, _, new, mode in self.changes:
         if new is None:
             files.remove(path)
@@ -223,6 +236,7 @@ def _commit_DaemonStep(self) -> None:
         except Exception:  # noqa: BLE001 - report the original failure
             pass
         raise
+    _settle(self)
 
 
 def _act_DaemonStep(self, action: str) -> None:
@@ -236,17 +250,16 @@ def _act_DaemonStep(self, action: str) -> None:
 
 
 def _rollback_DaemonStep(self) -> None:
+    undo = ("start" if self.action == "stop" and self.was_running else
+            "stop" if self.action == "start" and not self.was_running else self.action)
+    _owe(self, undo)
     for path, old, _, mode in self.changes:
         if old is None:
             files.remove(path)
         else:
             files.atomic_write(path, old, mode)
-    if self.action == "stop" and self.was_running:
-        _act_DaemonStep(self, "start")
-    elif self.action == "start" and not self.was_running:
-        _act_DaemonStep(self, "stop")
-    else:
-        _act_DaemonStep(self, self.action)
+    _act_DaemonStep(self, undo)
+    _settle(self)
 
 
 def _commit_DhcpReleaseStep(self) -> None:

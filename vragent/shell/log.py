@@ -11,6 +11,9 @@ LOGGER_NAME = "vragent"
 
 def setup(log_file: Path, verbose: bool = False) -> logging.Logger:
     logger = logging.getLogger(LOGGER_NAME)
+    # A log that cannot be written (a full disk) is dropped silently, never a traceback on
+    # stderr in the middle of the agent's one-line answer.
+    logging.raiseExceptions = False
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
     for handler in list(logger.handlers):

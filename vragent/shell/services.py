@@ -49,6 +49,11 @@ class Runtime:
     def spec(self, name: str) -> ServiceSpec:
         return self.specs[name]
 
+    def owed_record(self, name: str):
+        from vragent.shell import owed
+
+        return owed.record_path(self.paths.run_dir, name)
+
     def hooks(self, name: str):
         spec = self.specs[name]
         return spec.hooks(self.paths) if spec.hooks is not None else None

@@ -78,7 +78,8 @@ def parse(fields: Fields) -> LoadBalancerChange | None:
                           listeners=tuple(a for a, _ in listeners),
                           stats=tuple(a for a, _ in stats),
                           ssl_certs=certs)
-    return LoadBalancerChange(config, tuple(listeners + stats))
+    # The configuration's own path too: its bind lines are checked once the push is merged.
+    return LoadBalancerChange(config, (*listeners, *stats, (config, item.path)))
 
 
 def _configuration(item: Fields) -> tuple[str, ...] | None:

@@ -4,10 +4,32 @@ from __future__ import annotations
 
 
 from vragent.errors import ValidationError, origin_of
+from vragent.fields import ipv4_or_none
 from vragent.model import LoadBalancing, Protocol, RouterState
 
 
 # -- load balancing --------------------------------------------------------------------
+
+def _check_binds(cs, local: set, path: str) -> list[ValidationError]:
+    """Every `bind` of the management server's configuration on an address the router holds
+    once this push is applied (or on any address). `haproxy -c` does not bind: a listener on
+    an address the router lacks passes the check, and the reload then fails while the live
+    listeners refuse connections for the seconds the rollback takes."""
+    errors = []
+    for number, line in enumerate(cs.configuration, start=1):
+        words = line.split()
+        if len(words) < 2 or words[0] != "bind":
+            continue
+        address = words[1].rpartition(":")[0]
+        if address in ("", "*", "0.0.0.0"):
+            continue
+        ip = ipv4_or_none(address)
+        if ip is not None and ip not in local:
+            errors.append(ValidationError(f"{path}.configuration", f"line {number} ({line.strip()[:80]}): {ip} is "
+                                                                    "not an address of this router, so HAProxy could "
+                                                                    "not listen there"))
+    return errors
+
 
 def check_load_balancing(state: RouterState, origins: dict[int, tuple[object, str]]) -> list[ValidationError]:
     """Listeners on addresses the router holds, no clash with NAT, backends in guest networks,
@@ -39,6 +61,7 @@ def check_load_balancing(state: RouterState, origins: dict[int, tuple[object, st
             errors.append(ValidationError(path, f"{ip}:{port} is port-forwarded to a VM; HAProxy would never see it"))
 
     if lb.cloudstack is not None:
+        errors += _check_binds(lb.cloudstack, local, origin_of(origins, lb.cloudstack, "state:load_balancing.cloudstack"))
         for index, accept in enumerate(lb.cloudstack.listeners):
             check_listener(accept.ip, accept.port,
                            origin_of(origins, accept, f"state:load_balancing.cloudstack.listeners[{index}]"))
