@@ -142,7 +142,10 @@ def test_data_server_resolves_to_the_router_and_only_guests_reach_it(served):
 
 def test_a_full_resync_batch_with_metadata_password_and_monitoring_is_one_transaction(lab, tmp_path):
     router = RouterAgent(lab, tmp_path / "root")
-    items = sample.named(*network_pushes(), sample.vmpassword(VM2_IP, PASSWORD), sample.monitor_service(),
+    # Service monitoring on: the management server leaves disable_monitoring out (it sends
+    # "false" only when router.monitor.enabled is off, the default).
+    monitoring_on = {k: v for k, v in sample.monitor_service().items() if k != "disable_monitoring"}
+    items = sample.named(*network_pushes(), sample.vmpassword(VM2_IP, PASSWORD), monitoring_on,
                          sample.firewall_rules(sample.firewall_rule(1, ports=22)))
     batch = sample.batch_cfg(items)
     result = router.apply(batch)
