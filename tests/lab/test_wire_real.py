@@ -125,7 +125,9 @@ def test_the_resync_batch_and_every_day2_push_do_what_they_say(lab, ms):
     instance, user_data = metadata(lab, "vm1", ROUTER_GUEST_IP, "/latest/meta-data/instance-id", "/latest/user-data")
     assert instance.text == "6e1f0a3c-5b7d-4e2f-9a01-000000000011"
     assert user_data.body == b"#cloud-config\nruncmd:\n  - echo hello"
-    assert "[webserver]" in (router.root / "etc/monitor.conf").read_text()
+    # The resync batch has service monitoring off (disable_monitoring "false", the default):
+    # monitor.conf then lists no service for the monitor to restart.
+    assert "[webserver]" not in (router.root / "etc/monitor.conf").read_text()
     converged(router, BATCH.read_text())
     before = router.iptables_save()
     empty = ms.cache / "VR-5eed0000-0000-4000-8000-0000000000ff.cfg"  # nothing queued: the header only
@@ -180,7 +182,8 @@ def test_the_resync_batch_and_every_day2_push_do_what_they_say(lab, ms):
     files = ms.day2("health-check settings refreshed")
     assert not (ms.cache / "processed" / f"{files[0].name}.gz").exists()  # `false`: not archived
     conf = (router.root / "etc/monitor.conf").read_text()
-    assert all(f"[{name}]" in conf for name in ("ssh", "dhcp", "webserver"))
+    # Service monitoring stays off (the refresh keeps the flag): no service to restart.
+    assert not any(f"[{name}]" in conf for name in ("ssh", "dhcp", "webserver"))
     checks = json.loads((router.root / "root/health_checks_data.json").read_text())
     assert checks["health_checks_enabled"] is True and checks["health_checks_advanced_run_interval"] == 10
     converged(router, *files)
