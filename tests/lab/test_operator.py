@@ -120,7 +120,8 @@ def test_a_dry_run_of_one_more_forward_on_a_5000_forward_router_fits_a_screen(la
     lines = text.splitlines()
     assert len(lines) < 50, text
     assert max(map(len, lines)) < 400
-    assert f"+-A vr-pf-{PF_IP} -p tcp -m tcp --dport 9999 -j DNAT --to-destination {VM1_IP}:22" in text
+    # 9999 is in port block 39 (9984-10239): its sub-chain (subsystems/firewall/rules.py).
+    assert f"+-A vr-pf-{PF_IP}-t39 -p tcp -m tcp --dport 9999 -j DNAT --to-destination {VM1_IP}:22" in text
     assert "@@ chain vr-pf-" in text  # each hunk names its chain
     assert "@@ port_forwards: 5000 -> 5001 entries (1 added, 0 removed) @@" in text
 
